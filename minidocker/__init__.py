@@ -1,0 +1,21 @@
+"""minidocker: a small, real container runtime, written to teach how containers work.
+
+Every mechanism lives in its own module, and each module's docstring is the lesson summary:
+
+- :mod:`minidocker.syscalls`   the one seam into the kernel (ctypes), traced
+- :mod:`minidocker.trace`      the record of every kernel-facing step (``run --trace``)
+- :mod:`minidocker.namespaces` pid, mount, uts, ipc, net and cgroup namespaces
+- :mod:`minidocker.overlay`    the union filesystem under each container
+- :mod:`minidocker.rootfs`     private propagation, /proc, /sys, /dev, masked paths, pivot_root
+- :mod:`minidocker.network`    the container's network namespace (loopback for now)
+- :mod:`minidocker.users`      ``-u``, /etc/passwd and /etc/group inside the image
+- :mod:`minidocker.tty`        ``-t``: a real pseudo-terminal, raw mode, window size
+- :mod:`minidocker.init`       PID 1: signals, zombies, and ``--init``
+- :mod:`minidocker.store`      the OCI image layout on disk
+- :mod:`minidocker.container`  the start sequence that composes them all
+- :mod:`minidocker.cli`        the ``minidocker`` command
+
+Importing the package imports nothing else: ``minidocker run`` must start fast.
+"""
+
+__version__ = "0.1.0"
