@@ -1,0 +1,300 @@
+"""The start sequence: how ``minidocker run`` turns a plan into a running container.
+
+This module composes the mechanism modules; it holds no mechanism of its own. Read
+:func:`start_in_child` top to bottom and you have read what ``run`` does inside the kernel:
+
+On the host (the ``minidocker`` process):
+
+1. ``prepare``       the container's directory: upper/work/merged, config, /etc files
+2. ``unshare``       ``CLONE_NEWPID``, so that the next child is PID 1 of a new PID namespace
+3. ``fork``          that child starts the container (below); we wait for it to exec
+4. ``wait``          relay the terminal (``-t``) or forward signals, then collect the exit code
+5. ``cleanup``       ``--rm``: delete the directory. Mounts need no cleanup: they lived in the
+                     container's mount namespace, which the kernel destroyed with its last process
+
+In the child, PID 1 of its new PID namespace:
+
+1. ``namespaces``    unshare mnt, uts, ipc, net, cgroup
+2. ``rootfs``        private propagation, overlay, /proc /dev /sys, /etc files, pivot_root, masks
+3. ``hostname``      sethostname in the new UTS namespace
+4. ``network``       bring up ``lo`` in the new network namespace
+5. ``user``          look the user up in the image's /etc/passwd, switch credentials
+6. ``exec``          execve the command; it is PID 1 now (or PID 2 under ``--init``)
+
+The child reports back over a pipe that closes on exec (``O_CLOEXEC``): end of file means the
+command is running, and a JSON line means it failed (with 125, 126 or 127, as Docker would) or is
+a trace event. Any failure in the child ends the child, and with it every namespace and mount it
+made, so a failed start leaves nothing behind on the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+
+from minidocker import init, namespaces, network, overlay, rootfs, syscalls, trace, tty, users
+from minidocker.errors import (
+    EXIT_CANNOT_INVOKE,
+    EXIT_NOT_FOUND,
+    EXIT_RUNTIME,
+    ExecError,
+    MinidockerError,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from minidocker.spec import Spec
+    from minidocker.state import Layout
+
+HOSTS = """127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+ff00::0\tip6-mcastprefix
+ff02::1\tip6-allnodes
+ff02::2\tip6-allrouters
+"""
+
+ETC_FILES = ("hostname", "hosts", "resolv.conf")
+
+
+def resolv_conf(host_text: str) -> str:
+    """The host's resolv.conf without loopback nameservers (they mean nothing in a new netns),
+    falling back to public resolvers as Docker does."""
+    lines = [line for line in host_text.splitlines()
+             if not (line.split()[:1] == ["nameserver"] and len(line.split()) > 1
+                     and (line.split()[1].startswith("127.") or line.split()[1] == "::1"))]
+    if not any(line.startswith("nameserver") for line in lines):
+        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(lines) + "\n"
+
+
+def prepare(spec: Spec, layout: Layout) -> str:
+    """Create the container's directory and files; returns it."""
+    cdir = layout.container(spec.id)
+    os.makedirs(layout.containers, exist_ok=True)
+    os.mkdir(cdir, 0o710)
+    for sub in ("upper", "work", "merged"):
+        os.mkdir(os.path.join(cdir, sub), 0o755)
+    try:
+        with open("/etc/resolv.conf") as f:
+            host_resolv = f.read()
+    except FileNotFoundError:
+        host_resolv = ""
+    files = {"hostname": spec.hostname + "\n",
+             "hosts": HOSTS,
+             "resolv.conf": resolv_conf(host_resolv)}
+    for name, text in files.items():
+        with open(os.path.join(cdir, name), "w") as f:
+            f.write(text)
+    from minidocker.state import write_json
+
+    write_json(os.path.join(cdir, "config.json"), spec.as_dict())
+    return cdir
+
+
+def find_executable(name: str, path: str) -> str:
+    """Go's exec.LookPath, as Docker uses it: names with a '/' are used as given."""
+    if "/" in name:
+        return name
+    for directory in path.split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise ExecError(f'exec: "{name}": executable file not found in $PATH', EXIT_NOT_FOUND)
+
+
+def _report(fd: int, code: int, message: str) -> None:
+    os.write(fd, (json.dumps({"kind": "error", "code": code, "msg": message}) + "\n").encode())
+
+
+def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
+                   pty_slave: tuple[int, str] | None) -> None:
+    """The container's side of the start sequence. Runs as PID 1 of the new PID namespace and
+    ends in execve(2); never returns."""
+    trace.set_where("container")
+    merged = os.path.join(cdir, "merged")
+
+    trace.step("namespaces", "the rest of the set, for this process itself")
+    namespaces.unshare([k for k in spec.namespaces if k != "pid"])
+
+    trace.step("rootfs", "overlay, kernel filesystems, pivot_root")
+    rootfs.make_mounts_private()
+    overlay.mount_overlay(lowers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"),
+                          merged)
+    rootfs.mount_defaults(merged)
+    if pty_slave is not None:
+        rootfs.bind_console(merged, pty_slave[1])
+    rootfs.bind_files(merged, [(os.path.join(cdir, f), "/etc/" + f) for f in ETC_FILES])
+    rootfs.pivot_into(merged)
+    rootfs.mask_paths()
+
+    trace.step("hostname")
+    syscalls.sethostname(spec.hostname)
+
+    trace.step("network", "loopback only")
+    network.bring_up_loopback()
+
+    trace.step("user", spec.user)
+    user = users.lookup(spec.user)
+    env = dict(spec.env)
+    env.setdefault("HOME", user.home)
+    if not os.path.isdir(spec.workdir):
+        os.makedirs(spec.workdir, 0o755)  # Docker creates a missing working directory too
+    syscalls.chdir(spec.workdir)
+
+    if pty_slave is not None:
+        tty.make_controlling(pty_slave[0])
+    elif not spec.interactive:
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+
+    if spec.init:
+        child = os.fork()
+        if child:
+            os.close(report_fd)  # only the command's exec should end the parent's wait
+            syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
+            os._exit(init.run_init(child))
+    exe = find_executable(spec.argv[0], env.get("PATH", ""))
+    users.become(user)
+    # After the credential change: the kernel clears the parent-death signal on setuid.
+    # If the minidocker process dies, the container is killed rather than orphaned.
+    syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; programs expect defaults
+        signal.signal(sig, signal.SIG_DFL)
+    trace.step("exec", " ".join(spec.argv))
+    try:
+        syscalls.execve(exe, spec.argv, env)
+    except PermissionError:
+        raise ExecError(f'exec: "{spec.argv[0]}": permission denied', EXIT_CANNOT_INVOKE) from None
+    except FileNotFoundError:
+        raise ExecError(f'exec: "{spec.argv[0]}": no such file or directory',
+                        EXIT_NOT_FOUND) from None
+    except OSError as exc:
+        raise ExecError(f'exec: "{spec.argv[0]}": {exc.strerror}', EXIT_CANNOT_INVOKE) from None
+
+
+def _child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
+           pty_slave: tuple[int, str] | None) -> None:
+    """Run :func:`start_in_child`; turn any failure into a report and an exit code."""
+    try:
+        if trace.enabled():
+            trace.send_to_fd(report_fd)
+        start_in_child(spec, lowers, cdir, report_fd, pty_slave)
+        code, message = EXIT_RUNTIME, "execve returned"
+    except MinidockerError as exc:
+        code, message = exc.exit_code, str(exc)
+    except OSError as exc:
+        notes = "; ".join(getattr(exc, "__notes__", []))
+        code, message = EXIT_RUNTIME, f"{exc}" + (f" ({notes})" if notes else "")
+    except BaseException as exc:  # the process boundary: anything at all must be reported
+        code, message = EXIT_RUNTIME, f"{type(exc).__name__}: {exc}"
+    try:
+        _report(report_fd, code, message)
+    finally:
+        os._exit(code)
+
+
+def _read_reports(fd: int) -> tuple[int, str] | None:
+    """Collect the child's trace events until exec (EOF); return its error, if it sent one."""
+    error = None
+    buf = b""
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        while chunk := pipe.read(65536):
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                record = json.loads(line)
+                if record["kind"] == "error":
+                    error = (record["code"], record["msg"])
+                elif trace._sink is not None:
+                    trace._sink(record)
+    return error
+
+
+def _set_state(cdir: str, **state: object) -> None:
+    from minidocker.state import write_json
+
+    write_json(os.path.join(cdir, "state.json"), state)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def run(spec: Spec, lowers: list[str], layout: Layout) -> int:
+    """Run ``spec`` in the foreground and return its exit code (``minidocker run``)."""
+    trace.step("prepare", layout.container(spec.id))
+    cdir = prepare(spec, layout)
+    claimed = False
+    try:
+        layout.claim_name(spec.name, spec.id)
+        claimed = True
+        return _run_prepared(spec, lowers, cdir, layout)
+    except BaseException:
+        layout.remove_container(spec.id, spec.name if claimed else None)
+        raise
+
+
+def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> int:
+    pty = tty.open_pty() if spec.tty else None
+    if pty is not None:
+        tty.copy_winsize(1, pty[0])
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+    trace.step("unshare", "a new PID namespace for our next child")
+    syscalls.unshare(namespaces.FLAGS["pid"])
+    trace.step("fork")
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        if pty is not None:
+            os.close(pty[0])
+        _child(spec, lowers, cdir, write_fd, (pty[1], pty[2]) if pty else None)
+    os.close(write_fd)
+    if pty is not None:
+        os.close(pty[1])
+    pidfd = os.pidfd_open(pid)
+    try:
+        error = _read_reports(read_fd)
+        if error is not None:
+            os.waitpid(pid, 0)
+            raise ExecError(error[1], error[0])
+        _set_state(cdir, Status="running", Pid=pid, StartedAt=_now())
+        if pty is not None:
+            with tty.raw_mode(0) if spec.interactive else contextlib.nullcontext():
+                tty.relay(pty[0], pidfd, 0 if spec.interactive else None)
+        else:
+            init.proxy_signals(pid)
+        _, status = os.waitpid(pid, 0)
+    except BaseException:
+        _kill_and_reap(pid)
+        raise
+    finally:
+        os.close(pidfd)
+        if pty is not None:
+            os.close(pty[0])
+        for sig in init.FORWARDED:
+            signal.signal(sig, signal.SIG_DFL if sig != signal.SIGPIPE else signal.SIG_IGN)
+    code = init.exit_code(status)
+    trace.step("exited", f"status {code}")
+    if spec.remove:
+        layout.remove_container(spec.id, spec.name)
+    else:
+        _set_state(cdir, Status="exited", ExitCode=code, FinishedAt=_now())
+    return code
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+

@@ -1,0 +1,237 @@
+"""The container's root filesystem: from an overlay mount to ``/`` of a new world.
+
+Inside the container's fresh mount namespace, the start sequence does, in order:
+
+1. :func:`make_mounts_private` -- ``mount(NULL, "/", NULL, MS_REC|MS_PRIVATE)``. A new mount
+   namespace starts as a *copy* of the host's, and on most distributions ``/`` is a *shared*
+   mount (systemd makes it so): a mount under a shared mount propagates to its peers. Without
+   this step our mounts would leak back to the host, and pivot_root(2) refuses with ``EINVAL``
+   because it may not move a shared mount.
+2. the overlay is mounted at the container's ``merged`` directory (:mod:`minidocker.overlay`).
+3. :func:`mount_defaults` -- the kernel filesystems every program expects (``DEFAULT_MOUNTS``):
+   a ``proc`` that shows only the container's PID namespace, ``sysfs`` read-only, a ``tmpfs`` at
+   ``/dev`` holding only ``DEFAULT_DEVICES`` (never the host's ``/dev``: that would expose its
+   disks), a private ``devpts`` instance, ``/dev/shm`` and ``/dev/mqueue``.
+4. :func:`bind_files` -- ``/etc/hostname``, ``/etc/hosts`` and ``/etc/resolv.conf``, written by
+   minidocker and bind-mounted over the image's, as Docker does.
+5. :func:`pivot_into` -- ``pivot_root(".", ".")`` then ``umount2(".", MNT_DETACH)``: the merged
+   directory becomes ``/`` and the host's root is detached, so no path leads back to it. (A plain
+   chroot(2) leaves the old root reachable; see the escape suite.)
+6. :func:`mask_paths` -- Docker's ``MASKED_PATHS`` get ``/dev/null`` or an empty read-only tmpfs
+   over them; ``READONLY_PATHS`` are remounted read-only. These /proc files leak host
+   information (``/proc/kcore`` is the host's memory) or change the host (``/proc/sysrq-trigger``).
+
+Every mount target inside the image is resolved with :func:`secure_join`, so an image whose
+``/proc`` is a symlink to ``/etc`` cannot make us mount over the host.
+
+Notebook: ``01_namespaces`` (mount namespace). Man pages: mount_namespaces(7), pivot_root(2),
+proc(5), sysfs(5), devpts in Documentation/filesystems/devpts.rst. The tables follow runc's
+``libcontainer/SPEC.md`` and Docker's defaults.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from minidocker import syscalls, trace
+from minidocker.errors import RootfsError
+from minidocker.syscalls import MNT, MS
+
+_NOSUID_NODEV_NOEXEC = MS.NOSUID | MS.NODEV | MS.NOEXEC
+
+# (target, fstype, source, flags, data) -- mounted in this order, over the new root.
+DEFAULT_MOUNTS: tuple[tuple[str, str, str, MS, str | None], ...] = (
+    ("/proc", "proc", "proc", _NOSUID_NODEV_NOEXEC, None),
+    ("/dev", "tmpfs", "tmpfs", MS.NOSUID | MS.STRICTATIME, "mode=755,size=65536k"),
+    ("/dev/pts", "devpts", "devpts", MS.NOSUID | MS.NOEXEC,
+     "newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    ("/dev/shm", "tmpfs", "shm", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k"),
+    ("/dev/mqueue", "mqueue", "mqueue", _NOSUID_NODEV_NOEXEC, None),
+    ("/sys", "sysfs", "sysfs", _NOSUID_NODEV_NOEXEC | MS.RDONLY, None),
+)
+
+# (path, major, minor): the only device nodes a default container gets, all mode 0666.
+DEFAULT_DEVICES: tuple[tuple[str, int, int], ...] = (
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+)
+
+# (link, target)
+DEFAULT_SYMLINKS: tuple[tuple[str, str], ...] = (
+    ("/dev/fd", "/proc/self/fd"),
+    ("/dev/stdin", "/proc/self/fd/0"),
+    ("/dev/stdout", "/proc/self/fd/1"),
+    ("/dev/stderr", "/proc/self/fd/2"),
+    ("/dev/ptmx", "pts/ptmx"),
+    ("/dev/core", "/proc/kcore"),
+)
+
+# Docker's defaults (moby oci/defaults.go): hidden from the container entirely.
+MASKED_PATHS: tuple[str, ...] = (
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+)
+
+# Visible, but read-only: writing them would reconfigure the host's kernel.
+READONLY_PATHS: tuple[str, ...] = (
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+)
+
+
+def secure_join(root: str, path: str) -> str:
+    """``root`` + ``path``, following symlinks as if ``root`` were ``/``.
+
+    An absolute symlink target restarts at ``root`` and ``..`` never climbs above it, which is
+    what the path means to a process inside the container. Mount targets are resolved this way
+    so that a hostile image cannot point one at the host (the class of bug behind CVE-2021-30465).
+    """
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > 40:  # the kernel's own limit gives ELOOP here too
+                raise RootfsError(f"too many levels of symlinks in the image at {path}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def make_mounts_private() -> None:
+    """Stop mount events propagating between this namespace and the host's."""
+    syscalls.mount(None, "/", None, MS.REC | MS.PRIVATE)
+
+
+def _mkdirs(path: str) -> None:
+    os.makedirs(path, mode=0o755, exist_ok=True)
+
+
+def mount_defaults(root: str) -> None:
+    """Mount /proc, /dev (+ pts, shm, mqueue) and a read-only /sys under ``root``."""
+    for target, fstype, source, flags, data in DEFAULT_MOUNTS:
+        where = secure_join(root, target)
+        _mkdirs(where)
+        syscalls.mount(source, where, fstype, flags, data)
+        if target == "/dev":
+            create_devices(root)
+
+
+def create_devices(root: str) -> None:
+    """Make ``DEFAULT_DEVICES`` and ``DEFAULT_SYMLINKS`` in the container's fresh /dev tmpfs."""
+    old_umask = os.umask(0)  # the modes below are meant exactly
+    try:
+        for path, major, minor in DEFAULT_DEVICES:
+            syscalls.mknod(root + path, stat.S_IFCHR | 0o666, major, minor)
+    finally:
+        os.umask(old_umask)
+    for link, target in DEFAULT_SYMLINKS:
+        os.symlink(target, root + link)
+
+
+def bind_files(root: str, files: list[tuple[str, str]]) -> None:
+    """Bind-mount host files (``source``) over paths in the image (``target``)."""
+    for source, target in files:
+        where = secure_join(root, target)
+        _mkdirs(os.path.dirname(where))
+        if not os.path.lexists(where):
+            os.close(os.open(where, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        syscalls.mount(source, where, None, MS.BIND)
+
+
+def pivot_into(root: str) -> None:
+    """Make ``root`` (a mount point) this namespace's ``/``, and detach the old root."""
+    syscalls.chdir(root)
+    try:
+        # new_root and put_old may be the same directory: the old root is then stacked on top
+        # of the new one, and unmounting "." removes it (see pivot_root(2), NOTES).
+        syscalls.pivot_root(".", ".")
+    except OSError as exc:
+        if exc.errno == errno.EINVAL and propagation_of("/") == "shared":
+            raise RootfsError(
+                "pivot_root: EINVAL because / is a shared mount: make mounts private first "
+                "(mount --make-rprivate /), as make_mounts_private() does"
+            ) from exc
+        raise
+    syscalls.umount2(".", MNT.DETACH)
+    syscalls.chdir("/")
+
+
+def propagation_of(mount_point: str, mountinfo: str | None = None) -> str:
+    """``shared``, ``slave`` or ``private``, read from /proc/self/mountinfo's optional fields."""
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as f:
+            mountinfo = f.read()
+    kind = "private"
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 6 and fields[4] == mount_point:
+            optional = fields[6:fields.index("-")]
+            kind = ("shared" if any(o.startswith("shared:") for o in optional)
+                    else "slave" if any(o.startswith("master:") for o in optional)
+                    else "private")
+    return kind  # the last line for a mount point is the one on top
+
+
+def mask_paths(masked: tuple[str, ...] = MASKED_PATHS,
+               readonly: tuple[str, ...] = READONLY_PATHS) -> None:
+    """Hide ``masked`` and make ``readonly`` read-only. Runs after pivot_into: paths are final."""
+    for path in masked:
+        try:
+            if os.path.isdir(path):
+                syscalls.mount("tmpfs", path, "tmpfs", MS.RDONLY, "size=0")
+            else:
+                syscalls.mount("/dev/null", path, None, MS.BIND)
+        except FileNotFoundError:
+            continue  # not on this kernel: nothing to hide (runc skips these too)
+    for path in readonly:
+        try:
+            syscalls.mount(path, path, None, MS.BIND | MS.REC)
+        except FileNotFoundError:
+            continue
+        syscalls.mount(path, path, None,
+                       MS.BIND | MS.REMOUNT | MS.RDONLY | _NOSUID_NODEV_NOEXEC)
+    if trace.enabled():
+        trace.note(f"masked {len(masked)} paths, {len(readonly)} read-only (Docker's defaults)")
+
+
+def bind_console(root: str, pty_path: str) -> None:
+    """With ``-t``, the terminal also appears as ``/dev/console`` (as runc does)."""
+    where = root + "/dev/console"
+    os.close(os.open(where, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    syscalls.mount(pty_path, where, None, MS.BIND)

@@ -1,0 +1,132 @@
+"""State on disk: where containers live, their IDs and names.
+
+Everything minidocker keeps is under one root (``--root``, ``$MINIDOCKER_ROOT``, default
+``/var/lib/minidocker``), so a test or a notebook can use a throwaway one::
+
+    ROOT/images/            the OCI image layout (see :mod:`minidocker.store`)
+    ROOT/layers/<chainid>/  unpacked image layers, the overlay's lower dirs
+    ROOT/containers/<id>/   one directory per container:
+        config.json         what was asked for (image, command, env, ...)
+        state.json          what happened (status, pid, exit code, times)
+        upper/ work/        the container's writable overlay layer and overlayfs's scratch dir
+        merged/             where the overlay is mounted (inside the container's mount ns only)
+        hostname hosts resolv.conf   bind-mounted over the image's /etc files
+    ROOT/names/<name>       a symlink to the container's ID: creating it is the atomic "claim"
+                            of a name, so two racing ``run --name x`` cannot both win.
+
+IDs are 64 hex digits from the kernel's random pool, shown shortened to 12 as Docker does.
+Every JSON file is written to a temporary file and renamed over the old one, so a reader never
+sees half a record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from minidocker.errors import ContainerNotFound, NameConflict, UsageError
+
+DEFAULT_ROOT = "/var/lib/minidocker"
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+
+_ADJECTIVES = ("admiring", "brave", "clever", "dazzling", "eager", "focused", "gentle",
+               "happy", "jolly", "keen", "lucid", "modest", "nifty", "quirky", "serene", "vivid")
+_SCIENTISTS = ("allen", "babbage", "curie", "dijkstra", "euler", "hopper", "kernighan",
+               "lamport", "liskov", "lovelace", "noether", "ritchie", "shannon", "thompson",
+               "torvalds", "turing")
+
+
+def root_dir() -> str:
+    return os.environ.get("MINIDOCKER_ROOT") or DEFAULT_ROOT
+
+
+def new_id() -> str:
+    return os.urandom(32).hex()
+
+
+def random_name() -> str:
+    a, b, n = os.urandom(3)
+    return f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_SCIENTISTS[b % len(_SCIENTISTS)]}{n % 10}"
+
+
+def validate_name(name: str) -> str:
+    name = name.removeprefix("/")
+    if not NAME_RE.fullmatch(name):
+        raise UsageError(f"invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                         "are allowed")
+    return name
+
+
+def write_json(path: str, data: object) -> None:
+    """Replace ``path`` atomically: a reader sees the old record or the new one, never half."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> dict:  # type: ignore[type-arg]
+    with open(path) as f:
+        return json.load(f)  # type: ignore[no-any-return]
+
+
+class Layout:
+    """Paths under one state root."""
+
+    def __init__(self, root: str | None = None) -> None:
+        self.root = root or root_dir()
+        self.containers = os.path.join(self.root, "containers")
+        self.names = os.path.join(self.root, "names")
+
+    def container(self, cid: str, *parts: str) -> str:
+        return os.path.join(self.containers, cid, *parts)
+
+    def claim_name(self, name: str, cid: str) -> None:
+        """Reserve ``name`` for ``cid``; exactly one of two racing claims succeeds."""
+        os.makedirs(self.names, exist_ok=True)
+        try:
+            os.symlink(cid, os.path.join(self.names, name))
+        except FileExistsError:
+            owner = os.readlink(os.path.join(self.names, name))
+            raise NameConflict(f'conflict: the container name "/{name}" is already in use by '
+                               f'container "{owner}"') from None
+
+    def release_name(self, name: str, cid: str) -> None:
+        link = os.path.join(self.names, name)
+        try:
+            if os.readlink(link) == cid:
+                os.unlink(link)
+        except FileNotFoundError:
+            pass
+
+    def resolve(self, name_or_id: str) -> str:
+        """A container ID from a name, a full ID, or an unambiguous ID prefix."""
+        try:
+            return os.readlink(os.path.join(self.names, name_or_id.removeprefix("/")))
+        except (FileNotFoundError, OSError):
+            pass
+        try:
+            ids = os.listdir(self.containers)
+        except FileNotFoundError:
+            ids = []
+        matches = [cid for cid in ids if cid.startswith(name_or_id.lower())] if name_or_id else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise UsageError(f"multiple containers match {name_or_id!r}: "
+                             + ", ".join(sorted(m[:12] for m in matches)))
+        raise ContainerNotFound(f"no such container: {name_or_id}")
+
+    def remove_container(self, cid: str, name: str | None) -> None:
+        """Delete everything recorded for ``cid``. Idempotent."""
+        import shutil
+
+        if name:
+            self.release_name(name, cid)
+        shutil.rmtree(self.container(cid), ignore_errors=False, onerror=_ignore_missing)
+
+
+def _ignore_missing(_fn: object, _path: str, exc_info: tuple) -> None:  # type: ignore[type-arg]
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
