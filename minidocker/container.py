@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -112,7 +113,7 @@ def _report(fd: int, code: int, message: str) -> None:
 
 
 def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
-                   pty_slave: tuple[int, str] | None) -> None:
+                   console: socket.socket | None) -> None:
     """The container's side of the start sequence. Runs as PID 1 of the new PID namespace and
     ends in execve(2); never returns."""
     trace.set_where("container")
@@ -126,8 +127,13 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
     overlay.mount_overlay(lowers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"),
                           merged)
     rootfs.mount_defaults(merged)
-    if pty_slave is not None:
-        rootfs.bind_console(merged, pty_slave[1])
+    slave = None
+    if console is not None:
+        master, slave, slave_path = tty.open_pty_in(merged + "/dev/pts")
+        tty.send_fd(console, master)
+        os.close(master)
+        console.close()
+        rootfs.bind_console(merged, slave_path)
     rootfs.bind_files(merged, [(os.path.join(cdir, f), "/etc/" + f) for f in ETC_FILES])
     rootfs.pivot_into(merged)
     rootfs.mask_paths()
@@ -146,8 +152,8 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
         os.makedirs(spec.workdir, 0o755)  # Docker creates a missing working directory too
     syscalls.chdir(spec.workdir)
 
-    if pty_slave is not None:
-        tty.make_controlling(pty_slave[0])
+    if slave is not None:
+        tty.make_controlling(slave)
     elif not spec.interactive:
         devnull = os.open("/dev/null", os.O_RDONLY)
         os.dup2(devnull, 0)
@@ -179,12 +185,12 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
 
 
 def _child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
-           pty_slave: tuple[int, str] | None) -> None:
+           console: socket.socket | None) -> None:
     """Run :func:`start_in_child`; turn any failure into a report and an exit code."""
     try:
         if trace.enabled():
             trace.send_to_fd(report_fd)
-        start_in_child(spec, lowers, cdir, report_fd, pty_slave)
+        start_in_child(spec, lowers, cdir, report_fd, console)
         code, message = EXIT_RUNTIME, "execve returned"
     except MinidockerError as exc:
         code, message = exc.exit_code, str(exc)
@@ -241,9 +247,7 @@ def run(spec: Spec, lowers: list[str], layout: Layout) -> int:
 
 
 def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> int:
-    pty = tty.open_pty() if spec.tty else None
-    if pty is not None:
-        tty.copy_winsize(1, pty[0])
+    console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if spec.tty else None
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -254,12 +258,17 @@ def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> i
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        if pty is not None:
-            os.close(pty[0])
-        _child(spec, lowers, cdir, write_fd, (pty[1], pty[2]) if pty else None)
+        if console is not None:
+            console[0].close()
+        _child(spec, lowers, cdir, write_fd, console[1] if console else None)
     os.close(write_fd)
-    if pty is not None:
-        os.close(pty[1])
+    master = None
+    if console is not None:
+        console[1].close()
+        master = tty.recv_fd(console[0])  # None: the child failed before making the pty
+        console[0].close()
+        if master is not None:
+            tty.copy_winsize(1, master)
     pidfd = os.pidfd_open(pid)
     try:
         error = _read_reports(read_fd)
@@ -267,9 +276,9 @@ def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> i
             os.waitpid(pid, 0)
             raise ExecError(error[1], error[0])
         _set_state(cdir, Status="running", Pid=pid, StartedAt=_now())
-        if pty is not None:
+        if master is not None:
             with tty.raw_mode(0) if spec.interactive else contextlib.nullcontext():
-                tty.relay(pty[0], pidfd, 0 if spec.interactive else None)
+                tty.relay(master, pidfd, 0 if spec.interactive else None)
         else:
             init.proxy_signals(pid)
         _, status = os.waitpid(pid, 0)
@@ -278,8 +287,8 @@ def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> i
         raise
     finally:
         os.close(pidfd)
-        if pty is not None:
-            os.close(pty[0])
+        if master is not None:
+            os.close(master)
         for sig in init.FORWARDED:
             signal.signal(sig, signal.SIG_DFL if sig != signal.SIGPIPE else signal.SIG_IGN)
     code = init.exit_code(status)

@@ -3,9 +3,12 @@
 A program such as ``sh`` behaves differently on a terminal: it prints a prompt, edits lines,
 and gets SIGINT when you press Ctrl-C. None of that works over plain pipes. So for ``-t``:
 
-1. the parent opens a pty pair (``/dev/ptmx`` gives the *master*, ``/dev/pts/N`` the *slave*);
-2. the container's process makes the slave its controlling terminal (setsid(2), then the ioctl
-   ``TIOCSCTTY``) and its stdin, stdout and stderr;
+1. the container's process opens a pty pair *in its own devpts instance* (``/dev/pts/ptmx``
+   gives the *master*, ``/dev/pts/0`` the *slave*), so ``tty`` inside prints ``/dev/pts/0``, a
+   path that exists there; it sends the master to the parent over a unix socket (SCM_RIGHTS),
+   which is how runc's ``--console-socket`` works too;
+2. it makes the slave its controlling terminal (setsid(2), then the ioctl ``TIOCSCTTY``) and
+   its stdin, stdout and stderr;
 3. the parent puts *its own* terminal in raw mode, so every key (Ctrl-C included) goes through
    unchanged to the container's terminal, whose line discipline turns it into a signal there;
 4. the parent copies bytes both ways until the container exits, and forwards window-size
@@ -22,6 +25,7 @@ import fcntl
 import os
 import select
 import signal
+import socket
 import struct
 import termios
 
@@ -30,10 +34,32 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-def open_pty() -> tuple[int, int, str]:
-    """A new pty pair: (master fd, slave fd, slave path)."""
-    master, slave = os.openpty()
-    return master, slave, os.ttyname(slave)
+TIOCGPTN = 0x80045430  # _IOR('T', 0x30, unsigned int): which /dev/pts/N the master has
+TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): unlock the slave
+
+
+def open_pty_in(devpts: str) -> tuple[int, int, str]:
+    """A new pty pair in the devpts instance mounted at ``devpts``: (master, slave, slave path).
+
+    This is posix_openpt(3) + unlockpt(3) + ptsname(3), spelled as the ioctls they are, so
+    that the pair is made in the container's devpts rather than the host's.
+    """
+    master = os.open(os.path.join(devpts, "ptmx"), os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    index = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+    path = os.path.join(devpts, str(index))
+    slave = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    return master, slave, path
+
+
+def send_fd(sock: socket.socket, fd: int) -> None:
+    socket.send_fds(sock, [b"pty"], [fd])
+
+
+def recv_fd(sock: socket.socket) -> int | None:
+    """The fd the other side sent, or None if it closed the socket without sending one."""
+    _, fds, _, _ = socket.recv_fds(sock, 16, 1)
+    return fds[0] if fds else None
 
 
 def copy_winsize(src_fd: int, dst_fd: int) -> None:

@@ -1,0 +1,117 @@
+"""Shared fixtures: a private state root per test, a CLI runner, and the session leak check.
+
+The leak check is the safety net behind every test: whatever a test did, when the session ends
+no process may still be running in, and no mount, network namespace or cgroup may remain from,
+any state root the tests created. It fails the run otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEST_ROOT_MARK = "mdtest-"  # every state root's directory name starts with this
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+needs_root = pytest.mark.skipif(not is_root(), reason="needs root: namespaces and mounts")
+
+
+def _our_processes() -> list[str]:
+    """Processes whose mounts or command line mention a test state root."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/mountinfo") as f:
+                mounts = f.read()
+        except OSError:  # the process exited while we looked (ESRCH, EINVAL, ENOENT)
+            continue
+        if TEST_ROOT_MARK in mounts or TEST_ROOT_MARK in cmdline:
+            found.append(f"{pid}: {cmdline.strip()[:120]}")
+    return found
+
+
+def _our_mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line for line in f if TEST_ROOT_MARK in line]
+
+
+def _cgroups() -> set[str]:
+    found = set()
+    base = Path("/sys/fs/cgroup")
+    if base.is_dir():
+        for path in base.glob("*/*"):
+            if "minidocker" in path.name or TEST_ROOT_MARK in path.name:
+                found.add(str(path))
+        for path in base.glob("*minidocker*"):
+            found.add(str(path))
+    return found
+
+
+def _netns() -> set[str]:
+    try:
+        return set(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leak_check():
+    """Fail the session if any test left a process, mount, cgroup or netns behind."""
+    cgroups_before, netns_before = _cgroups(), _netns()
+    yield
+    leaks = {
+        "processes": _our_processes(),
+        "mounts": _our_mounts(),
+        "cgroups": sorted(_cgroups() - cgroups_before),
+        "netns": sorted(_netns() - netns_before),
+    }
+    leaks = {k: v for k, v in leaks.items() if v}
+    if leaks:
+        pytest.fail(f"resources leaked by the test session: {leaks}", pytrace=False)
+
+
+@pytest.fixture
+def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private, empty minidocker state root for one test."""
+    return tmp_path_factory.mktemp(TEST_ROOT_MARK + "root")
+
+
+class CLI:
+    """Runs ``minidocker`` as a user would, against one state root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = {**os.environ, "MINIDOCKER_ROOT": str(root)}
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "minidocker", *args]
+
+    def __call__(self, *args: str, input: str | None = None, timeout: float = 60,
+                 check: bool = False) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(self.argv(*args), env=self.env, input=input, text=True,
+                                capture_output=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"minidocker {' '.join(args)} exited {result.returncode}: "
+                                 f"{result.stderr}")
+        return result
+
+    def popen(self, *args: str, **kw: object) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.argv(*args), env=self.env, text=True,  # type: ignore[call-overload]
+                                **kw)
+
+
+@pytest.fixture
+def cli(state_root: Path) -> CLI:
+    return CLI(state_root)
