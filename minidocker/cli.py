@@ -50,6 +50,11 @@ def _run_parser() -> _Parser:
     p.add_argument("-u", "--user", help="username or UID (format: <name|uid>[:<group|gid>])")
     p.add_argument("-h", "--hostname", help="container host name")
     p.add_argument("--entrypoint", help="overwrite the default ENTRYPOINT of the image")
+    for kind in ("pid", "uts", "ipc"):
+        p.add_argument(f"--{kind}", choices=["host", "private"], default="private",
+                       help=f"'host' shares the host's {kind} namespace (weakens isolation)")
+    p.add_argument("--cgroupns", choices=["host", "private"], default="private",
+                   help="'host' shares the host's cgroup namespace")
     p.add_argument("--init", action="store_true",
                    help="run an init inside the container that forwards signals and reaps "
                         "processes")
@@ -65,17 +70,20 @@ def _run_parser() -> _Parser:
 def _setup_trace(args: argparse.Namespace) -> None:
     if not (args.trace or args.trace_json):
         return
+    import json
+
     from minidocker import trace
 
-    sinks: list[Callable[[dict], None]] = []  # type: ignore[type-arg]
-    if args.trace:
-        sinks.append(lambda ev: print(trace.format_event(ev), file=sys.stderr, flush=True))
-    if args.trace_json:
-        import json
+    out = open(args.trace_json, "a") if args.trace_json else None  # noqa: SIM115 -- until exit
 
-        out = open(args.trace_json, "a")  # noqa: SIM115 -- lives until the process ends
-        sinks.append(lambda ev: (out.write(json.dumps(ev) + "\n"), out.flush()))
-    trace.set_sink(lambda ev: [sink(ev) for sink in sinks])
+    def sink(ev: trace.Event) -> None:
+        if args.trace:
+            print(trace.format_event(ev), file=sys.stderr, flush=True)
+        if out is not None:
+            out.write(json.dumps(ev) + "\n")
+            out.flush()
+
+    trace.set_sink(sink)
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -96,8 +104,13 @@ def cmd_run(argv: list[str]) -> int:
         args=args.command, entrypoint=args.entrypoint, env=args.env, env_files=args.env_file,
         workdir=args.workdir, user=args.user, hostname=args.hostname, tty=args.tty,
         interactive=args.interactive, init=args.init, remove=args.rm,
-        namespaces=namespaces.DEFAULT_KINDS)
+        namespaces=[k for k in namespaces.DEFAULT_KINDS if _private(args, k)])
     return container.run(plan, lowers, layout)
+
+
+def _private(args: argparse.Namespace, kind: str) -> bool:
+    option = {"pid": args.pid, "uts": args.uts, "ipc": args.ipc, "cgroup": args.cgroupns}
+    return option.get(kind, "private") == "private"
 
 
 def cmd_import(argv: list[str]) -> int:

@@ -138,8 +138,9 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
     rootfs.pivot_into(merged)
     rootfs.mask_paths()
 
-    trace.step("hostname")
-    syscalls.sethostname(spec.hostname)
+    if "uts" in spec.namespaces:  # with --uts host this would rename the host itself
+        trace.step("hostname")
+        syscalls.sethostname(spec.hostname)
 
     trace.step("network", "loopback only")
     network.bring_up_loopback()
@@ -252,8 +253,9 @@ def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> i
     sys.stdout.flush()
     sys.stderr.flush()
 
-    trace.step("unshare", "a new PID namespace for our next child")
-    syscalls.unshare(namespaces.FLAGS["pid"])
+    if "pid" in spec.namespaces:
+        trace.step("unshare", "a new PID namespace for our next child")
+        syscalls.unshare(namespaces.FLAGS["pid"])
     trace.step("fork")
     pid = os.fork()
     if pid == 0:

@@ -22,6 +22,7 @@ import os
 
 from minidocker import users
 from minidocker.errors import UsageError
+from minidocker.namespaces import DEFAULT_KINDS
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOSTNAME_MAX = 64  # HOST_NAME_MAX in the kernel's sethostname(2)
@@ -37,6 +38,20 @@ class Spec:
 
     __slots__ = ("id", "name", "image", "image_id", "argv", "env", "workdir", "user",
                  "hostname", "tty", "interactive", "init", "remove", "namespaces")
+    id: str
+    name: str
+    image: str
+    image_id: str
+    argv: list[str]
+    env: dict[str, str]
+    workdir: str
+    user: str
+    hostname: str
+    tty: bool
+    interactive: bool
+    init: bool
+    remove: bool
+    namespaces: list[str]
 
     def __init__(self, **fields: Any) -> None:
         for key in self.__slots__:
@@ -122,9 +137,14 @@ def make_spec(*, cid: str, name: str, image_ref: str, image_id: str,
               env_files: Sequence[str] = (), workdir: str | None = None,
               user: str | None = None, hostname: str | None = None, tty: bool = False,
               interactive: bool = False, init: bool = False, remove: bool = False,
-              namespaces: Sequence[str] = (), host_env: Mapping[str, str] | None = None) -> Spec:
+              namespaces: Sequence[str] = DEFAULT_KINDS,
+              host_env: Mapping[str, str] | None = None) -> Spec:
     """Merge ``run``'s options with the image's config (the ``config`` object of the OCI
     image config: Env, Cmd, Entrypoint, WorkingDir, User)."""
+    if "uts" not in namespaces:
+        if hostname is not None:
+            raise UsageError("conflicting options: hostname and the UTS mode")
+        hostname = os.uname().nodename
     hostname = validate_hostname(hostname) if hostname is not None else cid[:12]
     environ = build_env(image_config.get("Env") or [], env_files, env,
                         os.environ if host_env is None else host_env)

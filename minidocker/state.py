@@ -66,9 +66,9 @@ def write_json(path: str, data: object) -> None:
     os.replace(tmp, path)
 
 
-def read_json(path: str) -> dict:  # type: ignore[type-arg]
+def read_json(path: str) -> dict[str, object]:
     with open(path) as f:
-        return json.load(f)  # type: ignore[no-any-return]
+        return json.load(f)  # type: ignore[no-any-return,unused-ignore]
 
 
 class Layout:
@@ -127,6 +127,6 @@ class Layout:
         shutil.rmtree(self.container(cid), ignore_errors=False, onerror=_ignore_missing)
 
 
-def _ignore_missing(_fn: object, _path: str, exc_info: tuple) -> None:  # type: ignore[type-arg]
+def _ignore_missing(_fn: object, _path: str, exc_info: tuple[type, BaseException, object]) -> None:
     if not isinstance(exc_info[1], FileNotFoundError):
         raise exc_info[1]

@@ -23,11 +23,12 @@ import ctypes
 import enum
 import os
 import time
+
+from minidocker import trace
+
 TYPE_CHECKING = False  # typing costs ~6 ms at start-up; mypy still reads the hints
 if TYPE_CHECKING:
     from typing import Any
-
-from minidocker import trace
 
 
 class CLONE(enum.IntFlag):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+
 TYPE_CHECKING = False  # typing costs ~6 ms at start-up; mypy still reads the hints
 if TYPE_CHECKING:
     from typing import Any

@@ -90,7 +90,8 @@ def test_mountinfo_shows_overlay_root_and_no_host_mounts(cli):
 
     allowed |= set(MASKED_PATHS) | set(READONLY_PATHS)
     assert set(mounts) <= allowed, f"unexpected mounts: {set(mounts) - allowed}"
-    host_points = {line.split()[4] for line in open("/proc/self/mountinfo")}
+    with open("/proc/self/mountinfo") as f:
+        host_points = {line.split()[4] for line in f}
     assert not (set(mounts) - allowed) & host_points
 
 

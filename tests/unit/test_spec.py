@@ -93,3 +93,12 @@ def test_bad_hostname_rejected(bad):
 def test_bad_user_rejected_before_anything_is_created(bad):
     with pytest.raises(UsageError, match="invalid user"):
         make(user=bad)
+
+
+def test_sharing_the_uts_namespace_keeps_the_hosts_name():
+    import os
+
+    s = make(namespaces=["pid", "mnt", "ipc", "net", "cgroup"])
+    assert s.hostname == os.uname().nodename
+    with pytest.raises(UsageError, match="conflicting options"):
+        make(namespaces=["mnt"], hostname="x")
