@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Make a fresh Debian 12 or Ubuntu 24.04 machine ready for minidocker, then run a container.
+#
+#   sudo bash scripts/setup.sh                    # install, check the host, run the demo
+#   SETUP_SKIP_DEMO=1 sudo bash scripts/setup.sh  # install only (scripts/test.sh does this)
+#
+# Steps: apt packages (skipped when all are installed) -> a venv at <repo>/.venv made with
+# the system python3 -> pip install -e "<repo>[test,notebooks]" (skipped when pyproject.toml
+# has not changed since) -> /usr/local/bin/minidocker -> minidocker doctor -> the demo:
+# minidocker run --rm busybox echo hello. Safe to run again: each step checks before it acts.
+set -euo pipefail
+
+# What the project needs from the distribution: python with venv and pip; a static busybox
+# for the built-in image; iproute2 and nftables for networking; runc and crun as reference
+# runtimes for the benchmarks; util-linux for nsenter/unshare/lsns in the lessons. (modprobe
+# comes from kmod, which every Debian and Ubuntu install has; a kernel with overlay built in,
+# like the CI hosts', needs neither.)
+APT_PACKAGES=(
+    python3 python3-venv python3-pip
+    busybox-static
+    iproute2 nftables
+    runc crun
+    util-linux ca-certificates
+)
+
+# /usr/bin/python3, never a pyenv shim from PATH: the venv's interpreter is then the
+# distribution's, and starting it costs no shim.
+SYSTEM_PYTHON=/usr/bin/python3
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO/.venv"
+LINK=/usr/local/bin/minidocker
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "needs root (apt-get, /usr/local/bin, containers): sudo bash $0"
+
+if [[ -r /etc/os-release ]]; then
+    # shellcheck disable=SC1091
+    . /etc/os-release
+    case "${ID:-}" in
+        debian | ubuntu) ;;
+        *) say "warning: made for Debian 12 and Ubuntu 24.04, this is ${PRETTY_NAME:-unknown}" ;;
+    esac
+fi
+
+# -- apt packages -----------------------------------------------------------------------------
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    status="$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)"
+    [[ $status == ii* ]] || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a NEEDRESTART_SUSPEND=1
+    apt-get -qq update
+    apt-get -qq install -y --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
+else
+    say "apt packages already installed"
+fi
+
+# The overlay module loads itself on first mount; loading it now makes doctor's check true.
+if ! grep -qw overlay /proc/filesystems && command -v modprobe >/dev/null; then
+    modprobe overlay || say "warning: modprobe overlay failed; minidocker doctor says more"
+fi
+
+# -- the venv ---------------------------------------------------------------------------------
+if ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    say "creating $VENV with $SYSTEM_PYTHON"
+    "$SYSTEM_PYTHON" -m venv --clear "$VENV"
+fi
+
+# pip takes seconds even when nothing changed, so remember what was installed.
+stamp="$VENV/.minidocker-setup"
+want="$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [[ $have != "$want" || ! -x $VENV/bin/minidocker ]] ||
+    ! "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("minidocker")' 2>/dev/null; then
+    say "pip install -e $REPO[test,notebooks]"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --no-input \
+        --root-user-action=ignore -e "$REPO[test,notebooks]"
+    printf '%s\n' "$want" >"$stamp"
+else
+    say "python packages already installed"
+fi
+
+ln -sfn "$VENV/bin/minidocker" "$LINK"
+
+if [[ ${SETUP_SKIP_DEMO:-0} == 1 ]]; then
+    say "ready (demo skipped)"
+    exit 0
+fi
+
+# -- check the host, then run a container -----------------------------------------------------
+say "minidocker doctor"
+if ! "$LINK" doctor; then
+    die "doctor found problems: fix the ✗ lines above (each has a fix: hint), then run again"
+fi
+
+say "minidocker run --rm busybox echo hello"
+"$LINK" run --rm busybox echo hello
+
+say "ready: try 'sudo minidocker run -it busybox sh', or open the notebooks in notebooks/"
