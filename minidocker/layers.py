@@ -1,0 +1,423 @@
+"""Layers: turning a layer tar into a directory that overlayfs can stack, without escaping it.
+
+An image's filesystem is a stack of *layers*. Each layer is a tar archive of the files that
+changed relative to the layer below (the OCI image-spec calls it a "filesystem changeset", see
+``layer.md``): added or modified files are stored whole, and deleted files are *whiteouts*.
+
+- ``dir/.wh.NAME`` says "``dir/NAME`` from a lower layer is deleted";
+- ``dir/.wh..wh..opq`` says "``dir`` is *opaque*: hide everything lower layers had in it".
+
+overlayfs (see the kernel's ``Documentation/filesystems/overlayfs.rst``) spells the same two facts
+differently, so we convert while unpacking: a whiteout becomes a character device 0/0 named
+``NAME``, and an opaque directory gets the xattr ``trusted.overlay.opaque=y``. Each layer is
+unpacked into its own directory and used unchanged as an overlay ``lowerdir``; layers are shared
+between images, keyed by their *chain ID* (below).
+
+**Unpacking is the dangerous part.** A layer comes from someone else, and we unpack it as root.
+A hostile tar can try ``../../etc/cron.d/x``, an absolute ``/etc/passwd``, or a symlink
+``link -> /etc`` followed by an entry ``link/passwd`` that writes *through* the link onto the
+host (Docker's CVE-2014-6407 and CVE-2014-9356 were exactly these). So:
+
+- every name is split into components, and ``..`` or a leading ``/`` is refused;
+- parent directories are opened one component at a time with ``O_NOFOLLOW`` relative to the
+  previous one (``openat(2)``), and every write is relative to the final directory's fd, so a
+  symlink in the path is refused rather than followed;
+- an entry that already exists is removed and recreated, never opened and written into.
+
+A symlink *entry* may point anywhere (``/bin/sh -> busybox`` is normal): it is only ever
+resolved later, inside the container, where ``/`` is the container's root.
+
+**Digests.** Content is addressed by ``sha256:<hex>``. The *diff ID* of a layer is the digest of
+its uncompressed tar; the *chain ID* names a layer together with everything below it (the
+image-spec's ``config.md``, "Layer ChainID"), so the same tar on two different bases gets two
+directories.
+
+Man pages: openat(2), mknodat(2), linkat(2), fchownat(2), utimensat(2), setxattr(2).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from minidocker.errors import ImageError, UnsafeArchive
+
+# Not `from typing import TYPE_CHECKING`: importing typing alone costs ~2 ms of the start-up
+# budget. Type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    # Only for the type checker. At run time tarfile, hashlib (and typing itself) are imported
+    # inside the functions that need them: they cost milliseconds, and ``minidocker run`` of an
+    # image already unpacked needs none of them.
+    import tarfile
+    from collections.abc import Callable
+    from typing import BinaryIO, Protocol
+
+    class Readable(Protocol):
+        """Anything with ``read(n) -> bytes``: a file, stdin, a gzip stream, a hasher."""
+
+        def read(self, n: int = -1, /) -> bytes: ...
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+# Other ".wh..wh." names are AUFS bookkeeping (hard link directories); Docker skips them too.
+WHITEOUT_META_PREFIX = ".wh..wh."
+OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+PAX_XATTR_PREFIX = "SCHILY.xattr."
+
+_CHUNK = 1 << 20
+# O_PATH: we only need the directory as an anchor for *at() calls, not its contents.
+_DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+# -- digests ----------------------------------------------------------------------------------
+
+class HashingReader:
+    """A read-only stream that hashes (sha256) and counts every byte read through it."""
+
+    def __init__(self, raw: Readable) -> None:
+        import hashlib
+
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read to the end, so that the digest covers the whole stream."""
+        while self.read(_CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
+def copy_hashed(src: Readable, dst: BinaryIO) -> tuple[str, int]:
+    """Copy ``src`` to ``dst``; return the ``sha256:<hex>`` digest and size of what was copied."""
+    reader = HashingReader(src)
+    while chunk := reader.read(_CHUNK):
+        dst.write(chunk)
+    return reader.digest, reader.size
+
+
+def sha256_digest(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """The OCI chain IDs of a layer stack, base first.
+
+    ``chain[0] = diff[0]``; ``chain[n] = sha256(chain[n-1] + " " + diff[n])``. A single-layer
+    image's chain ID is its diff ID, so the common case costs no hashing.
+    """
+    chain: list[str] = []
+    for diff_id in diff_ids:
+        chain.append(chain_id(chain[-1], diff_id) if chain else diff_id)
+    return chain
+
+
+def chain_id(parent: str, diff_id: str) -> str:
+    return sha256_digest(f"{parent} {diff_id}".encode())
+
+
+# -- unpacking --------------------------------------------------------------------------------
+
+def unpack_atomically(tar_stream: Readable, dest: Path, tmp_root: Path, *, label: str = "layer",
+                      verify: Callable[[], None] | None = None) -> None:
+    """Unpack into a fresh directory under ``tmp_root`` and rename it to ``dest`` when complete.
+
+    A half-unpacked layer is never visible under its final name. ``verify`` runs after the last
+    byte is read and before the rename (it checks digests); whatever it raises aborts. On any
+    error the temporary directory is removed. If another process finished the same layer first,
+    ours is discarded: the content is the same, since the name is a digest.
+    """
+    import shutil
+    import tempfile
+
+    stage = Path(tempfile.mkdtemp(prefix="layer-", dir=tmp_root))
+    placed = False
+    try:
+        # mkdtemp makes 0700; the layer root becomes the container's "/", which all users read.
+        os.chmod(stage, 0o755)
+        unpack(tar_stream, stage, label=label)
+        if verify is not None:
+            verify()
+        placed = _rename_dir(stage, dest)
+    finally:
+        if not placed:
+            shutil.rmtree(stage)
+
+
+def _rename_dir(src: Path, dest: Path) -> bool:
+    try:
+        os.rename(src, dest)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    return True
+
+
+def unpack(tar_stream: Readable, dest: Path, *, label: str = "layer") -> None:
+    """Unpack an uncompressed layer tar, read sequentially, into the directory ``dest``.
+
+    Raises :class:`UnsafeArchive` for an entry that would land outside ``dest``, and
+    :class:`ImageError` for a truncated or malformed archive. ``label`` names the archive in
+    messages. The stream is read to its end, so a hashing wrapper sees every byte.
+    """
+    import tarfile
+    from typing import IO, cast
+
+    root_fd = os.open(dest, _DIR_FLAGS)
+    # Directory mtimes are set last: creating anything inside a directory changes its mtime.
+    dir_times: dict[tuple[str, ...], int] = {}
+    try:
+        # Stream mode ("r|") only ever calls read(): no seeking back into a pipe or a hasher.
+        with tarfile.open(fileobj=cast(IO[bytes], tar_stream), mode="r|") as tar:
+            for member in tar:
+                _unpack_member(tar, member, root_fd, dir_times, label)
+        while tar_stream.read(_CHUNK):
+            pass
+        for parts, mtime_ns in dir_times.items():
+            _set_dir_mtime(root_fd, parts, mtime_ns, label)
+    except (tarfile.TarError, EOFError) as exc:
+        raise ImageError(f"invalid tar archive {label}: {exc}") from exc
+    finally:
+        os.close(root_fd)
+
+
+def _forget(dir_times: dict[tuple[str, ...], int], parts: list[str]) -> None:
+    """Drop pending mtimes of a directory that was replaced, and of everything under it."""
+    for key in [k for k in dir_times if k[:len(parts)] == tuple(parts)]:
+        del dir_times[key]
+
+
+def _set_dir_mtime(root_fd: int, parts: tuple[str, ...], mtime_ns: int, label: str) -> None:
+    *parents, name = parts or (".",)
+    parent_fd = _open_dir(root_fd, parents, "/".join(parts), label, create=False)
+    try:
+        os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=parent_fd, follow_symlinks=False)
+    finally:
+        os.close(parent_fd)
+
+
+def split_name(name: str, entry: str, label: str) -> list[str]:
+    """``./usr/bin/`` -> ``["usr", "bin"]``; refuse absolute names and ``..`` components."""
+    what = "path" if name == entry else f"hard link target '{name}'"
+    if name.startswith("/"):
+        raise UnsafeArchive(f"unsafe tar entry '{entry}' in {label}: {what} is absolute")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchive(f"unsafe tar entry '{entry}' in {label}: {what} goes up with '..'")
+    return parts
+
+
+def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
+                   dir_times: dict[tuple[str, ...], int], label: str) -> None:
+    parts = split_name(member.name, member.name, label)
+    mtime_ns = round(member.mtime * 1_000_000_000)
+    if not parts:
+        # "./": the layer's own root directory; only its metadata can change.
+        if not member.isdir():
+            raise UnsafeArchive(f"unsafe tar entry '{member.name}' in {label}: the layer root "
+                                "must be a directory")
+        _set_metadata(root_fd, ".", member)
+        dir_times[()] = mtime_ns
+        return
+    *parents, name = parts
+    if name.startswith(WHITEOUT_PREFIX):
+        _unpack_whiteout(member, root_fd, parents, name, label)
+        _forget(dir_times, [*parents, name[len(WHITEOUT_PREFIX):]])
+        return
+    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()
+            or member.ischr() or member.isblk() or member.isfifo()):
+        raise ImageError(f"invalid tar entry '{member.name}' in {label}: unsupported type "
+                         f"{member.type!r}")
+    parent_fd = _open_dir(root_fd, parents, member.name, label)
+    try:
+        existing = _lstat(parent_fd, name)
+        # Replace whatever is there, never write into it: it may be a symlink to anywhere.
+        # Only a directory over a directory merges, as in Docker.
+        merge = existing is not None and member.isdir() and stat.S_ISDIR(existing.st_mode)
+        if existing is not None and not merge:
+            _remove(parent_fd, name, existing)
+            _forget(dir_times, parts)
+        if member.islnk():
+            _hard_link(member, root_fd, parent_fd, name, label)
+            return  # a hard link shares its target's inode, and so its metadata
+        _create(tar, member, parent_fd, name, merge=merge)
+        _set_metadata(parent_fd, name, member)
+        if member.isdir():
+            dir_times[tuple(parts)] = mtime_ns
+        else:
+            os.utime(name, ns=(mtime_ns, mtime_ns), dir_fd=parent_fd, follow_symlinks=False)
+    finally:
+        os.close(parent_fd)
+
+
+def _create(tar: tarfile.TarFile, member: tarfile.TarInfo, parent_fd: int, name: str,
+            merge: bool) -> None:
+    """Create the entry with owner-only permissions; :func:`_set_metadata` sets the real ones."""
+    if member.isreg():
+        import shutil
+
+        # O_EXCL|O_NOFOLLOW: the name was just cleared; if anything appeared there, fail.
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=parent_fd)
+        with open(fd, "wb") as out:
+            src = tar.extractfile(member)
+            if src is not None:  # None only for non-regular members
+                shutil.copyfileobj(src, out, _CHUNK)
+    elif member.isdir():
+        if not merge:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+    elif member.issym():
+        os.symlink(member.linkname, name, dir_fd=parent_fd)
+    elif member.ischr() or member.isblk():
+        kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+        os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor),
+                 dir_fd=parent_fd)
+    elif member.isfifo():
+        os.mkfifo(name, 0o600, dir_fd=parent_fd)
+
+
+def _set_metadata(parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
+    # Order matters: chown(2) clears the setuid/setgid bits and the security.capability xattr,
+    # so owner first, then mode, then xattrs.
+    if os.geteuid() == 0:
+        # Unprivileged, we keep the files as our own, as GNU tar does (--no-same-owner).
+        os.chown(name, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
+    if not member.issym():
+        # Following is safe here: the final component was just created and is not a symlink
+        # (Linux has no lchmod, and symlink permissions mean nothing).
+        os.chmod(name, member.mode & 0o7777, dir_fd=parent_fd)
+    for key, value in member.pax_headers.items():
+        if not key.startswith(PAX_XATTR_PREFIX):
+            continue
+        attr = key[len(PAX_XATTR_PREFIX):]
+        if attr.startswith("trusted.overlay."):
+            # Overlay metadata is ours to write (from whiteouts); a layer setting it directly
+            # could forge redirects or opaque directories.
+            continue
+        _set_xattr(parent_fd, name, attr, value.encode("utf-8", "surrogateescape"))
+
+
+def _set_xattr(parent_fd: int, name: str, attr: str, value: bytes) -> None:
+    # There is no setxattrat(2) before Linux 6.13: go through the directory fd's /proc link,
+    # with follow_symlinks=False (lsetxattr) for the last component.
+    path = f"/proc/self/fd/{parent_fd}/{name}"
+    try:
+        os.setxattr(path, attr, value, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno != errno.EOPNOTSUPP:
+            exc.add_note(f"setxattr: {attr} on {name}")
+            raise
+        # The filesystem under the store has no xattrs of that kind: the file stays usable.
+
+
+def _unpack_whiteout(member: tarfile.TarInfo, root_fd: int, parents: list[str], name: str,
+                     label: str) -> None:
+    parent_fd = _open_dir(root_fd, parents, member.name, label)
+    try:
+        if name == OPAQUE_MARKER:
+            os.setxattr(f"/proc/self/fd/{parent_fd}", OVERLAY_OPAQUE_XATTR, b"y")
+            return
+        if name.startswith(WHITEOUT_META_PREFIX):
+            return
+        hidden = name[len(WHITEOUT_PREFIX):]
+        if hidden in ("", ".", ".."):
+            raise UnsafeArchive(f"unsafe tar entry '{member.name}' in {label}: a whiteout "
+                                "must name a file")
+        existing = _lstat(parent_fd, hidden)
+        if existing is not None:
+            _remove(parent_fd, hidden, existing)
+        # overlayfs's whiteout: a character device with device number 0/0.
+        os.mknod(hidden, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent_fd)
+        if os.geteuid() == 0:
+            os.chown(hidden, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
+    finally:
+        os.close(parent_fd)
+
+
+def _hard_link(member: tarfile.TarInfo, root_fd: int, parent_fd: int, name: str,
+               label: str) -> None:
+    target = split_name(member.linkname, member.name, label)
+    if not target:
+        raise UnsafeArchive(f"unsafe tar entry '{member.name}' in {label}: hard link to the "
+                            "layer root")
+    *target_parents, target_name = target
+    # The target's parents are checked like any path: a hard link through "link -> /etc" would
+    # otherwise put the host's /etc/shadow inode inside the layer.
+    target_fd = _open_dir(root_fd, target_parents, member.name, label, create=False)
+    try:
+        # follow_symlinks=False: link the target itself even if it is a symlink (linkat(2)
+        # without AT_SYMLINK_FOLLOW), never the file it points to.
+        os.link(target_name, name, src_dir_fd=target_fd, dst_dir_fd=parent_fd,
+                follow_symlinks=False)
+    except FileNotFoundError as exc:
+        raise ImageError(f"invalid tar entry '{member.name}' in {label}: hard link target "
+                         f"'{member.linkname}' is not in the layer") from exc
+    finally:
+        os.close(target_fd)
+
+
+def _open_dir(root_fd: int, parts: list[str], entry: str, label: str,
+              create: bool = True) -> int:
+    """Open ``root/parts...`` one component at a time, never following a symlink.
+
+    Missing directories are created (0755, as Docker does), since tars may omit them.
+    """
+    fd = os.dup(root_fd)
+    try:
+        for i, part in enumerate(parts):
+            try:
+                next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise ImageError(f"invalid tar entry '{entry}' in {label}: "
+                                     f"'{'/'.join(parts[:i + 1])}' is not in the layer") from None
+                os.mkdir(part, 0o755, dir_fd=fd)
+                os.chmod(part, 0o755, dir_fd=fd)  # whatever the umask
+                next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except NotADirectoryError:
+                # With O_PATH|O_NOFOLLOW, a symlink opens as itself and fails O_DIRECTORY.
+                what = "a symlink" if _is_symlink(fd, part) else "not a directory"
+                raise UnsafeArchive(f"unsafe tar entry '{entry}' in {label}: "
+                                    f"'{'/'.join(parts[:i + 1])}' is {what}") from None
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _lstat(parent_fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _is_symlink(parent_fd: int, name: str) -> bool:
+    st = _lstat(parent_fd, name)
+    return st is not None and stat.S_ISLNK(st.st_mode)
+
+
+def _remove(parent_fd: int, name: str, st: os.stat_result) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        import shutil
+
+        shutil.rmtree(name, dir_fd=parent_fd)  # fd-based: does not follow symlinks inside
+    else:
+        os.unlink(name, dir_fd=parent_fd)

@@ -1,0 +1,637 @@
+"""The image store: images kept as an OCI image layout, layers unpacked once and shared.
+
+An image is data addressed by digest (OCI image-spec): a *config* (the JSON that says how to run
+it and lists its layers' diff IDs), a *manifest* (the JSON that points at the config and the
+layer blobs by digest), and the layer tars themselves. The image ID is the config's digest; a
+name such as ``busybox:latest`` is only a label pointing at a manifest.
+
+On disk, under the state root (``/var/lib/minidocker``)::
+
+    images/                  an OCI image layout (image-spec ``image-layout.md``), readable by
+      oci-layout             skopeo, umoci and plain ``json.load``
+      index.json             one descriptor per image: manifest digest + name annotations
+      blobs/sha256/<hex>     manifests, configs and layer tars, named by their sha256
+    layers/<chain-id-hex>/   each layer unpacked once, an overlayfs lowerdir shared by images
+    tmp/                     staging: same filesystem, so rename(2) can publish atomically
+
+Invariants a learner should check in the code:
+
+- **Nothing half-written is visible.** A blob is written to ``tmp/``, fsynced, checked against
+  its digest and renamed into ``blobs/``; a layer is unpacked in ``tmp/`` and renamed into
+  ``layers/``; ``index.json`` is replaced by rename under an exclusive ``flock(2)`` on
+  ``images/.lock``. Readers take no lock: rename(2) gives them the old file or the new one.
+- **Publish in dependency order**: layer blobs and directories, then config, then manifest, then
+  the index entry, so an entry never points at something missing.
+- **Bad input changes nothing**: a bad reference, an unsafe or truncated tarball is refused
+  before anything is renamed into place, and its temporary files are removed.
+- **Reading is cheap**: resolving a name reads three small JSON files and hashes nothing (blobs
+  were verified when written; layers are verified when unpacked). ``minidocker run`` starts
+  here, so tarfile, hashlib and gzip are imported only when a layer is written or unpacked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from minidocker import layers
+from minidocker.errors import CorruptBlob, ImageError, ImageNotFound, InvalidReference, UsageError
+from minidocker.reference import Reference, parse
+
+# Not `from typing import TYPE_CHECKING`: importing typing alone costs ~2 ms of the start-up
+# budget. Type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and dataclasses cost milliseconds at run time: annotations only
+    from collections.abc import Iterator
+    from typing import Any, BinaryIO
+
+    from minidocker.layers import Readable
+
+DEFAULT_ROOT = Path("/var/lib/minidocker")
+
+MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar"
+MEDIA_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+# Docker's own schema-2 names for the same things, as a registry may serve them.
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+_PLAIN_LAYERS = (MEDIA_LAYER, DOCKER_LAYER)
+_GZIP_LAYERS = (MEDIA_LAYER_GZIP, DOCKER_LAYER_GZIP)
+
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"  # familiar: busybox:latest
+ANNOTATION_IMAGE_NAME = "io.containerd.image.name"  # canonical: docker.io/library/busybox:latest
+LAYOUT_VERSION = "1.0.0"
+
+DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The fields of an image config's "config" object (image-spec config.md) a caller may set.
+CONFIG_FIELDS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir",
+                 "Labels", "StopSignal")
+BUILTIN_IMAGES = ("docker.io/library/busybox:latest",)
+
+# uname -m -> the GOARCH names OCI uses for "architecture".
+_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm",
+           "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x",
+           "riscv64": "riscv64"}
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_ID_PREFIX = re.compile(r"[0-9a-f]{4,63}")
+# Magic numbers of compressions `docker import` accepts and we do not.
+_OTHER_COMPRESSIONS = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+
+
+class Layer:
+    """A layer as an image lists it: its blob's descriptor and the digest of its tar."""
+
+    __slots__ = ("descriptor", "diff_id")
+
+    def __init__(self, descriptor: dict[str, Any], diff_id: str) -> None:
+        self.descriptor = descriptor
+        self.diff_id = diff_id
+
+    def __repr__(self) -> str:
+        return f"Layer({self.descriptor['digest']}, diff_id={self.diff_id})"
+
+
+class Image:
+    """An image found in the store. ``id`` is the config digest, as ``docker images`` shows."""
+
+    __slots__ = ("id", "ref", "config", "manifest_digest", "manifest", "store")
+
+    def __init__(self, id: str, ref: str | None, config: dict[str, Any], manifest_digest: str,
+                 manifest: dict[str, Any], store: ImageStore) -> None:
+        self.id = id
+        self.ref = ref  # the familiar name it was found by (busybox:latest), None if untagged
+        self.config = config
+        self.manifest_digest = manifest_digest
+        self.manifest = manifest
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"Image({self.ref or '<none>'}, id={self.id})"
+
+    @property
+    def short_id(self) -> str:
+        return self.id.removeprefix("sha256:")[:12]
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return list(self.config.get("rootfs", {}).get("diff_ids", []))
+
+    @property
+    def size(self) -> int:
+        return sum(int(layer["size"]) for layer in self.manifest.get("layers", []))
+
+    def chain_ids(self) -> list[str]:
+        return layers.chain_ids(self.diff_ids)
+
+    def layer_dirs(self) -> list[Path]:
+        """The unpacked layers in overlayfs ``lowerdir`` order: the topmost layer first."""
+        return self.store.layer_dirs(self)
+
+
+class ImageStore:
+    """The images under ``root``; see the module docstring for the layout."""
+
+    def __init__(self, root: Path | str = DEFAULT_ROOT) -> None:
+        self.root = Path(root)
+        self.images_dir = self.root / "images"  # the OCI image layout
+        self.blobs_dir = self.images_dir / "blobs" / "sha256"
+        self.layers_dir = self.root / "layers"
+        self.tmp_dir = self.root / "tmp"
+        self._layout_ready = False
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def resolve(self, ref: str) -> Image:
+        """Find an image by name[:tag], name@digest or image ID (unambiguous hex prefix).
+
+        The built-in ``busybox:latest`` is built from the host's busybox when missing.
+        """
+        index = self._read_index()
+        if ref.startswith("sha256:") or re.fullmatch(r"[0-9a-f]{64}", ref):
+            image = self._by_id(index, ref)  # an ID, never a name (parse() refuses these)
+            if image is None:
+                raise ImageNotFound(f"unable to find image '{ref}' locally")
+            return image
+        reference = parse(ref)
+        entry = _find_entry(index, reference)
+        if entry is not None:
+            return self._load(entry)
+        # Like Docker: a name first, then an ID prefix ("abcd" is a valid name too).
+        if _ID_PREFIX.fullmatch(ref) and (image := self._by_id(index, ref)):
+            return image
+        if reference.canonical in BUILTIN_IMAGES:
+            from minidocker.busybox import install  # the built-in image, built on demand
+
+            return install(self)
+        raise ImageNotFound(f"unable to find image '{reference.familiar}' locally")
+
+    def list_images(self) -> list[Image]:
+        """Every image in the index, one per name; an untagged image has ``ref`` None."""
+        return [self._load(entry) for entry in self._read_index()["manifests"]]
+
+    def blob_path(self, digest: str) -> Path:
+        if not _DIGEST.fullmatch(digest):
+            # Digests come from manifests, which may come from elsewhere: never a path.
+            raise ImageError(f"invalid digest '{digest}': want sha256: and 64 lowercase hex")
+        return self.blobs_dir / digest.removeprefix("sha256:")
+
+    def layer_path(self, chain_id: str) -> Path:
+        return self.layers_dir / self.blob_path(chain_id).name
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        """The blob's content as a stream (not verified: for large blobs, hash as you read)."""
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise CorruptBlob(f"blob {digest} is missing from {self.blobs_dir}") from None
+
+    def read_blob(self, digest: str, verify: bool = True) -> bytes:
+        with self.open_blob(digest) as f:
+            data = f.read()
+        if verify and layers.sha256_digest(data) != digest:
+            raise CorruptBlob(f"blob {digest} does not match its digest (changed on disk)")
+        return data
+
+    def layer_dirs(self, image: Image) -> list[Path]:
+        """Image layers as directories, topmost first, unpacking (and verifying) any missing."""
+        descriptors = image.manifest.get("layers", [])
+        diff_ids = image.diff_ids
+        if len(descriptors) != len(diff_ids):
+            raise CorruptBlob(f"image {image.id}: manifest lists {len(descriptors)} layers, "
+                              f"config {len(diff_ids)}")
+        dirs = []
+        for descriptor, diff_id, chain_id in zip(descriptors, diff_ids, layers.chain_ids(diff_ids),
+                                                 strict=True):
+            path = self.layer_path(chain_id)
+            if not path.is_dir():
+                self._unpack_blob(descriptor, diff_id, path)
+            dirs.append(path)
+        return dirs[::-1]  # lowerdir=top:...:base, the reverse of the manifest's order
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def write_blob(self, data: bytes | Readable, media_type: str | None = None,
+                   digest: str | None = None) -> dict[str, Any]:
+        """Store a blob; return its descriptor. If ``digest`` is given the content must match."""
+        self._ensure_layout()
+        staged, actual, size = self._stage_blob(io.BytesIO(data) if isinstance(data, bytes)
+                                                else data)
+        try:
+            if digest is not None and actual != digest:
+                raise CorruptBlob(f"blob {digest} does not match its content ({actual})")
+            self._publish_blob(staged, actual)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        descriptor: dict[str, Any] = {"mediaType": media_type} if media_type else {}
+        return {**descriptor, "digest": actual, "size": size}
+
+    def add_layer(self, tar_stream: Readable, *, parent: str | None = None,
+                  label: str = "layer") -> Layer:
+        """Store an uncompressed layer tar and unpack it, refusing it if unsafe.
+
+        ``parent`` is the chain ID of the layer below (``None`` for a base layer). The tar is
+        staged first, to learn its diff ID (and so its directory) before unpacking it.
+        """
+        self._ensure_layout()
+        staged, diff_id, size = self._stage_blob(tar_stream)
+        try:
+            chain_id = diff_id if parent is None else layers.chain_id(parent, diff_id)
+            path = self.layer_path(chain_id)
+            if not path.is_dir():  # same digest, same content: already unpacked and checked
+                with open(staged, "rb") as f:
+                    layers.unpack_atomically(f, path, self.tmp_dir, label=label)
+            self._publish_blob(staged, diff_id)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        return Layer({"mediaType": MEDIA_LAYER, "digest": diff_id, "size": size}, diff_id)
+
+    def write_image(self, config: dict[str, Any], image_layers: list[Layer],
+                    ref: str | Reference | None = None) -> Image:
+        """Write config and manifest for layers already stored, then name the image ``ref``."""
+        reference = parse(ref) if isinstance(ref, str) else ref
+        if reference is not None and reference.digest:
+            raise InvalidReference(f"invalid reference format: cannot name an image with a "
+                                   f"digest ({reference.familiar})")
+        config = {**config, "rootfs": {"type": "layers",
+                                       "diff_ids": [layer.diff_id for layer in image_layers]}}
+        config_descriptor = self.write_blob(_json_bytes(config), MEDIA_CONFIG)
+        manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": config_descriptor,
+                    "layers": [layer.descriptor for layer in image_layers]}
+        descriptor = self.write_blob(_json_bytes(manifest), MEDIA_MANIFEST)
+        descriptor["platform"] = {"architecture": config.get("architecture", host_architecture()),
+                                  "os": config.get("os", "linux")}
+        self._add_to_index(descriptor, reference)
+        return Image(config_descriptor["digest"], reference.familiar if reference else None,
+                     config, descriptor["digest"], manifest, self)
+
+    def import_tarball(self, src: str | Path | BinaryIO, ref: str | None,
+                       changes: dict[str, Any] | None = None) -> Image:
+        """``minidocker import``: a rootfs tar (plain or gzip; ``-`` is stdin) as a new image.
+
+        ``changes`` sets fields of the config's ``config`` object (``Cmd``, ``Env``...), as
+        ``docker import --change`` does once its Dockerfile syntax is parsed.
+        """
+        import gzip
+        import zlib
+
+        reference = parse(ref) if ref is not None else None  # refuse a bad name before writing
+        if reference is not None and reference.digest:
+            raise InvalidReference(f"invalid reference format: cannot import to a digest ({ref})")
+        run_config = _run_config(changes or {})
+        label = _source_label(src)
+        with _open_source(src, label) as raw:
+            try:
+                layer = self.add_layer(_decompressed(raw, label), label=label)
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise ImageError(f"invalid tar archive {label}: truncated or corrupt gzip "
+                                 f"data ({exc})") from exc
+        created = _timestamp()
+        config = {"created": created, "architecture": host_architecture(), "os": "linux",
+                  "config": run_config,
+                  "history": [{"created": created, "created_by": f"minidocker import {label}",
+                               "comment": f"Imported from {label}"}]}
+        return self.write_image(config, [layer], reference)
+
+    def tag(self, src: str, new: str) -> Image:
+        """Point the name ``new`` at the image ``src`` (``docker tag``)."""
+        image = self.resolve(src)
+        reference = parse(new)
+        if reference.digest:
+            raise InvalidReference(f"invalid reference format: cannot tag with a digest ({new})")
+        entry = next((e for e in self._read_index()["manifests"]
+                      if e["digest"] == image.manifest_digest), None)
+        if entry is None:  # removed since we resolved it
+            raise ImageNotFound(f"unable to find image '{src}' locally")
+        self._add_to_index(_untagged(entry), reference)
+        return Image(image.id, reference.familiar, image.config, image.manifest_digest,
+                     image.manifest, self)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _ensure_layout(self) -> None:
+        if self._layout_ready:
+            return
+        # 0700: layers hold the setuid binaries of images; a world-traversable store lets any
+        # host user run them as root (CVE-2021-41091 in Docker). The root itself is shared
+        # with container state, so its mode is not ours to choose.
+        self.root.mkdir(parents=True, exist_ok=True)
+        for path in (self.images_dir, self.blobs_dir.parent, self.blobs_dir, self.layers_dir,
+                     self.tmp_dir):
+            path.mkdir(mode=0o700, exist_ok=True)
+        layout = self.images_dir / "oci-layout"
+        if not layout.exists():
+            self._replace_file(layout, _json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
+        if not (self.images_dir / "index.json").exists():
+            with self._index_lock():
+                if not (self.images_dir / "index.json").exists():
+                    self._write_index(_empty_index())
+        self._layout_ready = True
+
+    def _read_index(self) -> dict[str, Any]:
+        path = self.images_dir / "index.json"
+        try:
+            index = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return _empty_index()
+        except ValueError as exc:
+            raise ImageError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+            raise ImageError(f"{path} is not an OCI image index")
+        return index
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        self._replace_file(self.images_dir / "index.json", json.dumps(index, indent=2).encode())
+
+    @contextmanager
+    def _index_lock(self) -> Iterator[None]:
+        import fcntl
+
+        fd = os.open(self.images_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the last fd releases the flock
+
+    def _add_to_index(self, descriptor: dict[str, Any], reference: Reference | None) -> None:
+        with self._index_lock():  # read-modify-write: concurrent writers must not lose entries
+            index = self._read_index()
+            entries = []
+            for entry in index["manifests"]:
+                if reference is not None and _entry_name(entry) == reference.canonical:
+                    entry = _untagged(entry)  # re-pointed: the old image stays, untagged
+                entries.append(entry)
+            entries.append(_tagged(descriptor, reference) if reference else _untagged(descriptor))
+            index["manifests"] = _dedupe(entries)
+            self._write_index(index)
+
+    def _replace_file(self, path: Path, data: bytes) -> None:
+        """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync directory."""
+        staged, _, _ = self._stage_blob(io.BytesIO(data))
+        try:
+            os.rename(staged, path)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+
+    def _stage_blob(self, src: Readable) -> tuple[Path, str, int]:
+        """Copy ``src`` to a new file in ``tmp/``, fsynced; return it, its digest and size."""
+        import tempfile
+
+        fd, name = tempfile.mkstemp(prefix="blob-", dir=self.tmp_dir)
+        staged = Path(name)
+        try:
+            with open(fd, "wb") as out:
+                digest, size = layers.copy_hashed(src, out)
+                out.flush()
+                os.fsync(out.fileno())  # the data is on disk before its name is
+        except BaseException:
+            staged.unlink()
+            raise
+        return staged, digest, size
+
+    def _publish_blob(self, staged: Path, digest: str) -> None:
+        # rename(2) over an existing blob is harmless (same name, same bytes), and repairs one
+        # that was damaged on disk.
+        os.rename(staged, self.blob_path(digest))
+        _fsync_dir(self.blobs_dir)
+
+    def _unpack_blob(self, descriptor: dict[str, Any], diff_id: str, path: Path) -> None:
+        import gzip
+        import zlib
+        from typing import IO, cast
+
+        self._ensure_layout()
+        digest, media_type = descriptor["digest"], descriptor.get("mediaType", MEDIA_LAYER)
+        if media_type not in _PLAIN_LAYERS + _GZIP_LAYERS:
+            raise ImageError(f"layer {digest}: unsupported media type {media_type}")
+        with self.open_blob(digest) as raw:
+            blob = layers.HashingReader(raw)
+            # GzipFile reading forward only ever calls read() on the hasher.
+            tar = layers.HashingReader(gzip.GzipFile(fileobj=cast(IO[bytes], blob), mode="rb")
+                                       if media_type in _GZIP_LAYERS else blob)
+
+            def verify() -> None:
+                blob.drain()  # bytes after the end of the tar still belong to the blob
+                if blob.digest != digest:
+                    raise CorruptBlob(f"blob {digest} does not match its digest (changed on "
+                                      f"disk: {blob.digest})")
+                if tar.digest != diff_id:
+                    raise CorruptBlob(f"layer {digest} does not match its diff ID {diff_id}")
+
+            try:
+                layers.unpack_atomically(tar, path, self.tmp_dir, label=f"layer {digest}",
+                                         verify=verify)
+            except (ImageError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                if isinstance(exc, CorruptBlob):
+                    raise
+                # A damaged blob shows up as a damaged tar: say which one it really is.
+                blob.drain()
+                if blob.digest != digest:
+                    raise CorruptBlob(f"blob {digest} does not match its digest (changed on "
+                                      f"disk: {blob.digest})") from exc
+                if isinstance(exc, ImageError):
+                    raise
+                raise ImageError(f"layer {digest}: corrupt gzip data ({exc})") from exc
+
+    def _load(self, entry: dict[str, Any]) -> Image:
+        manifest = self._read_json(entry, "manifest")
+        if manifest.get("mediaType", MEDIA_MANIFEST) not in (MEDIA_MANIFEST, DOCKER_MANIFEST):
+            raise ImageError(f"manifest {entry['digest']}: unsupported media type "
+                             f"{manifest.get('mediaType')}")
+        config_descriptor = manifest.get("config")
+        if not isinstance(config_descriptor, dict):
+            raise CorruptBlob(f"manifest {entry['digest']} has no config descriptor")
+        config = self._read_json(config_descriptor, "config")
+        name = _entry_name(entry)
+        ref = entry.get("annotations", {}).get(ANNOTATION_REF_NAME) if name else None
+        if name and not isinstance(ref, str):
+            ref = parse(name).familiar
+        return Image(config_descriptor["digest"], ref, config, entry["digest"], manifest, self)
+
+    def _read_json(self, descriptor: dict[str, Any], what: str) -> dict[str, Any]:
+        """A small JSON blob, checked by size only: see "Reading is cheap" above."""
+        digest = descriptor["digest"]
+        data = self.read_blob(digest, verify=False)
+        if len(data) != descriptor.get("size", len(data)):
+            raise CorruptBlob(f"blob {digest} ({what}) is {len(data)} bytes, "
+                              f"expected {descriptor['size']}")
+        try:
+            value = json.loads(data)
+        except ValueError:
+            raise CorruptBlob(f"blob {digest} ({what}) is not valid JSON") from None
+        if not isinstance(value, dict):
+            raise CorruptBlob(f"blob {digest} ({what}) is not a JSON object")
+        return value
+
+    def _by_id(self, index: dict[str, Any], ref: str) -> Image | None:
+        prefix = ref.removeprefix("sha256:")
+        found: dict[str, Image] = {}
+        for entry in index["manifests"]:
+            image = self._load(entry)
+            if image.id.removeprefix("sha256:").startswith(prefix):
+                found.setdefault(image.id, image)  # first entry wins: it carries a name
+        if len(found) > 1:
+            raise ImageError(f"image ID prefix '{ref}' is ambiguous: it matches "
+                             f"{len(found)} images")
+        return next(iter(found.values()), None)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+def host_architecture() -> str:
+    machine = os.uname().machine
+    return _GOARCH.get(machine, machine)
+
+
+def _empty_index() -> dict[str, Any]:
+    return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": []}
+
+
+def _json_bytes(value: Any) -> bytes:
+    # Compact and in insertion order, so that the same image gives the same digest.
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _timestamp() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def _entry_name(entry: dict[str, Any]) -> str | None:
+    """The canonical name an index entry carries, if any."""
+    annotations = entry.get("annotations", {})
+    name = annotations.get(ANNOTATION_IMAGE_NAME)
+    if name is None and ANNOTATION_REF_NAME in annotations:
+        try:  # a layout written by another tool may only have the familiar name
+            name = parse(annotations[ANNOTATION_REF_NAME]).canonical
+        except InvalidReference:
+            return None
+    return name if isinstance(name, str) else None
+
+
+def _find_entry(index: dict[str, Any], reference: Reference) -> dict[str, Any] | None:
+    for entry in index["manifests"]:
+        name = _entry_name(entry)
+        if reference.digest:
+            # name@sha256:...: the manifest digest pins the image; the repository must agree.
+            if entry["digest"] == reference.digest and (
+                    name is None or name.rpartition(":")[0] == reference.name):
+                return entry
+        elif name == reference.canonical:
+            return entry
+    return None
+
+
+def _tagged(descriptor: dict[str, Any], reference: Reference) -> dict[str, Any]:
+    annotations = {ANNOTATION_REF_NAME: reference.familiar,
+                   ANNOTATION_IMAGE_NAME: reference.canonical}
+    return {**_untagged(descriptor), "annotations": annotations}
+
+
+def _untagged(entry: dict[str, Any]) -> dict[str, Any]:
+    annotations = {k: v for k, v in entry.get("annotations", {}).items()
+                   if k not in (ANNOTATION_REF_NAME, ANNOTATION_IMAGE_NAME)}
+    bare = {k: v for k, v in entry.items() if k != "annotations"}
+    return {**bare, "annotations": annotations} if annotations else bare
+
+
+def _dedupe(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (manifest, name); an untagged entry only if no name holds the manifest."""
+    named = {e["digest"] for e in entries if _entry_name(e)}
+    seen: set[tuple[str, str | None]] = set()
+    kept = []
+    for entry in entries:
+        key = (entry["digest"], _entry_name(entry))
+        if key in seen or (key[1] is None and key[0] in named):
+            continue
+        seen.add(key)
+        kept.append(entry)
+    return kept
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)  # makes the rename itself durable
+    finally:
+        os.close(fd)
+
+
+def _run_config(changes: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(changes) - set(CONFIG_FIELDS))
+    if unknown:
+        raise UsageError(f"cannot change image config field '{unknown[0]}': "
+                         f"known fields are {', '.join(CONFIG_FIELDS)}")
+    config: dict[str, Any] = {"Env": [DEFAULT_PATH_ENV]}
+    for key, value in changes.items():
+        config[key] = merge_env(config["Env"], value) if key == "Env" else value
+    return config
+
+
+def merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """``KEY=value`` lists merged by key, later values winning, first positions kept."""
+    merged = {item.partition("=")[0]: item for item in base}
+    merged.update((item.partition("=")[0], item) for item in extra)
+    return list(merged.values())
+
+
+def _source_label(src: str | Path | BinaryIO) -> str:
+    """How history and messages name the source: its path, or ``-`` for stdin, as Docker."""
+    if isinstance(src, str | Path):
+        return str(src)
+    name = getattr(src, "name", "-")
+    return "-" if name in ("<stdin>", 0) else str(name)
+
+
+@contextmanager
+def _open_source(src: str | Path | BinaryIO, label: str) -> Iterator[BinaryIO]:
+    if not isinstance(src, str | Path):
+        yield src
+        return
+    if str(src) == "-":
+        import sys
+
+        yield sys.stdin.buffer
+        return
+    try:
+        f = open(src, "rb")  # noqa: SIM115 -- closed below; only open() errors become ours
+    except OSError as exc:
+        raise UsageError(f"cannot open {label}: {exc.strerror}") from None
+    with f:
+        yield f
+
+
+def _decompressed(raw: BinaryIO, label: str) -> Readable:
+    """The tar inside ``raw``: gzip is detected by its magic number, as ``docker import`` does."""
+    head = _peek(raw, 6)
+    if head.startswith(b"\x1f\x8b"):
+        import gzip
+
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    for magic, name in _OTHER_COMPRESSIONS.items():
+        if head.startswith(magic):
+            raise ImageError(f"{label} is {name}-compressed: minidocker imports plain or gzip "
+                             "tarballs")
+    return raw
+
+
+def _peek(raw: BinaryIO, n: int) -> bytes:
+    if isinstance(raw, io.BufferedReader):  # files and stdin: peek without consuming
+        return raw.peek(n)[:n]
+    if raw.seekable():
+        head = raw.read(n)
+        raw.seek(-len(head), io.SEEK_CUR)
+        return head
+    raise UsageError(f"cannot read {_source_label(raw)}: need a file, a pipe or a seekable stream")

@@ -1,0 +1,402 @@
+"""Layer tars: every entry type, whiteouts, and every way out of the layer refused."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from minidocker import layers
+from minidocker.errors import ImageError, UnsafeArchive
+
+ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not ROOT, reason="mknod, chown and trusted.* xattrs need root "
+                                                 "(CAP_MKNOD, CAP_CHOWN, CAP_SYS_ADMIN)")
+MTIME = 1_600_000_000
+CANARY = Path(f"/etc/minidocker-test-canary-{os.getpid()}")
+
+
+def entry(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", **fields: Any
+          ) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = fields.pop("mode", 0o755 if kind == tarfile.DIRTYPE else 0o644)
+    info.mtime = fields.pop("mtime", MTIME)
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info, data
+
+
+def make_tar(*entries: tuple[tarfile.TarInfo, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in entries:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return out.getvalue()
+
+
+def unpack(tmp_path: Path, *entries: tuple[tarfile.TarInfo, bytes]) -> Path:
+    dest = tmp_path / "dest"
+    dest.mkdir(exist_ok=True)
+    layers.unpack(io.BytesIO(make_tar(*entries)), dest)
+    return dest
+
+
+def tree(root: Path) -> dict[str, tuple[Any, ...]]:
+    """Everything under root: type, mode, and content or link target."""
+    found: dict[str, tuple[Any, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            st = path.lstat()
+            rel = str(path.relative_to(root))
+            if stat.S_ISREG(st.st_mode):
+                found[rel] = ("file", st.st_mode, path.read_bytes())
+            elif stat.S_ISLNK(st.st_mode):
+                found[rel] = ("link", os.readlink(path))
+            else:
+                found[rel] = ("other", st.st_mode)
+    return found
+
+
+# -- entry types -----------------------------------------------------------------------------
+
+def test_regular_file_content_mode_and_mtime(tmp_path: Path) -> None:
+    dest = unpack(tmp_path, entry("./bin/tool", data=b"#!/bin/sh\n", mode=0o4755))
+    tool = dest / "bin" / "tool"
+    assert tool.read_bytes() == b"#!/bin/sh\n"
+    st = tool.lstat()
+    assert stat.S_IMODE(st.st_mode) == 0o4755  # setuid kept
+    assert st.st_mtime == MTIME
+    # A parent the tar did not list is created 0755, like Docker does.
+    assert stat.S_IMODE((dest / "bin").lstat().st_mode) == 0o755
+
+
+@needs_root
+def test_owner_is_set_before_setuid_bit(tmp_path: Path) -> None:
+    # chown(2) clears setuid: the mode must be applied after the owner.
+    dest = unpack(tmp_path, entry("su", data=b"x", mode=0o4755, uid=1000, gid=1001))
+    st = (dest / "su").lstat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1000, 1001, 0o4755)
+
+
+def test_directory_metadata_is_set_after_its_contents(tmp_path: Path) -> None:
+    dest = unpack(tmp_path,
+                  entry("etc", tarfile.DIRTYPE, mode=0o750, mtime=1000),
+                  entry("etc/hosts", data=b"127.0.0.1 localhost\n"))
+    st = (dest / "etc").lstat()
+    assert stat.S_IMODE(st.st_mode) == 0o750
+    assert st.st_mtime == 1000  # not the time etc/hosts was written
+    assert (dest / "etc" / "hosts").read_bytes() == b"127.0.0.1 localhost\n"
+
+
+def test_tmp_like_directory_keeps_sticky_bit(tmp_path: Path) -> None:
+    dest = unpack(tmp_path, entry("tmp", tarfile.DIRTYPE, mode=0o1777))
+    assert stat.S_IMODE((dest / "tmp").lstat().st_mode) == 0o1777
+
+
+def test_layer_root_entry_sets_root_metadata(tmp_path: Path) -> None:
+    dest = unpack(tmp_path, entry("./", tarfile.DIRTYPE, mode=0o711, mtime=2000),
+                  entry("./a", data=b"a"))
+    st = dest.lstat()
+    assert (stat.S_IMODE(st.st_mode), st.st_mtime) == (0o711, 2000)
+
+
+def test_symlinks_are_kept_verbatim_even_absolute(tmp_path: Path) -> None:
+    dest = unpack(tmp_path,
+                  entry("bin/sh", tarfile.SYMTYPE, linkname="/bin/busybox"),
+                  entry("lib", tarfile.SYMTYPE, linkname="../../../usr/lib"))
+    assert os.readlink(dest / "bin" / "sh") == "/bin/busybox"
+    assert os.readlink(dest / "lib") == "../../../usr/lib"
+    assert (dest / "bin" / "sh").lstat().st_mtime == MTIME
+
+
+def test_hard_link_shares_the_inode(tmp_path: Path) -> None:
+    dest = unpack(tmp_path,
+                  entry("bin/busybox", data=b"ELF", mode=0o755),
+                  entry("bin/ls", tarfile.LNKTYPE, linkname="bin/busybox"))
+    assert (dest / "bin" / "ls").lstat().st_ino == (dest / "bin" / "busybox").lstat().st_ino
+
+
+def test_hard_link_to_a_symlink_links_the_symlink(tmp_path: Path) -> None:
+    dest = unpack(tmp_path,
+                  entry("sh", tarfile.SYMTYPE, linkname="/etc/passwd"),
+                  entry("sh2", tarfile.LNKTYPE, linkname="sh"))
+    assert os.readlink(dest / "sh2") == "/etc/passwd"
+
+
+def test_fifo(tmp_path: Path) -> None:
+    dest = unpack(tmp_path, entry("run/pipe", tarfile.FIFOTYPE, mode=0o620))
+    st = (dest / "run" / "pipe").lstat()
+    assert stat.S_ISFIFO(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o620
+
+
+@needs_root
+@pytest.mark.parametrize(("kind", "test"), [(tarfile.CHRTYPE, stat.S_ISCHR),
+                                            (tarfile.BLKTYPE, stat.S_ISBLK)])
+def test_device_nodes(tmp_path: Path, kind: bytes, test: Any) -> None:
+    dest = unpack(tmp_path, entry("dev/null", kind, mode=0o666, devmajor=1, devminor=3))
+    st = (dest / "dev" / "null").lstat()
+    assert test(st.st_mode)
+    assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3)
+    assert stat.S_IMODE(st.st_mode) == 0o666
+
+
+def test_user_xattrs_from_pax_headers(tmp_path: Path) -> None:
+    info, data = entry("f", data=b"x")
+    info.pax_headers = {"SCHILY.xattr.user.note": "hello"}
+    dest = unpack(tmp_path, (info, data))
+    assert os.getxattr(dest / "f", "user.note") == b"hello"
+
+
+@needs_root
+def test_binary_security_capability_survives_chown(tmp_path: Path) -> None:
+    # cap_net_raw+ep, as ping carries it: binary, and cleared by chown(2) if set before it.
+    cap = bytes.fromhex("0100000200200000000000000000000000000000")
+    info, data = entry("ping", data=b"x", mode=0o755, uid=0, gid=0)
+    info.pax_headers = {"SCHILY.xattr.security.capability": cap.decode("utf-8",
+                                                                       "surrogateescape")}
+    dest = unpack(tmp_path, (info, data))
+    assert os.getxattr(dest / "ping", "security.capability") == cap
+
+
+@needs_root
+def test_layer_cannot_forge_overlay_xattrs(tmp_path: Path) -> None:
+    info, data = entry("d", tarfile.DIRTYPE)
+    info.pax_headers = {"SCHILY.xattr.trusted.overlay.redirect": "/etc"}
+    dest = unpack(tmp_path, (info, data))
+    assert "trusted.overlay.redirect" not in os.listxattr(dest / "d")
+
+
+def test_existing_symlink_is_replaced_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "target").write_text("original")
+    dest = unpack(tmp_path,
+                  entry("f", tarfile.SYMTYPE, linkname=str(outside / "target")),
+                  entry("f", data=b"replaced"))
+    assert (outside / "target").read_text() == "original"
+    assert not (dest / "f").is_symlink()
+    assert (dest / "f").read_bytes() == b"replaced"
+
+
+def test_existing_directory_replaced_by_file_and_merged_with_directory(tmp_path: Path) -> None:
+    dest = unpack(tmp_path,
+                  entry("a/x", data=b"1"),
+                  entry("a", data=b"now a file"),
+                  entry("b/y", data=b"2"),
+                  entry("b", tarfile.DIRTYPE, mode=0o700))
+    assert (dest / "a").read_bytes() == b"now a file"
+    assert (dest / "b" / "y").read_bytes() == b"2"
+    assert stat.S_IMODE((dest / "b").lstat().st_mode) == 0o700
+
+
+def test_directory_replaced_by_a_symlink_later_is_fine(tmp_path: Path) -> None:
+    # Legal, if odd: the pending mtime of a/b must not be applied through the new symlink.
+    dest = unpack(tmp_path,
+                  entry("a", tarfile.DIRTYPE), entry("a/b", tarfile.DIRTYPE),
+                  entry("a", tarfile.SYMTYPE, linkname=str(tmp_path)))
+    assert os.readlink(dest / "a") == str(tmp_path)
+
+
+def test_unsupported_entry_type_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="unsupported type"):
+        unpack(tmp_path, entry("vol", b"V"))
+
+
+# -- whiteouts --------------------------------------------------------------------------------
+
+def is_whiteout(path: Path) -> bool:
+    st = path.lstat()
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+@needs_root
+def test_whiteout_becomes_overlay_char_device(tmp_path: Path) -> None:
+    dest = unpack(tmp_path,
+                  entry("etc/motd", data=b"hi"),
+                  entry("etc/.wh.motd"),
+                  entry("usr/.wh.games"),
+                  entry("etc/.wh..wh.plnk"))  # AUFS bookkeeping: skipped
+    assert is_whiteout(dest / "etc" / "motd")
+    assert is_whiteout(dest / "usr" / "games")
+    assert not (dest / "etc" / ".wh.motd").exists()
+    assert sorted(os.listdir(dest / "etc")) == ["motd"]
+
+
+@needs_root
+def test_whiteout_replaces_a_directory(tmp_path: Path) -> None:
+    dest = unpack(tmp_path, entry("opt/app/bin", data=b"x"), entry("opt/.wh.app"))
+    assert is_whiteout(dest / "opt" / "app")
+
+
+@needs_root
+def test_opaque_marker_sets_overlay_xattr_wherever_it_stands(tmp_path: Path) -> None:
+    dest = unpack(tmp_path,
+                  entry("var/cache/.wh..wh..opq"),  # before its directory's entry
+                  entry("var/cache", tarfile.DIRTYPE, mode=0o700),
+                  entry("var/cache/new", data=b"n"),
+                  entry("srv", tarfile.DIRTYPE),
+                  entry("srv/.wh..wh..opq"))  # after it
+    for path in (dest / "var" / "cache", dest / "srv"):
+        assert os.getxattr(path, "trusted.overlay.opaque") == b"y"
+    assert stat.S_IMODE((dest / "var" / "cache").lstat().st_mode) == 0o700
+    assert os.listdir(dest / "var" / "cache") == ["new"]
+
+
+# -- escapes ----------------------------------------------------------------------------------
+
+def escapes(outside: Path) -> list[tuple[str, list[tuple[tarfile.TarInfo, bytes]]]]:
+    return [
+        ("../x", [entry("../x", data=b"evil")]),
+        ("a/../../x", [entry("a/../../x", data=b"evil")]),
+        (f"{outside}/passwd", [entry(f"{outside}/passwd", data=b"evil")]),
+        ("/etc/x", [entry(str(CANARY), data=b"evil")]),
+        ("link/passwd", [entry("link", tarfile.SYMTYPE, linkname=str(outside)),
+                         entry("link/passwd", data=b"evil")]),
+        ("rel/passwd", [entry("rel", tarfile.SYMTYPE, linkname="../../outside"),
+                        entry("rel/passwd", data=b"evil")]),
+        # The classic: a symlink to the host's /etc, then a file "inside" it. (A canary, not
+        # passwd: if this code were broken, the test must not damage the host.)
+        ("etc/" + CANARY.name, [entry("etc", tarfile.SYMTYPE, linkname="/etc"),
+                                entry("etc/" + CANARY.name, data=b"evil")]),
+        ("link/sub/file", [entry("link", tarfile.SYMTYPE, linkname=str(outside)),
+                           entry("link/sub/file", data=b"evil")]),
+        ("link/.wh.passwd", [entry("link", tarfile.SYMTYPE, linkname=str(outside)),
+                             entry("link/.wh.passwd")]),
+        ("link/.wh..wh..opq", [entry("link", tarfile.SYMTYPE, linkname=str(outside)),
+                               entry("link/.wh..wh..opq")]),
+        ("hard", [entry("hard", tarfile.LNKTYPE, linkname="../../outside/passwd")]),
+        ("hard", [entry("hard", tarfile.LNKTYPE, linkname=str(outside / "passwd"))]),
+        ("hard", [entry("link", tarfile.SYMTYPE, linkname=str(outside)),
+                  entry("hard", tarfile.LNKTYPE, linkname="link/passwd")]),
+        (".wh.", [entry(".wh.")]),
+        ("etc/.wh..", [entry("etc/.wh..")]),
+        ("etc/.wh...", [entry("etc/.wh...")]),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(escapes(Path("/x")))))
+def test_escapes_are_refused_and_leave_nothing(tmp_path: Path, case: int) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    before = tree(tmp_path)
+    name, entries = escapes(outside)[case]
+    store_tmp = tmp_path / "store-tmp"
+    store_tmp.mkdir()
+    dest = tmp_path / "layers" / "abc"
+    dest.parent.mkdir()
+    try:
+        with pytest.raises(UnsafeArchive) as caught:
+            layers.unpack_atomically(io.BytesIO(make_tar(*entries)), dest, store_tmp,
+                                     label="evil.tar")
+        assert not CANARY.exists()
+    finally:
+        CANARY.unlink(missing_ok=True)
+    message = str(caught.value)
+    assert message.startswith("unsafe tar entry '") and "in evil.tar: " in message
+    assert name.split("/")[0] in message and "\n" not in message
+    assert tree(outside) == before_outside(before)
+    assert not dest.exists()
+    assert os.listdir(store_tmp) == []  # the half-unpacked layer is gone
+
+
+def before_outside(before: dict[str, tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+    return {k.removeprefix("outside/"): v for k, v in before.items() if k.startswith("outside/")}
+
+
+def test_entry_under_a_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UnsafeArchive, match="'f' is not a directory"):
+        unpack(tmp_path, entry("f", data=b"x"), entry("f/g", data=b"y"))
+
+
+def test_hard_link_to_missing_target_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="hard link target 'nope' is not in the layer"):
+        unpack(tmp_path, entry("h", tarfile.LNKTYPE, linkname="nope"))
+
+
+# -- atomic unpack ----------------------------------------------------------------------------
+
+def test_truncated_tar_leaves_nothing(tmp_path: Path) -> None:
+    data = make_tar(entry("big", data=b"x" * 100_000))[:50_000]
+    (tmp_path / "tmp").mkdir()
+    with pytest.raises(ImageError, match="invalid tar archive t.tar: unexpected end of data"):
+        layers.unpack_atomically(io.BytesIO(data), tmp_path / "layer", tmp_path / "tmp",
+                                 label="t.tar")
+    assert os.listdir(tmp_path / "tmp") == []
+    assert not (tmp_path / "layer").exists()
+
+
+def test_verify_runs_before_the_rename_and_can_abort(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+    seen: list[bool] = []
+
+    def verify() -> None:
+        seen.append((tmp_path / "layer").exists())
+        raise ImageError("digest mismatch")
+
+    with pytest.raises(ImageError, match="digest mismatch"):
+        layers.unpack_atomically(io.BytesIO(make_tar(entry("a", data=b"a"))),
+                                 tmp_path / "layer", tmp_path / "tmp", verify=verify)
+    assert seen == [False]
+    assert not (tmp_path / "layer").exists() and os.listdir(tmp_path / "tmp") == []
+
+
+def test_unpack_atomically_publishes_a_readable_root(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+    layers.unpack_atomically(io.BytesIO(make_tar(entry("a", data=b"a"))), tmp_path / "layer",
+                             tmp_path / "tmp")
+    assert (tmp_path / "layer" / "a").read_bytes() == b"a"
+    assert stat.S_IMODE((tmp_path / "layer").lstat().st_mode) == 0o755  # not mkdtemp's 0700
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_losing_the_race_to_another_unpacker_is_fine(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "layer").mkdir()
+    (tmp_path / "layer" / "theirs").write_text("same content")
+    layers.unpack_atomically(io.BytesIO(make_tar(entry("ours", data=b"x"))), tmp_path / "layer",
+                             tmp_path / "tmp")
+    assert os.listdir(tmp_path / "layer") == ["theirs"]
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_whole_stream_is_read_so_a_hasher_sees_every_byte(tmp_path: Path) -> None:
+    data = make_tar(entry("a", data=b"a")) + b"\0" * 30_000  # extra padding after the end
+    reader = layers.HashingReader(io.BytesIO(data))
+    (tmp_path / "d").mkdir()
+    layers.unpack(reader, tmp_path / "d")
+    assert reader.digest == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert reader.size == len(data)
+
+
+# -- digests ----------------------------------------------------------------------------------
+
+def test_copy_hashed(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    digest, size = layers.copy_hashed(io.BytesIO(b"hello"), out)
+    assert out.getvalue() == b"hello" and size == 5
+    assert digest == "sha256:" + hashlib.sha256(b"hello").hexdigest()
+    assert layers.sha256_digest(b"hello") == digest
+
+
+def test_chain_ids() -> None:
+    a, b, c = ("sha256:" + ch * 64 for ch in "abc")
+    assert layers.chain_ids([]) == []
+    assert layers.chain_ids([a]) == [a]  # a base layer's chain ID is its diff ID
+    ab = "sha256:" + hashlib.sha256(f"{a} {b}".encode()).hexdigest()
+    abc = "sha256:" + hashlib.sha256(f"{ab} {c}".encode()).hexdigest()
+    assert layers.chain_ids([a, b, c]) == [a, ab, abc]
+
+
+def test_constants_for_the_reverse_direction() -> None:
+    assert layers.WHITEOUT_PREFIX == ".wh."
+    assert layers.OPAQUE_MARKER == ".wh..wh..opq"
