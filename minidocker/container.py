@@ -257,12 +257,17 @@ def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> i
         trace.step("unshare", "a new PID namespace for our next child")
         syscalls.unshare(namespaces.FLAGS["pid"])
     trace.step("fork")
+    # Signals that arrive before the proxy is in place wait (blocked) instead of killing us.
+    saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, init.FORWARDED)
     pid = os.fork()
     if pid == 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
         os.close(read_fd)
         if console is not None:
             console[0].close()
         _child(spec, lowers, cdir, write_fd, console[1] if console else None)
+    init.proxy_signals(pid)
+    signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
     os.close(write_fd)
     master = None
     if console is not None:
@@ -281,8 +286,6 @@ def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> i
         if master is not None:
             with tty.raw_mode(0) if spec.interactive else contextlib.nullcontext():
                 tty.relay(master, pidfd, 0 if spec.interactive else None)
-        else:
-            init.proxy_signals(pid)
         _, status = os.waitpid(pid, 0)
     except BaseException:
         _kill_and_reap(pid)
