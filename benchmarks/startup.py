@@ -50,7 +50,11 @@ from pathlib import Path
 from types import FrameType
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MINIDOCKER = REPO / ".venv" / "bin" / "minidocker"
+# The launcher scripts/setup.sh installs: the venv's python with -I -S (what users run).
+# Fall back to the venv's console script, which pays for site-packages at every start.
+LAUNCHER = Path("/usr/local/bin/minidocker")
+DEFAULT_MINIDOCKER = (LAUNCHER if LAUNCHER.is_file() and REPO.as_posix() in LAUNCHER.read_text()
+                      else REPO / ".venv" / "bin" / "minidocker")
 MINIDOCKER_ARGS = ("run", "--rm", "busybox", "true")
 BUILTINS = ("minidocker", "runc", "crun")
 REFERENCES = ("runc", "crun")

@@ -22,22 +22,22 @@ In the child, PID 1 of its new PID namespace:
 6. ``exec``          execve the command; it is PID 1 now (or PID 2 under ``--init``)
 
 The child reports back over a pipe that closes on exec (``O_CLOEXEC``): end of file means the
-command is running, and a JSON line means it failed (with 125, 126 or 127, as Docker would) or is
-a trace event. Any failure in the child ends the child, and with it every namespace and mount it
-made, so a failed start leaves nothing behind on the host.
+command is running; a line ``!<code> <message>`` means it failed (with 125, 126 or 127, as Docker
+would); a JSON line is a trace event. Everything the child needs must be imported before
+``pivot_root``: after it, the host's files, Python's standard library included, are gone.
+
+Any failure in the child ends the child, and with it every namespace and mount it made, so a
+failed start leaves nothing behind on the host.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
-import socket
 import sys
 import time
 
-from minidocker import init, namespaces, network, overlay, rootfs, syscalls, trace, tty, users
+from minidocker import init, namespaces, network, overlay, rootfs, syscalls, trace, users
 from minidocker.errors import (
     EXIT_CANNOT_INVOKE,
     EXIT_NOT_FOUND,
@@ -48,6 +48,8 @@ from minidocker.errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
+
     from minidocker.spec import Spec
     from minidocker.state import Layout
 
@@ -73,13 +75,14 @@ def resolv_conf(host_text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prepare(spec: Spec, layout: Layout) -> str:
+def prepare(spec: Spec, layout: Layout, lowers: list[str]) -> str:
     """Create the container's directory and files; returns it."""
     cdir = layout.container(spec.id)
     os.makedirs(layout.containers, exist_ok=True)
     os.mkdir(cdir, 0o710)
     for sub in ("upper", "work", "merged"):
         os.mkdir(os.path.join(cdir, sub), 0o755)
+    rootfs.prepare_init_layer(os.path.join(cdir, "upper"), lowers)
     try:
         with open("/etc/resolv.conf") as f:
             host_resolv = f.read()
@@ -91,9 +94,6 @@ def prepare(spec: Spec, layout: Layout) -> str:
     for name, text in files.items():
         with open(os.path.join(cdir, name), "w") as f:
             f.write(text)
-    from minidocker.state import write_json
-
-    write_json(os.path.join(cdir, "config.json"), spec.as_dict())
     return cdir
 
 
@@ -109,7 +109,12 @@ def find_executable(name: str, path: str) -> str:
 
 
 def _report(fd: int, code: int, message: str) -> None:
-    os.write(fd, (json.dumps({"kind": "error", "code": code, "msg": message}) + "\n").encode())
+    """Tell the parent why the start failed: ``!<code> <message>`` on one line.
+
+    Not JSON: this runs after pivot_root, where the host's files (Python's own ``json``
+    module among them) are out of reach, so nothing may be imported here.
+    """
+    os.write(fd, f"!{code} {' '.join(message.split())}\n".encode())
 
 
 def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
@@ -129,6 +134,8 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
     rootfs.mount_defaults(merged)
     slave = None
     if console is not None:
+        from minidocker import tty
+
         master, slave, slave_path = tty.open_pty_in(merged + "/dev/pts")
         tty.send_fd(console, master)
         os.close(master)
@@ -154,6 +161,8 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
     syscalls.chdir(spec.workdir)
 
     if slave is not None:
+        from minidocker import tty
+
         tty.make_controlling(slave)
     elif not spec.interactive:
         devnull = os.open("/dev/null", os.O_RDONLY)
@@ -215,18 +224,24 @@ def _read_reports(fd: int) -> tuple[int, str] | None:
             buf += chunk
             *lines, buf = buf.split(b"\n")
             for line in lines:
-                record = json.loads(line)
-                if record["kind"] == "error":
-                    error = (record["code"], record["msg"])
+                if line.startswith(b"!"):
+                    code, _, message = line[1:].decode().partition(" ")
+                    error = (int(code), message)
                 elif trace._sink is not None:
-                    trace._sink(record)
+                    import json  # only with --trace: a clean exec sends nothing at all
+
+                    trace._sink(json.loads(line))
     return error
 
 
-def _set_state(cdir: str, **state: object) -> None:
+def _write_record(cdir: str, name: str, record: dict[str, object]) -> None:
     from minidocker.state import write_json
 
-    write_json(os.path.join(cdir, "state.json"), state)
+    write_json(os.path.join(cdir, name), record)
+
+
+def _set_state(cdir: str, **state: object) -> None:
+    _write_record(cdir, "state.json", state)
 
 
 def _now() -> str:
@@ -236,7 +251,7 @@ def _now() -> str:
 def run(spec: Spec, lowers: list[str], layout: Layout) -> int:
     """Run ``spec`` in the foreground and return its exit code (``minidocker run``)."""
     trace.step("prepare", layout.container(spec.id))
-    cdir = prepare(spec, layout)
+    cdir = prepare(spec, layout, lowers)
     claimed = False
     try:
         layout.claim_name(spec.name, spec.id)
@@ -248,7 +263,13 @@ def run(spec: Spec, lowers: list[str], layout: Layout) -> int:
 
 
 def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> int:
-    console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) if spec.tty else None
+    console = None
+    if spec.tty:
+        import socket
+
+        from minidocker import tty
+
+        console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -278,12 +299,16 @@ def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> i
             tty.copy_winsize(1, master)
     pidfd = os.pidfd_open(pid)
     try:
+        # Written while the child sets up (on another core): json is slow to import.
+        _write_record(cdir, "config.json", spec.as_dict())
         error = _read_reports(read_fd)
         if error is not None:
             os.waitpid(pid, 0)
             raise ExecError(error[1], error[0])
         _set_state(cdir, Status="running", Pid=pid, StartedAt=_now())
         if master is not None:
+            import contextlib
+
             with tty.raw_mode(0) if spec.interactive else contextlib.nullcontext():
                 tty.relay(master, pidfd, 0 if spec.interactive else None)
         _, status = os.waitpid(pid, 0)

@@ -13,24 +13,29 @@ Notebook: ``01_namespaces`` (net). Man pages: network_namespaces(7), netdevice(7
 from __future__ import annotations
 
 import fcntl
-import socket
+import os
 import struct
 import time
 
-from minidocker import trace
+from minidocker import syscalls, trace
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
+AF_INET = 2
+SOCK_DGRAM = 2
 
 
 def bring_up_loopback() -> None:
     """``ip link set lo up``, by ioctl, in the calling process's network namespace."""
+    sock = syscalls.socket(AF_INET, SOCK_DGRAM)
     t0 = time.monotonic_ns()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    try:
         ifreq = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, ifreq))[1]
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+    finally:
+        os.close(sock)
     if trace.enabled():
         trace.emit("syscall", "ioctl", ["SIOCSIFFLAGS", '"lo"', "IFF_UP"], "0",
                    time.monotonic_ns() - t0)

@@ -133,6 +133,37 @@ def secure_join(root: str, path: str) -> str:
     return os.path.join(root, *resolved)
 
 
+# Mount points every container needs: directories, then files (bind-mount targets).
+INIT_DIRS = ("proc", "sys", "dev", "etc")
+INIT_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
+
+
+def prepare_init_layer(upper: str, lowers: list[str]) -> None:
+    """Create the mount points in the container's upper dir, on the host, before mounting.
+
+    Creating them later through the overlay costs a copy-up each (and milliseconds); Docker
+    keeps them in a separate "init" layer for the same reason. A path the image has as a
+    symlink or as something else is left alone: it is resolved inside the image later.
+    """
+    def image_has(rel: str) -> tuple[bool, bool]:
+        """(found, is a plain directory or file as wanted) in the topmost layer that has it."""
+        for lower in lowers:
+            try:
+                st = os.lstat(os.path.join(lower, rel))
+            except FileNotFoundError:
+                continue
+            return True, stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)
+        return False, True
+
+    for rel in INIT_DIRS:
+        if image_has(rel)[1]:
+            os.mkdir(os.path.join(upper, rel), 0o755)
+    for rel in INIT_FILES:
+        if os.path.isdir(os.path.join(upper, os.path.dirname(rel))) and image_has(rel)[1]:
+            os.close(os.open(os.path.join(upper, rel), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC,
+                             0o644))
+
+
 def make_mounts_private() -> None:
     """Stop mount events propagating between this namespace and the host's."""
     syscalls.mount(None, "/", None, MS.REC | MS.PRIVATE)

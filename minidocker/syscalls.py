@@ -189,6 +189,14 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
 # -- the rest ---------------------------------------------------------------------------------
 
+def socket(domain: int, kind: int) -> int:
+    """socket(2) with SOCK_CLOEXEC; a bare fd (the socket module costs start-up time)."""
+    t0 = time.monotonic_ns()
+    ret = _libc.socket(domain, kind | os.O_CLOEXEC, 0)  # SOCK_CLOEXEC == O_CLOEXEC on Linux
+    _record("socket", [str(domain), str(kind) + "|SOCK_CLOEXEC", "0"], ret, t0)
+    return int(ret)
+
+
 def sethostname(name: str) -> None:
     t0 = time.monotonic_ns()
     raw = name.encode()

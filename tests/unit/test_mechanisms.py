@@ -92,3 +92,14 @@ def test_failed_syscall_names_the_call(tmp_path):
     with pytest.raises(OSError) as err:
         syscalls.umount2(str(tmp_path / "not-a-mount"), syscalls.MNT.DETACH)
     assert any("umount2" in note and "MNT_DETACH" in note for note in err.value.__notes__)
+
+
+def test_state_dumps_is_json():
+    import json
+
+    from minidocker.state import dumps
+
+    record = {"a": [1, "x\n\"é", None, True, False], "b": {"c": -3}, "d": ("t",)}
+    assert json.loads(dumps(record)) == {**record, "d": ["t"]}
+    with pytest.raises(TypeError):
+        dumps({"x": 1.5})
