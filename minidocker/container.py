@@ -195,9 +195,10 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
 
 
 def _child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
-           console: socket.socket | None) -> None:
+           console: socket.socket | None, parent_fd: int) -> None:
     """Run :func:`start_in_child`; turn any failure into a report and an exit code."""
     try:
+        die_with_parent(parent_fd)
         if trace.enabled():
             trace.send_to_fd(report_fd)
         start_in_child(spec, lowers, cdir, report_fd, console)
@@ -213,6 +214,21 @@ def _child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
         _report(report_fd, code, message)
     finally:
         os._exit(code)
+
+
+def die_with_parent(parent_fd: int) -> None:
+    """Be killed if ``minidocker run`` dies, from the first instant of the child's life.
+
+    PR_SET_PDEATHSIG covers the parent dying *later*; a parent that died before the prctl is
+    caught by polling its pidfd (getppid() can't tell: our parent is outside our PID
+    namespace, so it reads 0 either way).
+    """
+    import select
+
+    syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
+    if select.select([parent_fd], [], [], 0)[0]:
+        os._exit(EXIT_RUNTIME)
+    os.close(parent_fd)
 
 
 def _read_reports(fd: int) -> tuple[int, str] | None:
@@ -280,13 +296,15 @@ def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> i
     trace.step("fork")
     # Signals that arrive before the proxy is in place wait (blocked) instead of killing us.
     saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, init.FORWARDED)
+    parent_fd = os.pidfd_open(os.getpid())
     pid = os.fork()
     if pid == 0:
         signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
         os.close(read_fd)
         if console is not None:
             console[0].close()
-        _child(spec, lowers, cdir, write_fd, console[1] if console else None)
+        _child(spec, lowers, cdir, write_fd, console[1] if console else None, parent_fd)
+    os.close(parent_fd)
     init.proxy_signals(pid)
     signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
     os.close(write_fd)
