@@ -516,7 +516,7 @@ def benchmark(args: argparse.Namespace, base: Path, prefix: str, runners: list[R
         else:
             interp = script_interpreter(minidocker)
             info["minidocker"] = tool_version([str(minidocker), "--version"])
-            info["minidocker_python"] = f"{interp} ({tool_version([interp, '-V'])})"
+            info["minidocker_python"] = f"{interp} ({tool_version([interp.split()[0], '-V'])})"
             if "pyenv" in interp:
                 say(f"warning: {minidocker} starts through a pyenv shim ({interp}): ~150 ms each")
             for name, words in {"minidocker": list(MINIDOCKER_ARGS), **args.variants}.items():
