@@ -49,6 +49,7 @@ from minidocker.errors import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable, Sequence
 
     from minidocker.spec import Spec
     from minidocker.state import Layout
@@ -117,8 +118,32 @@ def _report(fd: int, code: int, message: str) -> None:
     os.write(fd, f"!{code} {' '.join(message.split())}\n".encode())
 
 
-def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
-                   console: socket.socket | None) -> None:
+class Channel:
+    """The child's end of its links to the parent, and what it was told to do with stdio."""
+
+    __slots__ = ("report_fd", "go_fd", "console", "stdio", "tied")
+
+    def __init__(self, report_fd: int, go_fd: int | None, console: socket.socket | None,
+                 stdio: tuple[int, int, int] | None, tied: bool) -> None:
+        self.report_fd = report_fd  # child -> parent: errors, trace events, sync requests
+        self.go_fd = go_fd  # parent -> child: "carry on" after the host-side steps, if any
+        self.console = console  # -t: where to send the pty master
+        self.stdio = stdio  # fds to become 0, 1, 2 (None: keep the parent's)
+        self.tied = tied  # die with the parent (foreground run) or outlive it (supervisor)
+
+
+def wait_for_host(channel: Channel, phase: str) -> None:
+    """Ask the parent to do its part now (``?phase``) and block until it says go."""
+    if channel.go_fd is None:
+        return
+    os.write(channel.report_fd, f"?{phase}\n".encode())
+    if os.read(channel.go_fd, 1) != b"g":
+        raise MinidockerError(f"the host-side steps after {phase} failed")
+    os.close(channel.go_fd)
+    channel.go_fd = None
+
+
+def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel) -> None:
     """The container's side of the start sequence. Runs as PID 1 of the new PID namespace and
     ends in execve(2); never returns."""
     trace.set_where("container")
@@ -126,6 +151,7 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
 
     trace.step("namespaces", "the rest of the set, for this process itself")
     namespaces.unshare([k for k in spec.namespaces if k != "pid"])
+    wait_for_host(channel, "namespaces")
 
     trace.step("rootfs", "overlay, kernel filesystems, pivot_root")
     rootfs.make_mounts_private()
@@ -133,13 +159,13 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
                           merged)
     rootfs.mount_defaults(merged)
     slave = None
-    if console is not None:
+    if channel.console is not None:
         from minidocker import tty
 
-        master, slave, slave_path = tty.open_pty_in(merged + "/dev/pts")
-        tty.send_fd(console, master)
+        master, slave, slave_path = tty.open_pty_in(rootfs.secure_join(merged, "/dev/pts"))
+        tty.send_fd(channel.console, master)
         os.close(master)
-        console.close()
+        channel.console.close()
         rootfs.bind_console(merged, slave_path)
     rootfs.bind_files(merged, [(os.path.join(cdir, f), "/etc/" + f) for f in ETC_FILES])
     rootfs.pivot_into(merged)
@@ -160,28 +186,24 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
         os.makedirs(spec.workdir, 0o755)  # Docker creates a missing working directory too
     syscalls.chdir(spec.workdir)
 
-    if slave is not None:
-        from minidocker import tty
-
-        tty.make_controlling(slave)
-    elif not spec.interactive:
-        devnull = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
+    _set_up_stdio(spec, channel, slave)
 
     if spec.init:
         child = os.fork()
         if child:
-            os.close(report_fd)  # only the command's exec should end the parent's wait
-            syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
+            trace.set_sink(None)  # its pipe is about to close: init reports nothing more
+            os.close(channel.report_fd)  # only the command's exec should end the parent's wait
+            if channel.tied:
+                syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
             os._exit(init.run_init(child))
     exe = find_executable(spec.argv[0], env.get("PATH", ""))
     users.become(user)
-    # After the credential change: the kernel clears the parent-death signal on setuid.
-    # If the minidocker process dies, the container is killed rather than orphaned.
-    syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
+    if channel.tied:
+        # Again: the kernel clears the parent-death signal when credentials change.
+        syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; programs expect defaults
         signal.signal(sig, signal.SIG_DFL)
+    close_inherited_fds(keep=channel.report_fd)
     trace.step("exec", " ".join(spec.argv))
     try:
         syscalls.execve(exe, spec.argv, env)
@@ -194,14 +216,46 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
         raise ExecError(f'exec: "{spec.argv[0]}": {exc.strerror}', EXIT_CANNOT_INVOKE) from None
 
 
-def _child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
-           console: socket.socket | None, parent_fd: int) -> None:
+def close_inherited_fds(keep: int) -> None:
+    """Close every fd above 2 but ``keep`` (the report pipe, closed by exec itself).
+
+    An fd the caller left open without O_CLOEXEC would survive execve into the container; if it
+    names a host directory, ``/proc/self/fd/N`` leads out of the container's root. That is
+    runc's CVE-2024-21626, and why runc closes them too.
+    """
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 20)
+
+
+def _set_up_stdio(spec: Spec, channel: Channel, slave: int | None) -> None:
+    """The pty (``-t``), the fds the caller gave (a supervisor's log pipes), or ours."""
+    if slave is not None:
+        from minidocker import tty
+
+        tty.make_controlling(slave)
+        return
+    if channel.stdio is not None:
+        for target, fd in enumerate(channel.stdio):
+            os.dup2(fd, target)
+        for fd in set(channel.stdio):
+            if fd > 2:
+                os.close(fd)
+    if not spec.interactive:
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+
+
+def _child(spec: Spec, lowers: list[str], cdir: str, channel: Channel, parent_fd: int) -> None:
     """Run :func:`start_in_child`; turn any failure into a report and an exit code."""
     try:
-        die_with_parent(parent_fd)
+        if channel.tied:
+            die_with_parent(parent_fd)
+        else:
+            os.close(parent_fd)
         if trace.enabled():
-            trace.send_to_fd(report_fd)
-        start_in_child(spec, lowers, cdir, report_fd, console)
+            trace.send_to_fd(channel.report_fd)
+        start_in_child(spec, lowers, cdir, channel)
         code, message = EXIT_RUNTIME, "execve returned"
     except MinidockerError as exc:
         code, message = exc.exit_code, str(exc)
@@ -211,7 +265,7 @@ def _child(spec: Spec, lowers: list[str], cdir: str, report_fd: int,
     except BaseException as exc:  # the process boundary: anything at all must be reported
         code, message = EXIT_RUNTIME, f"{type(exc).__name__}: {exc}"
     try:
-        _report(report_fd, code, message)
+        _report(channel.report_fd, code, message)
     finally:
         os._exit(code)
 
@@ -231,8 +285,10 @@ def die_with_parent(parent_fd: int) -> None:
     os.close(parent_fd)
 
 
-def _read_reports(fd: int) -> tuple[int, str] | None:
-    """Collect the child's trace events until exec (EOF); return its error, if it sent one."""
+def _read_reports(fd: int, go_fd: int | None, pid: int,
+                  host_steps: Sequence[Callable[[int], None]]) -> tuple[int, str] | None:
+    """Follow the child until exec (EOF): relay its trace events, run the host-side steps when
+    it asks (``?phase``), and return its error if it sent one (``!code message``)."""
     error = None
     buf = b""
     with os.fdopen(fd, "rb", buffering=0) as pipe:
@@ -243,6 +299,11 @@ def _read_reports(fd: int) -> tuple[int, str] | None:
                 if line.startswith(b"!"):
                     code, _, message = line[1:].decode().partition(" ")
                     error = (int(code), message)
+                elif line.startswith(b"?") and go_fd is not None:
+                    trace.step("host", f"while the child waits after {line[1:].decode()}")
+                    for step in host_steps:
+                        step(pid)
+                    os.write(go_fd, b"g")
                 elif trace._sink is not None:
                     import json  # only with --trace: a clean exec sends nothing at all
 
@@ -264,6 +325,97 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+class Started:
+    """A container whose command is running: its host PID, a pidfd for it, its pty master."""
+
+    __slots__ = ("pid", "pidfd", "master")
+
+    def __init__(self, pid: int, pidfd: int, master: int | None) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.master = master
+
+
+def start(spec: Spec, lowers: list[str], cdir: str, *,
+          stdio: tuple[int, int, int] | None = None, tied: bool = True,
+          host_steps: Sequence[Callable[[int], None]] = (),
+          on_fork: Callable[[int], None] | None = None) -> Started:
+    """Start the container's process and return once its command runs (after execve).
+
+    ``stdio`` replaces the caller's stdin/stdout/stderr (without ``-t``). ``tied`` kills the
+    container when the caller dies (a foreground ``run``); a supervisor passes False.
+    ``host_steps`` run in the caller with the child's PID while the child waits, after it made
+    its namespaces: what only the host side can do (a veth into its network namespace).
+    ``on_fork`` runs right after fork(2) in the caller. On failure the child is gone and the
+    error is raised here (an :class:`ExecError` with Docker's exit code).
+    """
+    console = None
+    if spec.tty:
+        import socket
+
+        console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    read_fd, write_fd = os.pipe()
+    go_read, go_write = os.pipe() if host_steps else (None, None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+    own_pidns = None
+    if "pid" in spec.namespaces:
+        trace.step("unshare", "a new PID namespace for our next child")
+        own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        syscalls.unshare(namespaces.FLAGS["pid"])
+    trace.step("fork")
+    parent_fd = os.pidfd_open(os.getpid())
+    pid = os.fork()
+    if pid == 0:
+        # The container starts with no signal blocked, whatever its caller had blocked.
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        os.close(read_fd)
+        if go_write is not None:
+            os.close(go_write)
+        if console is not None:
+            console[0].close()
+        _child(spec, lowers, cdir,
+               Channel(write_fd, go_read, console[1] if console else None, stdio, tied),
+               parent_fd)
+    if on_fork is not None:
+        on_fork(pid)
+    os.close(parent_fd)
+    if own_pidns is not None:
+        # Our own later children (a subprocess, the next container) belong in *our* namespace.
+        syscalls.setns(own_pidns, namespaces.FLAGS["pid"], "/proc/self/ns/pid")
+        os.close(own_pidns)
+    os.close(write_fd)
+    if go_read is not None:
+        os.close(go_read)
+    pidfd = os.pidfd_open(pid)
+    master = None
+    try:
+        if console is not None:
+            from minidocker import tty
+
+            console[1].close()
+            master = tty.recv_fd(console[0])  # None: the child failed before making the pty
+            console[0].close()
+        # Written while the child sets up (on another core): json is slow to import.
+        _write_record(cdir, "config.json", spec.as_dict())
+        error = _read_reports(read_fd, go_write, pid, host_steps)
+        if error is not None:
+            os.waitpid(pid, 0)
+            raise ExecError(error[1], error[0])
+    except BaseException:
+        _kill_and_reap(pid)
+        os.close(pidfd)
+        if master is not None:
+            os.close(master)
+        raise
+    finally:
+        if go_write is not None:
+            os.close(go_write)
+    _set_state(cdir, Status="running", Pid=pid, StartedAt=_now())
+    return Started(pid, pidfd, master)
+
+
 def run(spec: Spec, lowers: list[str], layout: Layout) -> int:
     """Run ``spec`` in the foreground and return its exit code (``minidocker run``)."""
     trace.step("prepare", layout.container(spec.id))
@@ -272,71 +424,41 @@ def run(spec: Spec, lowers: list[str], layout: Layout) -> int:
     try:
         layout.claim_name(spec.name, spec.id)
         claimed = True
-        return _run_prepared(spec, lowers, cdir, layout)
+        return _run_foreground(spec, lowers, cdir, layout)
     except BaseException:
         layout.remove_container(spec.id, spec.name if claimed else None)
         raise
 
 
-def _run_prepared(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> int:
-    console = None
-    if spec.tty:
-        import socket
-
-        from minidocker import tty
-
-        console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    read_fd, write_fd = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-
-    if "pid" in spec.namespaces:
-        trace.step("unshare", "a new PID namespace for our next child")
-        syscalls.unshare(namespaces.FLAGS["pid"])
-    trace.step("fork")
+def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> int:
     # Signals that arrive before the proxy is in place wait (blocked) instead of killing us.
     saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, init.FORWARDED)
-    parent_fd = os.pidfd_open(os.getpid())
-    pid = os.fork()
-    if pid == 0:
-        signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
-        os.close(read_fd)
-        if console is not None:
-            console[0].close()
-        _child(spec, lowers, cdir, write_fd, console[1] if console else None, parent_fd)
-    os.close(parent_fd)
-    init.proxy_signals(pid)
-    signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
-    os.close(write_fd)
-    master = None
-    if console is not None:
-        console[1].close()
-        master = tty.recv_fd(console[0])  # None: the child failed before making the pty
-        console[0].close()
-        if master is not None:
-            tty.copy_winsize(1, master)
-    pidfd = os.pidfd_open(pid)
-    try:
-        # Written while the child sets up (on another core): json is slow to import.
-        _write_record(cdir, "config.json", spec.as_dict())
-        error = _read_reports(read_fd)
-        if error is not None:
-            os.waitpid(pid, 0)
-            raise ExecError(error[1], error[0])
-        _set_state(cdir, Status="running", Pid=pid, StartedAt=_now())
-        if master is not None:
-            import contextlib
 
-            with tty.raw_mode(0) if spec.interactive else contextlib.nullcontext():
-                tty.relay(master, pidfd, 0 if spec.interactive else None)
-        _, status = os.waitpid(pid, 0)
-    except BaseException:
-        _kill_and_reap(pid)
-        raise
+    def proxy(pid: int) -> None:
+        init.proxy_signals(pid)
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
+
+    try:
+        started = start(spec, lowers, cdir, on_fork=proxy)
+        try:
+            if started.master is not None:
+                import contextlib
+
+                from minidocker import tty
+
+                tty.copy_winsize(1, started.master)
+                with tty.raw_mode(0) if spec.interactive else contextlib.nullcontext():
+                    tty.relay(started.master, started.pidfd, 0 if spec.interactive else None)
+            _, status = os.waitpid(started.pid, 0)
+        except BaseException:
+            _kill_and_reap(started.pid)
+            raise
+        finally:
+            os.close(started.pidfd)
+            if started.master is not None:
+                os.close(started.master)
     finally:
-        os.close(pidfd)
-        if master is not None:
-            os.close(master)
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
         for sig in init.FORWARDED:
             signal.signal(sig, signal.SIG_DFL if sig != signal.SIGPIPE else signal.SIG_IGN)
     code = init.exit_code(status)
@@ -354,4 +476,3 @@ def _kill_and_reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
-

@@ -180,19 +180,25 @@ def mount_defaults(root: str) -> None:
         _mkdirs(where)
         syscalls.mount(source, where, fstype, flags, data)
         if target == "/dev":
-            create_devices(root)
+            create_devices(where)
 
 
-def create_devices(root: str) -> None:
-    """Make ``DEFAULT_DEVICES`` and ``DEFAULT_SYMLINKS`` in the container's fresh /dev tmpfs."""
+def create_devices(dev: str) -> None:
+    """Make ``DEFAULT_DEVICES`` and ``DEFAULT_SYMLINKS`` in ``dev``, the fresh /dev tmpfs.
+
+    ``dev`` is the tmpfs's real location, already resolved inside the image: joining the
+    image's root with "/dev/null" instead would follow an image whose /dev is a symlink out
+    to the host.
+    """
     old_umask = os.umask(0)  # the modes below are meant exactly
     try:
         for path, major, minor in DEFAULT_DEVICES:
-            syscalls.mknod(root + path, stat.S_IFCHR | 0o666, major, minor)
+            syscalls.mknod(os.path.join(dev, os.path.basename(path)), stat.S_IFCHR | 0o666,
+                           major, minor)
     finally:
         os.umask(old_umask)
     for link, target in DEFAULT_SYMLINKS:
-        os.symlink(target, root + link)
+        os.symlink(target, os.path.join(dev, os.path.basename(link)))
 
 
 def bind_files(root: str, files: list[tuple[str, str]]) -> None:
@@ -242,19 +248,19 @@ def propagation_of(mount_point: str, mountinfo: str | None = None) -> str:
 def mask_paths(masked: tuple[str, ...] = MASKED_PATHS,
                readonly: tuple[str, ...] = READONLY_PATHS) -> None:
     """Hide ``masked`` and make ``readonly`` read-only. Runs after pivot_into: paths are final."""
+    # A path this kernel doesn't have needs no hiding (runc skips those too); any other
+    # failure (no /dev/null to bind, say) must stop the container, never leave a path bare.
     for path in masked:
-        try:
-            if os.path.isdir(path):
-                syscalls.mount("tmpfs", path, "tmpfs", MS.RDONLY, "size=0")
-            else:
-                syscalls.mount("/dev/null", path, None, MS.BIND)
-        except FileNotFoundError:
-            continue  # not on this kernel: nothing to hide (runc skips these too)
-    for path in readonly:
-        try:
-            syscalls.mount(path, path, None, MS.BIND | MS.REC)
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             continue
+        if os.path.isdir(path):
+            syscalls.mount("tmpfs", path, "tmpfs", MS.RDONLY, "size=0")
+        else:
+            syscalls.mount("/dev/null", path, None, MS.BIND)
+    for path in readonly:
+        if not os.path.lexists(path):
+            continue
+        syscalls.mount(path, path, None, MS.BIND | MS.REC)
         syscalls.mount(path, path, None,
                        MS.BIND | MS.REMOUNT | MS.RDONLY | _NOSUID_NODEV_NOEXEC)
     if trace.enabled():
@@ -263,6 +269,6 @@ def mask_paths(masked: tuple[str, ...] = MASKED_PATHS,
 
 def bind_console(root: str, pty_path: str) -> None:
     """With ``-t``, the terminal also appears as ``/dev/console`` (as runc does)."""
-    where = root + "/dev/console"
+    where = secure_join(root, "/dev/console")
     os.close(os.open(where, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     syscalls.mount(pty_path, where, None, MS.BIND)
