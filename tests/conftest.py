@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-TEST_ROOT_MARK = "mdtest-"  # every state root's directory name starts with this
+TEST_ROOT_MARK = f"mdtest{os.getpid()}-"  # this session's state roots; others may run beside us
 
 
 def is_root() -> bool:
