@@ -23,24 +23,15 @@ if TYPE_CHECKING:
 
     from minidocker.flags import Flag, Parsed
 
-COMMANDS = {
-    "run": "Create and run a new container from an image",
-    "import": "Import the contents from a tarball to create a filesystem image",
-    "images": "List images",
-    "doctor": "Check that this host can run containers, with a fix for each problem",
-    "version": "Show the minidocker version",
+# Each command: the module of minidocker.commands that holds its ``cmd_<name>`` function
+# (None: this file), and its one-line help. Modules are imported only for their command.
+COMMANDS: dict[str, tuple[str | None, str]] = {
+    "run": (None, "Create and run a new container from an image"),
+    "import": ("images", "Import the contents from a tarball to create a filesystem image"),
+    "images": ("images", "List images"),
+    "doctor": (None, "Check that this host can run containers, with a fix for each problem"),
+    "version": (None, "Show the minidocker version"),
 }
-
-
-def _parser(prog: str, description: str, usage: str | None = None) -> argparse.ArgumentParser:
-    """argparse for the commands off the start-up path; errors become one-line UsageErrors."""
-    import argparse
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> None:  # type: ignore[override]
-            raise UsageError(f"{self.prog}: {message}")
-
-    return Parser(prog=prog, description=description, usage=usage)
 
 
 def _run_flags() -> tuple[Flag, ...]:
@@ -96,7 +87,7 @@ def cmd_run(argv: list[str]) -> int:
     args = flags.parse(table, argv, "run")
     if args.help:
         print(flags.usage(table, "minidocker run [OPTIONS] IMAGE [COMMAND] [ARG...]",
-                          COMMANDS["run"]))
+                          COMMANDS["run"][1]))
         return 0
     if not args.positional:
         raise UsageError('"minidocker run" requires at least 1 argument: IMAGE')
@@ -123,39 +114,15 @@ def _private(args: Parsed, kind: str) -> bool:
     return option.get(kind) in (None, "private")
 
 
-def cmd_import(argv: list[str]) -> int:
-    p = _parser("minidocker import", COMMANDS["import"],
-                "minidocker import FILE|- REPOSITORY[:TAG]")
-    p.add_argument("file", help="a rootfs tarball (plain or gzip), or - for stdin")
-    p.add_argument("reference", help="the name to give the image")
-    args = p.parse_args(argv)
-    from minidocker import state
-    from minidocker.store import ImageStore
+def parser(prog: str, description: str, usage: str | None = None) -> argparse.ArgumentParser:
+    """argparse for the commands off the start-up path; errors become one-line UsageErrors."""
+    import argparse
 
-    src = sys.stdin.buffer if args.file == "-" else args.file
-    image = ImageStore(state.Layout().root).import_tarball(src, args.reference)
-    print(image.id)
-    return 0
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise UsageError(f"{self.prog}: {message}")
 
-
-def cmd_images(argv: list[str]) -> int:
-    p = _parser("minidocker images", COMMANDS["images"])
-    p.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
-    args = p.parse_args(argv)
-    from minidocker import state
-    from minidocker.store import ImageStore
-
-    images = ImageStore(state.Layout().root).list_images()
-    if not args.quiet:
-        print(f"{'REPOSITORY':<30} {'TAG':<12} {'IMAGE ID':<14}")
-    for image in images:
-        short = image.id.removeprefix("sha256:")[:12]
-        if args.quiet:
-            print(short)
-            continue
-        repo, _, tag = (image.ref or "<none>:<none>").rpartition(":")
-        print(f"{repo:<30} {tag:<12} {short:<14}")
-    return 0
+    return Parser(prog=prog, description=description, usage=usage)
 
 
 def cmd_doctor(argv: list[str]) -> int:
@@ -171,15 +138,21 @@ def cmd_version(argv: list[str]) -> int:
     return 0
 
 
-HANDLERS: dict[str, Callable[[list[str]], int]] = {
-    "run": cmd_run, "import": cmd_import, "images": cmd_images, "doctor": cmd_doctor,
-    "version": cmd_version,
-}
+def handler(name: str) -> Callable[[list[str]], int] | None:
+    """The function behind command ``name``, importing its module only now."""
+    if name not in COMMANDS:
+        return None
+    module, _ = COMMANDS[name]
+    function = "cmd_" + name.replace("-", "_")
+    if module is None:
+        return globals()[function]  # type: ignore[no-any-return,unused-ignore]
+    mod = __import__(f"minidocker.commands.{module}", fromlist=[function])
+    return getattr(mod, function)  # type: ignore[no-any-return,unused-ignore]
 
 
 def usage() -> str:
     lines = ["usage: minidocker [--root DIR] COMMAND [OPTIONS]", "", "Commands:"]
-    lines += [f"  {name:<9} {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:<9} {text}" for name, (_, text) in COMMANDS.items()]
     lines += ["", "Run 'minidocker COMMAND --help' for more on a command.",
               "State lives under --root, $MINIDOCKER_ROOT, or /var/lib/minidocker."]
     return "\n".join(lines)
@@ -199,13 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0 if argv else 1
-    handler = HANDLERS.get(argv[0])
-    if handler is None:
+    command = handler(argv[0])
+    if command is None:
         print(f"minidocker: '{argv[0]}' is not a minidocker command.\n\n{usage()}",
               file=sys.stderr)
         return EXIT_RUNTIME
     try:
-        code = handler(argv[1:])
+        code = command(argv[1:])
         if argv[0] == "run" and as_program:
             # Skip the interpreter's clean-up (~2 ms of every run); nothing is left to flush
             # but the standard streams, and the container is already gone.
