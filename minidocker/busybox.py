@@ -185,6 +185,7 @@ def image_config(binary: Path, mtime: int) -> dict[str, Any]:
         "config": {
             "Env": [DEFAULT_PATH_ENV],
             "Cmd": ["sh"],
+            "WorkingDir": "/",
             "Labels": {
                 "org.opencontainers.image.title": "busybox",
                 "org.opencontainers.image.version": version,

@@ -120,7 +120,7 @@ def parser(prog: str, description: str, usage: str | None = None) -> argparse.Ar
 
     class Parser(argparse.ArgumentParser):
         def error(self, message: str) -> None:  # type: ignore[override]
-            raise UsageError(f"{self.prog}: {message}")
+            raise UsageError(f"{self.prog.removeprefix('minidocker ')}: {message}")
 
     return Parser(prog=prog, description=description, usage=usage)
 

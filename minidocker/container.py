@@ -182,8 +182,10 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel) -
     user = users.lookup(spec.user)
     env = dict(spec.env)
     env.setdefault("HOME", user.home)
-    if not os.path.isdir(spec.workdir):
+    if not os.path.lexists(spec.workdir):
         os.makedirs(spec.workdir, 0o755)  # Docker creates a missing working directory too
+    elif not os.path.isdir(spec.workdir):
+        raise MinidockerError(f"the working directory {spec.workdir} is not a directory")
     syscalls.chdir(spec.workdir)
 
     _set_up_stdio(spec, channel, slave)
@@ -248,6 +250,7 @@ def _set_up_stdio(spec: Spec, channel: Channel, slave: int | None) -> None:
 
 def _child(spec: Spec, lowers: list[str], cdir: str, channel: Channel, parent_fd: int) -> None:
     """Run :func:`start_in_child`; turn any failure into a report and an exit code."""
+    trace.set_where("container")
     try:
         if channel.tied:
             die_with_parent(parent_fd)

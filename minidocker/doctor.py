@@ -538,10 +538,9 @@ def format_table(checks: list[Check], ascii_only: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    from minidocker.cli import parser as make_parser
 
-    parser = argparse.ArgumentParser(prog="minidocker doctor",
-                                     description="check that this host can run containers")
+    parser = make_parser("minidocker doctor", "check that this host can run containers")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     args = parser.parse_args(argv)
     checks = run_checks()

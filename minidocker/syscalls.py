@@ -193,7 +193,10 @@ def socket(domain: int, kind: int) -> int:
     """socket(2) with SOCK_CLOEXEC; a bare fd (the socket module costs start-up time)."""
     t0 = time.monotonic_ns()
     ret = _libc.socket(domain, kind | os.O_CLOEXEC, 0)  # SOCK_CLOEXEC == O_CLOEXEC on Linux
-    _record("socket", [str(domain), str(kind) + "|SOCK_CLOEXEC", "0"], ret, t0)
+    names = {2: "AF_INET", 10: "AF_INET6", 1: "AF_UNIX"}, {1: "SOCK_STREAM", 2: "SOCK_DGRAM"}
+    args = [names[0].get(domain, str(domain)), names[1].get(kind, str(kind)) + "|SOCK_CLOEXEC",
+            "0"]
+    _record("socket", args, ret, t0)
     return int(ret)
 
 
@@ -207,7 +210,8 @@ def sethostname(name: str) -> None:
 def prctl(option: PR, arg2: int = 0) -> None:
     t0 = time.monotonic_ns()
     ret = _libc.prctl(int(option), arg2, 0, 0, 0)
-    _record("prctl", [f"PR_{option.name}", str(arg2)], ret, t0)
+    shown = repr(arg2) if option != PR.SET_PDEATHSIG else getattr(arg2, "name", str(arg2))
+    _record("prctl", [f"PR_{option.name}", shown], ret, t0)
 
 
 def _timed_os(call: str, args: list[str], fn: Any, *fn_args: Any) -> Any:

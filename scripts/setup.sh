@@ -20,6 +20,7 @@ APT_PACKAGES=(
     busybox-static
     iproute2 nftables
     runc crun
+    skopeo umoci
     util-linux ca-certificates
 )
 
