@@ -252,12 +252,13 @@ def _child(spec: Spec, lowers: list[str], cdir: str, channel: Channel, parent_fd
     """Run :func:`start_in_child`; turn any failure into a report and an exit code."""
     trace.set_where("container")
     try:
+        if trace.enabled():
+            trace.send_to_fd(channel.report_fd)
         if channel.tied:
+            trace.step("die-with-parent", "killed if minidocker run dies")
             die_with_parent(parent_fd)
         else:
             os.close(parent_fd)
-        if trace.enabled():
-            trace.send_to_fd(channel.report_fd)
         start_in_child(spec, lowers, cdir, channel)
         code, message = EXIT_RUNTIME, "execve returned"
     except MinidockerError as exc:

@@ -28,7 +28,7 @@ def test_run_returns_output_and_the_trace_of_both_sides(bench):
     assert "pivot_root" in calls
     assert calls[-1] == "execve"
     container_steps = [g.name for g in lab.steps(result.events) if g.where == "container"]
-    assert container_steps[:2] == ["namespaces", "rootfs"]
+    assert container_steps[:3] == ["die-with-parent", "namespaces", "rootfs"]
     assert container_steps[-1] == "exec"
     assert {e["where"] for e in result.events} == {"host", "container"}
     assert not os.listdir(bench.root + "/lab")  # the trace file is gone once read
