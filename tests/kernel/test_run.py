@@ -7,7 +7,6 @@ Every assertion reads what the kernel shows the container's own process: /proc/s
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import time
@@ -15,6 +14,7 @@ import time
 import pytest
 
 from tests.conftest import needs_root
+from tests.ptyrun import PtyProcess
 
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb01]
 
@@ -235,46 +235,13 @@ def test_killed_container_exits_128_plus_signal(cli):
     assert proc.returncode == 137
 
 
-def _run_in_pty(argv: list[str], env: dict[str, str], keys: bytes,
-                size: tuple[int, int] = (33, 101)) -> tuple[str, int]:
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
-    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave,
-                            start_new_session=True)
-    os.close(slave)
-    out = b""
-    try:
-        os.write(master, keys)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        code = proc.wait(timeout=10)
-    finally:
-        proc.kill()
-        proc.wait()
-        os.close(master)
-    return out.decode(errors="replace"), code
-
-
 def test_interactive_tty_shell(cli):
-    out, code = _run_in_pty(cli.argv("run", "-it", "--rm", "busybox", "sh"), cli.env,
-                            b"echo $((6*7)); tty; stty size; echo $TERM; exit 5\n")
+    session = PtyProcess(cli.argv("run", "-it", "--rm", "busybox", "sh"), cli.env)
+    try:
+        session.send(b"echo $((6*7)); tty; stty size; echo $TERM; exit 5\n")
+        out, code = session.finish()
+    finally:
+        session.close()
     assert code == 5
     lines = [line.strip() for line in out.splitlines()]
     assert "42" in lines
@@ -284,34 +251,14 @@ def test_interactive_tty_shell(cli):
 
 
 def test_ctrl_c_in_tty(cli):
-    import pty
-
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(cli.argv("run", "-it", "--rm", "busybox", "sh", "-c",
-                                     "trap 'echo got-int; exit 9' INT; echo ready; "
-                                     "while :; do sleep 0.05; done"),
-                            env=cli.env, stdin=slave, stdout=slave, stderr=slave,
-                            start_new_session=True)
-    os.close(slave)
-    out = b""
+    session = PtyProcess(cli.argv("run", "-it", "--rm", "busybox", "sh", "-c",
+                                  "trap 'echo got-int; exit 9' INT; echo ready; "
+                                  "while :; do sleep 0.05; done"), cli.env)
     try:
-        deadline = time.monotonic() + 20
-        while b"ready" not in out and time.monotonic() < deadline:
-            if select.select([master], [], [], 1)[0]:
-                out += os.read(master, 4096)
-        os.write(master, b"\x03")
-        code = proc.wait(timeout=10)
-        while select.select([master], [], [], 0.2)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        assert b"ready" in session.read_until(b"ready")
+        session.send(b"\x03")
+        out, code = session.finish()
     finally:
-        proc.kill()
-        proc.wait()
-        os.close(master)
-    assert b"got-int" in out
+        session.close()
+    assert "got-int" in out
     assert code == 9
