@@ -480,3 +480,113 @@ def _kill_and_reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
+
+
+def teardown(layout: Layout, cid: str, name: str | None = None, *, pid: int = 0,
+             start_time: int | None = None) -> None:
+    """Undo everything container ``cid`` holds on the host. Idempotent; any process may call it.
+
+    The one place that knows what a container leaves behind, so ``run --rm``, ``rm``,
+    ``container prune``, ``system prune`` and the supervisor all tear down alike:
+
+    1. ``kill``     its processes: SIGKILL to its PID 1 (``pid``, if it is still the process
+                    that started at ``start_time``) ends its whole PID namespace; we wait
+                    until it is gone;
+    2. ``release``  what each mechanism holds on the host for it (the cgroup, the network)
+                    is given back here, while the record that names it still exists;
+    3. ``unlist``   its directory is renamed to ``containers/.<id>.removing`` under its lock,
+                    so no command sees half a container and no start can race the removal;
+    4. ``name``     its name is released (only if it still points at this container);
+    5. ``delete``   the renamed directory is deleted (mounts need no undo: they lived in the
+                    container's mount namespace, which died with its last process).
+
+    A crash anywhere leaves a state the next call (or ``system prune``) finishes.
+    """
+    from minidocker import state
+
+    cdir = layout.container(cid)
+    tomb = os.path.join(layout.containers, f".{cid}.removing")
+    locked = state.lock_container(cdir)
+    try:
+        if pid:
+            trace.step("kill", f"PID {pid} and with it the container's PID namespace")
+            kill_container(pid, start_time)
+        release_cgroup(cdir, cid)
+        if locked:
+            if name is None:
+                name = _recorded_name(cdir)
+            trace.step("unlist", tomb)
+            os.rename(cdir, tomb)
+    finally:
+        if locked:
+            state.unlock_container(cdir)
+    if name is not None:
+        layout.release_name(name, cid)
+    else:  # the record is gone: look for a name still pointing at it
+        try:
+            links = os.listdir(layout.names)
+        except FileNotFoundError:
+            links = []
+        for link in links:
+            layout.release_name(link, cid)
+    state.remove_tree(tomb)
+
+
+def release_cgroup(cdir: str, cid: str) -> None:
+    """Kill whatever is left in the container's cgroup, wait until it is empty, remove it.
+
+    Found by where it must be (``--cgroup-parent`` from config.json), not by state.json, so a
+    start that died before recording it still leaves nothing behind. Idempotent.
+    """
+    try:
+        from minidocker.state import read_json
+
+        parent = read_json(os.path.join(cdir, "config.json")).get("cgroup_parent")
+    except (OSError, ValueError):
+        parent = ""
+    cgroup = cgroups.find(cid, parent if isinstance(parent, str) else "")
+    if cgroup is not None:
+        trace.step("release", f"cgroup {cgroup}: kill what is left, wait until empty, rmdir")
+        cgroup.destroy()
+
+
+def _recorded_name(cdir: str) -> str | None:
+    try:
+        from minidocker.state import read_json
+
+        name = read_json(os.path.join(cdir, "config.json")).get("name")
+    except (OSError, ValueError):
+        return None
+    return name if isinstance(name, str) else None
+
+
+def kill_container(pid: int, start_time: int | None = None, timeout: float = 10) -> bool:
+    """SIGKILL ``pid`` (if it is still the process that started at ``start_time``, in clock
+    ticks since boot, as /proc/<pid>/stat field 22 has it) and wait until it has exited.
+
+    Killing a PID namespace's init kills every process in it. Returns False if the process was
+    already gone. A pidfd pins the process, so a PID reused meanwhile is never signalled.
+    """
+    import select
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if start_time is not None:
+            from minidocker.lifecycle import process_start_time
+
+            if process_start_time(pid) != start_time:
+                return False
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(int(timeout * 1000)):
+            raise MinidockerError(f"PID {pid} did not die within {timeout}s of SIGKILL")
+        return True
+    finally:
+        os.close(pidfd)

@@ -94,6 +94,48 @@ def read_json(path: str) -> dict[str, object]:
         return json.load(f)  # type: ignore[no-any-return,unused-ignore]
 
 
+_held: dict[str, list[int]] = {}  # container dir -> [fd, depth]: locks this process holds
+
+
+def lock_container(cdir: str) -> bool:
+    """Take the container's own lock (flock(2) on its directory), waiting for its holder.
+
+    Returns False if the container is gone, or was renamed away to be removed while we waited:
+    the caller must then leave it alone. Re-entrant within a process; each True needs one
+    :func:`unlock_container`. (See :mod:`minidocker.lifecycle` for who takes it and why.)
+    The directory itself is locked, not a file in it: nothing to create, so taking the lock
+    never changes what is stored.
+    """
+    held = _held.get(cdir)
+    if held is not None:
+        held[1] += 1
+        return True
+    import fcntl
+
+    try:
+        fd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        same = os.stat(cdir).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:
+        os.close(fd)
+        return False
+    _held[cdir] = [fd, 1]
+    return True
+
+
+def unlock_container(cdir: str) -> None:
+    held = _held[cdir]
+    held[1] -= 1
+    if held[1] == 0:
+        del _held[cdir]
+        os.close(held[0])  # closing the last fd of the open file releases the flock
+
+
 class Layout:
     """Paths under one state root."""
 
@@ -106,14 +148,28 @@ class Layout:
         return os.path.join(self.containers, cid, *parts)
 
     def claim_name(self, name: str, cid: str) -> None:
-        """Reserve ``name`` for ``cid``; exactly one of two racing claims succeeds."""
+        """Reserve ``name`` for ``cid``; exactly one of two racing claims succeeds.
+
+        A link left pointing at a container that no longer exists (a removal that died
+        half-way) is taken over: unlinking it is a race only one claimer can win too.
+        """
         os.makedirs(self.names, exist_ok=True)
-        try:
-            os.symlink(cid, os.path.join(self.names, name))
-        except FileExistsError:
-            owner = os.readlink(os.path.join(self.names, name))
-            raise NameConflict(f'conflict: the container name "/{name}" is already in use by '
-                               f'container "{owner}"') from None
+        link = os.path.join(self.names, name)
+        for _ in range(3):
+            try:
+                os.symlink(cid, link)
+                return
+            except FileExistsError:
+                pass
+            try:
+                owner = os.readlink(link)
+            except FileNotFoundError:  # released while we looked: try again
+                continue
+            if os.path.isdir(self.container(owner)):
+                raise NameConflict(f'conflict: the container name "/{name}" is already in use '
+                                   f'by container "{owner}"')
+            self.release_name(name, owner)  # dangling: its container is gone
+        raise NameConflict(f'conflict: the container name "/{name}" is already in use')
 
     def release_name(self, name: str, cid: str) -> None:
         link = os.path.join(self.names, name)

@@ -1,0 +1,379 @@
+"""The container lifecycle: states, transitions, and the record that remembers them.
+
+A container is a process, so most of its life is the kernel's business: the kernel knows
+whether it runs, and ``wait(2)`` tells its parent how it ended. What the kernel forgets, its
+name, its configuration, how it last exited, minidocker writes down. The states are Docker's:
+
+============ ====================================================================
+created      the directory and record exist; no process yet (``create``)
+running      its first process runs (``run``, ``start``, ``restart``)
+restarting   it exited, and the supervisor will start it again (``--restart``)
+exited       it ran and ended; the record keeps its exit code and finish time
+============ ====================================================================
+
+(``paused`` needs the cgroup freezer; ``removing`` and ``dead`` are Docker's states for a
+removal in progress or failed, which minidocker's :func:`minidocker.container.teardown` makes
+atomic.) :data:`TRANSITIONS` lists every edge with the command or event that takes it;
+notebook ``09_lifecycle`` draws it from live containers.
+
+**The record.** ``ROOT/containers/<id>/state.json`` holds what happened: ``Status``, ``Pid``,
+``StartTime``, ``StartedAt``, ``FinishedAt``, ``ExitCode``, ``Error``, ``OOMKilled``,
+``Created``, ``RestartCount``, ``ManuallyStopped``, ``Supervised``. Next to it,
+``config.json`` holds the plan (:class:`minidocker.spec.Spec`) and ``hostconfig.json`` what
+the host was asked for (``RestartPolicy``, ``AutoRemove``, the image's ``StopSignal``).
+Every write replaces the whole file by rename(2), so a reader sees the old record or the new
+one, never half; and every read-modify-write holds the container's own lock, an flock(2) on
+its directory (:func:`locked`), so two writers (the supervisor recording an exit, ``rm``
+deciding whether it may remove) never interleave.
+
+**The kernel is the truth.** A record that says ``running`` is believed only if the process
+it names is still there: ``/proc/<Pid>/stat`` must exist, not be a zombie, and show the same
+start time (field 22, ``starttime``, in clock ticks since boot) as when it was started. A
+PID reused by an unrelated process after the container died has another start time; after a
+reboot nothing has the old one. So a crashed supervisor, a ``kill -9`` of ``minidocker run``
+or a power cut never leaves a dead container shown as running (:func:`status`).
+
+**Restart policies** (``--restart``) are the supervisor's to carry out, by
+:func:`should_restart` and :func:`restart_delay`: ``no``; ``on-failure[:N]`` (non-zero exit,
+at most N times); ``always``; ``unless-stopped`` (as ``always``, but a container stopped by
+hand stays stopped even when a new supervisor starts). ``stop`` and ``kill`` mark a container
+``ManuallyStopped`` first, so its exit is not "restarted" by a policy, as in Docker.
+
+Notebook: ``09_lifecycle``. Man pages: proc(5) (``/proc/<pid>/stat``), flock(2), rename(2),
+wait(2), pidfd_open(2).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from minidocker import state
+from minidocker.errors import ContainerError, ContainerNotFound, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    Record = dict[str, Any]
+
+STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
+
+# (from, to, what takes it). "*" is any state; "gone" is no container at all.
+TRANSITIONS: tuple[tuple[str, str, str], ...] = (
+    ("gone", "created", "create"),
+    ("gone", "running", "run"),
+    ("created", "running", "start"),
+    ("running", "exited", "the process exits (wait(2) in its parent)"),
+    ("running", "exited", "stop / kill"),
+    ("running", "restarting", "the process exits; --restart says again"),
+    ("restarting", "running", "the supervisor's restart timer"),
+    ("restarting", "exited", "stop"),
+    ("exited", "running", "start / restart"),
+    ("running", "running", "restart (stop, then start)"),
+    ("created", "gone", "rm"),
+    ("exited", "gone", "rm / container prune / --rm"),
+    ("running", "gone", "rm -f"),
+)
+
+RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+NO_EXIT_CODE = 255  # Docker's exit code for a container whose end nobody saw
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker shows a time that never was
+
+
+class LifecycleError(ContainerError):
+    """A command that does not fit the container's state (not running, running...).
+
+    Exit code 1, as the docker CLI exits for any error the daemon reports."""
+
+    exit_code = 1
+
+
+# -- the kernel's view --------------------------------------------------------------------------
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` from field 3 (state) on; the command name in field 2 may hold
+    spaces and parentheses, so split after its last ``)``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return text[text.rindex(b")") + 2:].decode().split()
+
+
+def process_start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks after boot (proc(5), field 22), or None."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def process_alive(pid: int, start_time: int | None) -> bool:
+    """Is ``pid`` still the process that started at ``start_time``, and not a zombie?"""
+    if not pid:
+        return False
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    return start_time is None or int(fields[19]) == start_time
+
+
+def is_running(record: Record) -> bool:
+    """Does the kernel still run the process this record names?"""
+    return record.get("Status") in ("running", "starting") and process_alive(
+        int(record.get("Pid") or 0), record.get("StartTime"))
+
+
+def status(record: Record, supervisor_alive: bool = True) -> str:
+    """The container's state as Docker names it, with the kernel's word over the record's."""
+    recorded = record.get("Status") or "created"
+    if recorded in ("running", "starting"):
+        return "paused" if record.get("Paused") and is_running(record) else \
+            "running" if is_running(record) else "exited"
+    if recorded == "restarting" and not supervisor_alive:
+        return "exited"  # its restart timer died with the supervisor
+    return str(recorded)
+
+
+def exit_code(record: Record) -> int:
+    """The exit code to show: the recorded one, or 255 for an end nobody saw."""
+    if record.get("Status") in ("running", "starting") and not is_running(record):
+        return NO_EXIT_CODE if record.get("ExitCode") is None else int(record["ExitCode"])
+    return int(record.get("ExitCode") or 0)
+
+
+def unseen_end(record: Record) -> Record:
+    """The changes that record a death nobody reaped (a crashed supervisor or CLI)."""
+    return {"Status": "exited", "Pid": 0, "ExitCode": NO_EXIT_CODE, "FinishedAt": now(),
+            "Error": "the container ended while no minidocker process was its parent; "
+                     "its exit status is unknown"}
+
+
+# -- the record on disk -------------------------------------------------------------------------
+
+class locked:
+    """``with locked(cdir):`` hold the container's lock; ContainerNotFound if it is gone."""
+
+    def __init__(self, cdir: str) -> None:
+        self.cdir = cdir
+
+    def __enter__(self) -> str:
+        if not state.lock_container(self.cdir):
+            raise ContainerNotFound(f"no such container: {os.path.basename(self.cdir)}")
+        return self.cdir
+
+    def __exit__(self, *exc: object) -> None:
+        state.unlock_container(self.cdir)
+
+
+def read(cdir: str, name: str, missing: Record | None = None) -> Record:
+    """One JSON record of a container (``state``, ``config``, ``hostconfig``)."""
+    try:
+        with open(os.path.join(cdir, name + ".json"), "rb") as f:
+            return loads(f.read().decode())
+    except FileNotFoundError:
+        if missing is not None:
+            return dict(missing)
+        raise ContainerNotFound(f"no such container: {os.path.basename(cdir)}") from None
+
+
+def write(cdir: str, name: str, record: Record) -> None:
+    state.write_json(os.path.join(cdir, name + ".json"), record)
+
+
+def update_state(cdir: str, **changes: Any) -> Record:
+    """Read, change and write ``state.json`` under the container's lock; the new record."""
+    with locked(cdir):
+        record = read(cdir, "state", {})
+        record.update(changes)
+        write(cdir, "state", record)
+        return record
+
+
+def list_ids(layout: state.Layout) -> list[str]:
+    """Every container's ID (hidden ``.<id>.removing`` directories are being deleted)."""
+    try:
+        return [n for n in os.listdir(layout.containers) if not n.startswith(".")]
+    except FileNotFoundError:
+        return []
+
+
+class _JSONContext:
+    """What the C scanner of the ``json`` package needs, without importing the package (and
+    the ``re`` module it pulls in, ~5 ms): ``ps`` and ``run -d`` read JSON on every call."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float
+    memo: dict[str, str] = {}
+
+
+_scanner = None
+
+
+def loads(text: str) -> Any:
+    """``json.loads`` for the records minidocker writes, through the same C scanner."""
+    global _scanner
+    if _scanner is None:
+        import _json
+
+        _scanner = _json.make_scanner(_JSONContext())  # type: ignore[arg-type]
+    start = len(text) - len(text.lstrip())
+    try:
+        value, end = _scanner(text, start)
+    except StopIteration:
+        raise ValueError(f"not JSON: {text[:40]!r}") from None
+    if text[end:].strip():
+        raise ValueError(f"extra data after JSON: {text[end:end + 40]!r}")
+    return value
+
+
+# -- time, as Docker writes it -------------------------------------------------------------------
+
+def now() -> str:
+    return format_time(time.time_ns())
+
+
+def format_time(ns: int, fixed: bool = False) -> str:
+    """RFC 3339 with nanoseconds, UTC (Go's RFC3339Nano; ``fixed``: always 9 digits)."""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    digits = f"{frac:09d}" if fixed else f"{frac:09d}".rstrip("0")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
+        (f".{digits}" if digits else "") + "Z"
+
+
+def parse_time(text: str) -> int:
+    """Nanoseconds since the epoch from an RFC 3339 time (what :func:`format_time` writes,
+    or a timezone offset instead of ``Z``)."""
+    import calendar
+
+    if not text or text == ZERO_TIME:
+        return 0
+    main, offset = text, 0
+    if main.endswith("Z"):
+        main = main[:-1]
+    elif len(main) > 6 and main[-6] in "+-" and main[-3] == ":":
+        sign = 1 if main[-6] == "+" else -1
+        offset = sign * (int(main[-5:-3]) * 3600 + int(main[-2:]) * 60)
+        main = main[:-6]
+    main, _, frac = main.partition(".")
+    try:
+        seconds = calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S")) - offset
+    except ValueError:
+        raise ValueError(f"not an RFC 3339 time: {text!r}") from None
+    return seconds * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's ``units.HumanDuration``: "Less than a second", "5 minutes", "About an hour"."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def status_text(record: Record, current: str, at_ns: int | None = None) -> str:
+    """``ps``'s STATUS column: "Up 5 minutes", "Exited (0) 2 seconds ago", "Created"."""
+    at_ns = time.time_ns() if at_ns is None else at_ns
+
+    def since(field: str) -> str:
+        return human_duration((at_ns - parse_time(record.get(field) or "")) / 1e9)
+
+    if current == "running":
+        return f"Up {since('StartedAt')}"
+    if current == "paused":
+        return f"Up {since('StartedAt')} (Paused)"
+    if current == "restarting":
+        return f"Restarting ({exit_code(record)}) {since('FinishedAt')} ago"
+    if not record.get("StartedAt") or record.get("StartedAt") == ZERO_TIME:
+        return "Created"
+    finished = record.get("FinishedAt")
+    if not finished or finished == ZERO_TIME:  # died unseen: nobody wrote a finish time
+        return f"Exited ({exit_code(record)})"
+    return f"Exited ({exit_code(record)}) {since('FinishedAt')} ago"
+
+
+# -- restart policies ---------------------------------------------------------------------------
+
+def parse_restart_policy(text: str) -> dict[str, Any]:
+    """``--restart`` as Docker's HostConfig.RestartPolicy: ``{"Name", "MaximumRetryCount"}``."""
+    name, colon, count = text.partition(":")
+    if colon and not name:
+        raise UsageError(f"invalid restart policy format: no policy provided before colon: "
+                         f"'{text}'")
+    if name not in RESTART_POLICIES:
+        raise UsageError(f"invalid restart policy '{text}': use one of 'no', 'always', "
+                         "'on-failure[:max-retries]' or 'unless-stopped'")
+    retries = 0
+    if colon:
+        if name != "on-failure":
+            raise UsageError(f"invalid restart policy '{text}': maximum retry count can only "
+                             "be used with 'on-failure'")
+        if not count.isdigit():
+            raise UsageError(f"invalid restart policy '{text}': maximum retry count must be "
+                             "a non-negative integer")
+        retries = int(count)
+    return {"Name": name, "MaximumRetryCount": retries}
+
+
+def should_restart(policy: dict[str, Any], code: int, restart_count: int,
+                   manually_stopped: bool) -> bool:
+    """Does ``policy`` start the container again after it exited with ``code``?"""
+    name = policy.get("Name") or "no"
+    if manually_stopped or name == "no":
+        return False
+    if name == "on-failure":
+        limit = int(policy.get("MaximumRetryCount") or 0)
+        return code != 0 and (limit == 0 or restart_count < limit)
+    return name in ("always", "unless-stopped")
+
+
+RESTART_DELAY_MIN = 0.1  # seconds: Docker's backoff starts at 100 ms...
+RESTART_DELAY_MAX = 60.0  # ...doubles after each quick exit, up to a minute...
+RESTART_RESET_AFTER = 10.0  # ...and starts over once a run lasted 10 s
+
+
+def restart_delay(previous: float, ran_for: float) -> float:
+    """The wait before the next restart, given the last one and how long the run lasted."""
+    if ran_for >= RESTART_RESET_AFTER or previous <= 0:
+        return RESTART_DELAY_MIN
+    return min(previous * 2, RESTART_DELAY_MAX)
+
+
+def start_on_boot(policy: dict[str, Any], record: Record) -> bool:
+    """Does a new supervisor start this stopped container (Docker's daemon start-up rule)?"""
+    name = policy.get("Name") or "no"
+    return name == "always" or (name == "unless-stopped" and not record.get("ManuallyStopped"))
+
+
+def iter_records(layout: state.Layout) -> Iterator[tuple[str, Record]]:
+    """``(id, state record)`` of every container; one removed meanwhile is skipped."""
+    for cid in list_ids(layout):
+        try:
+            yield cid, read(layout.container(cid), "state", {})
+        except (OSError, ValueError):
+            continue
