@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "run": (None, "Create and run a new container from an image"),
     "import": ("images", "Import the contents from a tarball to create a filesystem image"),
     "images": ("images", "List images"),
+    "update": ("resources", "Update configuration of one or more containers"),
+    "pause": ("resources", "Pause all processes within one or more containers"),
+    "unpause": ("resources", "Unpause all processes within one or more containers"),
+    "stats": ("resources", "Display a live stream of container(s) resource usage statistics"),
     "doctor": (None, "Check that this host can run containers, with a fix for each problem"),
     "version": (None, "Show the minidocker version"),
 }
@@ -55,9 +59,37 @@ def _run_flags() -> tuple[Flag, ...]:
         Flag("uts", kind="value", choices=host_or_private, help="UTS namespace to use"),
         Flag("ipc", kind="value", choices=host_or_private, help="IPC namespace to use"),
         Flag("cgroupns", kind="value", choices=host_or_private, help="cgroup namespace to use"),
+        *_resource_flags(),
+        Flag("cgroup-parent", kind="value", help="optional parent cgroup for the container"),
         Flag("trace", help="print every kernel-facing step as it happens (to stderr)"),
         Flag("trace-json", kind="value", metavar="file",
              help="append every step as a JSON line to FILE (for notebooks)"),
+    )
+
+
+def _resource_flags() -> tuple[Flag, ...]:
+    """The cgroup limits ``run`` and ``update`` take (see :mod:`minidocker.cgroups`)."""
+    from minidocker.flags import Flag
+
+    return (
+        Flag("memory", "m", "value", "memory limit (e.g. 64m, 1g)", metavar="bytes"),
+        Flag("memory-swap", kind="value", metavar="bytes",
+             help="memory plus swap limit: -1 for unlimited swap (default: twice --memory)"),
+        Flag("memory-reservation", kind="value", metavar="bytes",
+             help="memory soft limit"),
+        Flag("cpus", kind="value", metavar="decimal", help="number of CPUs (e.g. 1.5)"),
+        Flag("cpu-shares", "c", "value", "CPU shares (relative weight, default 1024)",
+             metavar="int"),
+        Flag("cpu-period", kind="value", metavar="int",
+             help="limit CPU CFS (Completely Fair Scheduler) period, in microseconds"),
+        Flag("cpu-quota", kind="value", metavar="int",
+             help="limit CPU CFS (Completely Fair Scheduler) quota, in microseconds"),
+        Flag("cpuset-cpus", kind="value", help="CPUs in which to allow execution (0-3, 0,1)"),
+        Flag("cpuset-mems", kind="value", help="memory nodes in which to allow execution"),
+        Flag("pids-limit", kind="value", metavar="int",
+             help="tune container pids limit (-1 for unlimited)"),
+        Flag("blkio-weight", kind="value", metavar="uint16",
+             help="block IO (relative weight), between 10 and 1000, or 0 to disable"),
     )
 
 
@@ -94,8 +126,10 @@ def cmd_run(argv: list[str]) -> int:
     if args.interactive and args.tty and not os.isatty(0):
         raise UsageError("the input device is not a TTY")
     _setup_trace(args)
-    from minidocker import container, imagecache, namespaces, spec, state
+    from minidocker import cgroups, container, imagecache, namespaces, spec, state
 
+    resources = cgroups.from_flags(args).as_dict()  # bad limits fail before anything is made
+    parent = cgroups.check_parent(args.cgroup_parent) if args.cgroup_parent else ""
     layout = state.Layout()
     image_id, config, lowers = imagecache.resolve(layout.root, args.positional[0])
     cid = state.new_id()
@@ -105,7 +139,8 @@ def cmd_run(argv: list[str]) -> int:
         args=args.positional[1:], entrypoint=args.entrypoint, env=args.env,
         env_files=args.env_file, workdir=args.workdir, user=args.user, hostname=args.hostname,
         tty=args.tty, interactive=args.interactive, init=args.init, remove=args.rm,
-        namespaces=[k for k in namespaces.DEFAULT_KINDS if _private(args, k)])
+        namespaces=[k for k in namespaces.DEFAULT_KINDS if _private(args, k)],
+        resources=resources, cgroup_parent=parent)
     return container.run(plan, lowers, layout)
 
 

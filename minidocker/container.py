@@ -7,13 +7,16 @@ On the host (the ``minidocker`` process):
 
 1. ``prepare``       the container's directory: upper/work/merged, config, /etc files
 2. ``unshare``       ``CLONE_NEWPID``, so that the next child is PID 1 of a new PID namespace
-3. ``fork``          that child starts the container (below); we wait for it to exec
-4. ``wait``          relay the terminal (``-t``) or forward signals, then collect the exit code
-5. ``cleanup``       ``--rm``: delete the directory. Mounts need no cleanup: they lived in the
-                     container's mount namespace, which the kernel destroyed with its last process
+3. ``cgroup``        the container's cgroup, with its limits (see :mod:`minidocker.cgroups`)
+4. ``fork``          that child starts the container (below); we wait for it to exec
+5. ``wait``          relay the terminal (``-t``) or forward signals, then collect the exit code
+6. ``cleanup``       kill what is left in the cgroup and remove it; ``--rm``: delete the
+                     directory. Mounts need no cleanup: they lived in the container's mount
+                     namespace, which the kernel destroyed with its last process
 
 In the child, PID 1 of its new PID namespace:
 
+0. ``cgroup``        join the container's cgroup first, so everything it does is counted
 1. ``namespaces``    unshare mnt, uts, ipc, net, cgroup
 2. ``rootfs``        private propagation, overlay, /proc /dev /sys, /etc files, pivot_root, masks
 3. ``hostname``      sethostname in the new UTS namespace
@@ -37,7 +40,7 @@ import signal
 import sys
 import time
 
-from minidocker import init, namespaces, network, overlay, rootfs, syscalls, trace, users
+from minidocker import cgroups, init, namespaces, network, overlay, rootfs, syscalls, trace, users
 from minidocker.errors import (
     EXIT_CANNOT_INVOKE,
     EXIT_NOT_FOUND,
@@ -143,11 +146,16 @@ def wait_for_host(channel: Channel, phase: str) -> None:
     channel.go_fd = None
 
 
-def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel) -> None:
+def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
+                   cgroup: cgroups.Cgroup | None = None) -> None:
     """The container's side of the start sequence. Runs as PID 1 of the new PID namespace and
     ends in execve(2); never returns."""
     trace.set_where("container")
     merged = os.path.join(cdir, "merged")
+
+    if cgroup is not None:  # before unsharing the cgroup namespace: then it is our "/"
+        trace.step("cgroup", "join it first, so everything from here on is counted")
+        cgroup.join()
 
     trace.step("namespaces", "the rest of the set, for this process itself")
     namespaces.unshare([k for k in spec.namespaces if k != "pid"])
@@ -248,7 +256,8 @@ def _set_up_stdio(spec: Spec, channel: Channel, slave: int | None) -> None:
         os.close(devnull)
 
 
-def _child(spec: Spec, lowers: list[str], cdir: str, channel: Channel, parent_fd: int) -> None:
+def _child(spec: Spec, lowers: list[str], cdir: str, channel: Channel, parent_fd: int,
+           cgroup: cgroups.Cgroup | None = None) -> None:
     """Run :func:`start_in_child`; turn any failure into a report and an exit code."""
     trace.set_where("container")
     try:
@@ -259,7 +268,7 @@ def _child(spec: Spec, lowers: list[str], cdir: str, channel: Channel, parent_fd
             die_with_parent(parent_fd)
         else:
             os.close(parent_fd)
-        start_in_child(spec, lowers, cdir, channel)
+        start_in_child(spec, lowers, cdir, channel, cgroup)
         code, message = EXIT_RUNTIME, "execve returned"
     except MinidockerError as exc:
         code, message = exc.exit_code, str(exc)
@@ -330,14 +339,17 @@ def _now() -> str:
 
 
 class Started:
-    """A container whose command is running: its host PID, a pidfd for it, its pty master."""
+    """A container whose command is running: its host PID, a pidfd for it, its pty master,
+    its cgroup."""
 
-    __slots__ = ("pid", "pidfd", "master")
+    __slots__ = ("pid", "pidfd", "master", "cgroup")
 
-    def __init__(self, pid: int, pidfd: int, master: int | None) -> None:
+    def __init__(self, pid: int, pidfd: int, master: int | None,
+                 cgroup: cgroups.Cgroup | None = None) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self.master = master
+        self.cgroup = cgroup
 
 
 def start(spec: Spec, lowers: list[str], cdir: str, *,
@@ -368,9 +380,15 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
         trace.step("unshare", "a new PID namespace for our next child")
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         syscalls.unshare(namespaces.FLAGS["pid"])
+    cgroup = _make_cgroup(spec)
     trace.step("fork")
     parent_fd = os.pidfd_open(os.getpid())
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except BaseException:
+        if cgroup is not None:
+            cgroup.destroy()
+        raise
     if pid == 0:
         # The container starts with no signal blocked, whatever its caller had blocked.
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
@@ -381,7 +399,7 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
             console[0].close()
         _child(spec, lowers, cdir,
                Channel(write_fd, go_read, console[1] if console else None, stdio, tied),
-               parent_fd)
+               parent_fd, cgroup)
     if on_fork is not None:
         on_fork(pid)
     os.close(parent_fd)
@@ -409,6 +427,8 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
             raise ExecError(error[1], error[0])
     except BaseException:
         _kill_and_reap(pid)
+        if cgroup is not None:
+            cgroup.destroy()
         os.close(pidfd)
         if master is not None:
             os.close(master)
@@ -416,8 +436,9 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
     finally:
         if go_write is not None:
             os.close(go_write)
-    _set_state(cdir, Status="running", Pid=pid, StartedAt=_now())
-    return Started(pid, pidfd, master)
+    _set_state(cdir, Status="running", Pid=pid, StartedAt=_now(),
+               Cgroup=cgroup.as_dict() if cgroup is not None else None)
+    return Started(pid, pidfd, master, cgroup)
 
 
 def run(spec: Spec, lowers: list[str], layout: Layout) -> int:
@@ -444,6 +465,7 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
 
     try:
         started = start(spec, lowers, cdir, on_fork=proxy)
+        cgroup = started.cgroup
         try:
             if started.master is not None:
                 import contextlib
@@ -454,13 +476,19 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
                 with tty.raw_mode(0) if spec.interactive else contextlib.nullcontext():
                     tty.relay(started.master, started.pidfd, 0 if spec.interactive else None)
             _, status = os.waitpid(started.pid, 0)
+            # Made at start, or later by pause/stats/update; OOM kills counted by the kernel.
+            cgroup = cgroup or cgroups.find(spec.id, spec.cgroup_parent)
+            oom_killed = cgroup is not None and cgroup.oom_killed()
         except BaseException:
             _kill_and_reap(started.pid)
+            cgroup = cgroup or cgroups.find(spec.id, spec.cgroup_parent)
             raise
         finally:
             os.close(started.pidfd)
             if started.master is not None:
                 os.close(started.master)
+            if cgroup is not None:
+                cgroup.destroy()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
         for sig in init.FORWARDED:
@@ -470,8 +498,20 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
     if spec.remove:
         layout.remove_container(spec.id, spec.name)
     else:
-        _set_state(cdir, Status="exited", ExitCode=code, FinishedAt=_now())
+        _set_state(cdir, Status="exited", ExitCode=code, OOMKilled=oom_killed,
+                   FinishedAt=_now())
     return code
+
+
+def _make_cgroup(spec: Spec) -> cgroups.Cgroup | None:
+    """The container's cgroup, made and limited before fork so the limits hold from the
+    child's first instruction; None when it has no limits (see :mod:`minidocker.cgroups`
+    for why: joining a cgroup costs every start a kernel grace period)."""
+    limits = cgroups.CgroupLimits.from_dict(spec.resources)
+    if not cgroups.needed(limits, spec.cgroup_parent):
+        return None
+    trace.step("cgroup", "made and limited before fork")
+    return cgroups.create(spec.id, limits, spec.cgroup_parent)
 
 
 def _kill_and_reap(pid: int) -> None:
@@ -508,10 +548,12 @@ def teardown(layout: Layout, cid: str, name: str | None = None, *, pid: int = 0,
     tomb = os.path.join(layout.containers, f".{cid}.removing")
     locked = state.lock_container(cdir)
     try:
+        # The cgroup first: it kills every process (even with --pid host) and thaws a paused
+        # container, whose frozen PID 1 could not act on the SIGKILL below.
+        release_cgroup(cdir, cid)
         if pid:
             trace.step("kill", f"PID {pid} and with it the container's PID namespace")
             kill_container(pid, start_time)
-        release_cgroup(cdir, cid)
         if locked:
             if name is None:
                 name = _recorded_name(cdir)

@@ -37,7 +37,8 @@ class Spec:
     """Everything the start sequence needs to know, decided before anything is created."""
 
     __slots__ = ("id", "name", "image", "image_id", "argv", "env", "workdir", "user",
-                 "hostname", "tty", "interactive", "init", "remove", "namespaces")
+                 "hostname", "tty", "interactive", "init", "remove", "namespaces", "resources",
+                 "cgroup_parent")
     id: str
     name: str
     image: str
@@ -52,6 +53,8 @@ class Spec:
     init: bool
     remove: bool
     namespaces: list[str]
+    resources: dict[str, Any]  # cgroup limits, Docker's HostConfig names (see minidocker.cgroups)
+    cgroup_parent: str  # "" for minidocker's default
 
     def __init__(self, **fields: Any) -> None:
         for key in self.__slots__:
@@ -138,7 +141,8 @@ def make_spec(*, cid: str, name: str, image_ref: str, image_id: str,
               user: str | None = None, hostname: str | None = None, tty: bool = False,
               interactive: bool = False, init: bool = False, remove: bool = False,
               namespaces: Sequence[str] = DEFAULT_KINDS,
-              host_env: Mapping[str, str] | None = None) -> Spec:
+              host_env: Mapping[str, str] | None = None,
+              resources: Mapping[str, Any] | None = None, cgroup_parent: str = "") -> Spec:
     """Merge ``run``'s options with the image's config (the ``config`` object of the OCI
     image config: Env, Cmd, Entrypoint, WorkingDir, User)."""
     if "uts" not in namespaces:
@@ -161,4 +165,5 @@ def make_spec(*, cid: str, name: str, image_ref: str, image_id: str,
     return Spec(id=cid, name=name, image=image_ref, image_id=image_id,
                 argv=command(image_config, args, entrypoint), env=environ, workdir=workdir,
                 user=user, hostname=hostname, tty=tty, interactive=interactive, init=init,
-                remove=remove, namespaces=list(namespaces))
+                remove=remove, namespaces=list(namespaces), resources=dict(resources or {}),
+                cgroup_parent=cgroup_parent)

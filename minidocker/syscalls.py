@@ -286,6 +286,23 @@ def write_file(path: str, data: str) -> None:
                    time.monotonic_ns() - t0)
 
 
+def mkdir(path: str, mode: int = 0o755) -> None:
+    """mkdir(2); in cgroupfs it creates a cgroup (the kernel fills in its files)."""
+    _timed_os("mkdir", [_q(path), oct(mode)], os.mkdir, path, mode)
+
+
+def rmdir(path: str) -> None:
+    """rmdir(2); in cgroupfs it removes a cgroup, which must hold no process (else EBUSY)."""
+    _timed_os("rmdir", [_q(path)], os.rmdir, path)
+
+
+def kill(pid: int, sig: int) -> None:
+    """kill(2), traced with the signal's name."""
+    import signal as _signal
+
+    _timed_os("kill", [str(pid), _signal.Signals(sig).name], os.kill, pid, sig)
+
+
 def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
     """Replace this process with ``path``. Traced before the call: it only returns on error."""
     if trace.enabled():

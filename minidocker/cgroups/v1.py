@@ -1,0 +1,340 @@
+"""cgroup v1: one hierarchy per controller, so one directory per controller per container.
+
+On a v1 (or "hybrid") host each controller is its own filesystem, mounted at
+``/sys/fs/cgroup/<controller>``, and a container's group is a directory in each:
+``/sys/fs/cgroup/memory/minidocker/<id>``, ``/sys/fs/cgroup/pids/minidocker/<id>``... The
+process joins each one by writing to its ``cgroup.procs``. Two controllers can share a
+hierarchy (``cpu,cpuacct`` on many distributions): then they share a directory too.
+
+One function per controller, each taking the container's directory in that hierarchy and the
+plan (:class:`~minidocker.cgroups.CgroupLimits`), writing only what the plan sets:
+
+=========== ===================================================== ================================
+controller  files written                                         flag
+=========== ===================================================== ================================
+memory      memory.limit_in_bytes, memory.memsw.limit_in_bytes,   -m, --memory-swap,
+            memory.soft_limit_in_bytes                            --memory-reservation
+cpu         cpu.shares, cpu.cfs_period_us, cpu.cfs_quota_us        --cpu-shares, --cpus,
+                                                                  --cpu-period, --cpu-quota
+cpuset      cpuset.cpus, cpuset.mems                              --cpuset-cpus, --cpuset-mems
+pids        pids.max                                              --pids-limit
+blkio       blkio.weight (blkio.bfq.weight with the BFQ scheduler) --blkio-weight
+freezer     freezer.state (FROZEN / THAWED)                       pause, unpause
+cpuacct     (read only: cpuacct.usage)                            stats
+=========== ===================================================== ================================
+
+Two v1 quirks a learner meets here. A new cpuset group starts with *no* CPUs and no memory
+nodes, and a process cannot join it until both are set, so they are copied from the parent.
+And ``memory.memsw.limit_in_bytes`` (memory + swap) may never be below
+``memory.limit_in_bytes``, so when a limit grows, memsw is written first.
+
+Man pages: cgroups(7); kernel Documentation/admin-guide/cgroup-v1/ (memory.rst, cpusets.rst,
+freezer-subsystem.rst, pids.rst, blkio-controller.rst).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+from minidocker import syscalls, trace
+from minidocker.cgroups import (
+    CgroupLimits,
+    cfs,
+    read_int,
+    read_keyed,
+    read_pids,
+    read_text,
+    wait_until,
+)
+
+CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "freezer")
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def _write(cgroup_dir: str, name: str, value: object) -> None:
+    syscalls.write_file(os.path.join(cgroup_dir, name), str(value))
+
+
+# -- placing the group ------------------------------------------------------------------------
+
+def hierarchies(root: str, controllers: tuple[str, ...] = CONTROLLERS) -> dict[str, str]:
+    """Where each controller is mounted: ``{"memory": "/sys/fs/cgroup/memory", ...}``.
+
+    Controllers this kernel doesn't have (or that aren't mounted) are left out.
+    """
+    found = {}
+    for controller in controllers:
+        path = os.path.join(root, controller)
+        if os.path.isdir(path):
+            found[controller] = os.path.realpath(path)  # cpu -> cpu,cpuacct when co-mounted
+    return found
+
+
+def create(root: str, parent: str, cid: str, own_parent: bool = True,
+           controllers: tuple[str, ...] = CONTROLLERS) -> tuple[dict[str, str], list[str]]:
+    """``mkdir <hierarchy>/<parent>/<cid>`` in every hierarchy; returns (paths, removable).
+
+    ``removable`` are the parent directories to remove when they are empty again (the default
+    parent, which is minidocker's own). Undoes what it made if anything fails.
+    """
+    paths: dict[str, str] = {}
+    made: list[str] = []
+    removable: list[str] = []
+    try:
+        for hierarchy, names in _by_hierarchy(hierarchies(root, controllers)).items():
+            group = os.path.join(hierarchy, parent, cid)
+            if own_parent:
+                removable.append(os.path.join(hierarchy, parent))
+            for _ in range(5):  # another container's exit may remove the parent under us
+                _make_parents(hierarchy, parent, "cpuset" in names)
+                try:
+                    syscalls.mkdir(group)
+                    break
+                except FileNotFoundError:
+                    continue
+            else:
+                raise FileNotFoundError(errno.ENOENT, "parent cgroup keeps vanishing", group)
+            made.append(group)
+            if "cpuset" in names:
+                _inherit_cpuset(group)
+            for name in names:
+                paths[name] = group
+    except BaseException:
+        destroy({group: group for group in made}, removable)
+        raise
+    return paths, removable
+
+
+def _by_hierarchy(found: dict[str, str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for controller, hierarchy in found.items():
+        out.setdefault(hierarchy, []).append(controller)
+    return out
+
+
+def _make_parents(hierarchy: str, parent: str, cpuset: bool) -> None:
+    path = hierarchy
+    for part in parent.split("/"):
+        path = os.path.join(path, part)
+        if os.path.isdir(path):
+            continue
+        try:
+            syscalls.mkdir(path)
+        except FileExistsError:  # another minidocker made it just now
+            continue
+        if cpuset:
+            _inherit_cpuset(path)
+
+
+def _inherit_cpuset(group: str) -> None:
+    """A new v1 cpuset group has no CPUs and no memory nodes: nobody could join it."""
+    above = os.path.dirname(group)
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        if not read_text(os.path.join(group, name)).strip():
+            _write(group, name, read_text(os.path.join(above, name)).strip())
+
+
+# -- limits, one function per controller ----------------------------------------------------
+
+def set_memory(cgroup_dir: str, limits: CgroupLimits) -> None:
+    if limits.memory:
+        writes = [("memory.limit_in_bytes", limits.memory)]
+        if limits.memory_swap and os.path.exists(
+                os.path.join(cgroup_dir, "memory.memsw.limit_in_bytes")):
+            memsw = ("memory.memsw.limit_in_bytes", limits.memory_swap)
+            current = read_int(os.path.join(cgroup_dir, "memory.limit_in_bytes"))
+            # memsw >= limit at every instant: a growing limit needs its memsw raised first.
+            growing = current is not None and limits.memory > current
+            writes = [memsw, *writes] if growing else [*writes, memsw]
+            trace.note(f"memory.memsw.limit_in_bytes is memory + swap: {limits.memory_swap}")
+        elif limits.memory_swap:
+            trace.note("no memory.memsw.* files: this kernel does not account swap; "
+                       "--memory-swap is ignored")
+        for name, value in writes:
+            _write(cgroup_dir, name, value)
+    if limits.memory_reservation:
+        _write(cgroup_dir, "memory.soft_limit_in_bytes", limits.memory_reservation)
+
+
+def set_cpu(cgroup_dir: str, limits: CgroupLimits) -> None:
+    if limits.cpu_shares:
+        _write(cgroup_dir, "cpu.shares", limits.cpu_shares)
+    period, quota = cfs(limits)
+    if limits.nano_cpus:
+        trace.note(f"--cpus {limits.nano_cpus / 1e9:g}: {quota}us of CPU time every "
+                   f"{period}us")
+    if period:
+        _write(cgroup_dir, "cpu.cfs_period_us", period)
+    if quota:
+        _write(cgroup_dir, "cpu.cfs_quota_us", quota)
+
+
+def set_cpuset(cgroup_dir: str, limits: CgroupLimits) -> None:
+    if limits.cpuset_cpus:
+        _write(cgroup_dir, "cpuset.cpus", limits.cpuset_cpus)
+    if limits.cpuset_mems:
+        _write(cgroup_dir, "cpuset.mems", limits.cpuset_mems)
+
+
+def set_pids(cgroup_dir: str, limits: CgroupLimits) -> None:
+    if limits.pids_limit is not None:
+        _write(cgroup_dir, "pids.max", "max" if limits.pids_limit <= 0 else limits.pids_limit)
+
+
+def set_blkio(cgroup_dir: str, limits: CgroupLimits) -> None:
+    if not limits.blkio_weight:
+        return
+    name = "blkio.weight"
+    if not os.path.exists(os.path.join(cgroup_dir, name)):
+        name = "blkio.bfq.weight"  # CFQ is gone from current kernels; BFQ has the same scale
+        trace.note("no blkio.weight (the CFQ scheduler is gone): blkio.bfq.weight instead")
+    _write(cgroup_dir, name, limits.blkio_weight)
+
+
+SETTERS: dict[str, Callable[[str, CgroupLimits], None]] = {
+    "memory": set_memory,
+    "cpu": set_cpu,
+    "cpuset": set_cpuset,
+    "pids": set_pids,
+    "blkio": set_blkio,
+}
+
+
+def set_limits(paths: dict[str, str], limits: CgroupLimits) -> None:
+    """Write what ``limits`` sets, controller by controller."""
+    for controller, cgroup_dir in paths.items():
+        setter = SETTERS.get(controller)
+        if setter is not None:
+            setter(cgroup_dir, limits)
+
+
+# -- membership, freezing, killing, removal ------------------------------------------------
+
+def _unique(paths: dict[str, str]) -> list[str]:
+    return list(dict.fromkeys(paths.values()))
+
+
+def move(paths: dict[str, str], pid: int) -> None:
+    """Move process ``pid`` (all its threads) into every hierarchy's group."""
+    for cgroup_dir in _unique(paths):
+        _write(cgroup_dir, "cgroup.procs", pid)
+
+
+def join(paths: dict[str, str]) -> None:
+    """Move the calling process into the group ("0" means "the writer")."""
+    move(paths, 0)
+
+
+def pids(paths: dict[str, str]) -> list[int]:
+    """Every process in the group, in any hierarchy (host PIDs)."""
+    found: dict[int, None] = {}
+    for cgroup_dir in _unique(paths):
+        found.update(dict.fromkeys(read_pids(os.path.join(cgroup_dir, "cgroup.procs"))))
+    return list(found)
+
+
+def freeze(paths: dict[str, str], timeout: float = 10) -> None:
+    """``FROZEN``: the kernel stops every task in the group; it reads back FREEZING until all
+    have stopped."""
+    group = paths["freezer"]
+    _write(group, "freezer.state", "FROZEN")
+    wait_until(lambda: frozen(paths), timeout, f"{group} to freeze")
+
+
+def thaw(paths: dict[str, str]) -> None:
+    _write(paths["freezer"], "freezer.state", "THAWED")
+
+
+def frozen(paths: dict[str, str]) -> bool:
+    return read_text(os.path.join(paths["freezer"], "freezer.state")).strip() == "FROZEN"
+
+
+def kill_all(paths: dict[str, str]) -> None:
+    """SIGKILL every process in the group. Frozen first, so that none can fork a new one
+    between our reading ``cgroup.procs`` and the kill; a frozen task dies when thawed."""
+    has_freezer = "freezer" in paths and os.path.isdir(paths["freezer"])
+    if has_freezer:
+        _write(paths["freezer"], "freezer.state", "FROZEN")
+    try:
+        for pid in pids(paths):
+            try:  # noqa: SIM105 -- contextlib costs start-up time
+                syscalls.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    finally:
+        if has_freezer:
+            thaw(paths)
+
+
+def destroy(paths: dict[str, str], removable: list[str], timeout: float = 10) -> None:
+    """Kill what is left, wait until the group is empty, rmdir it. Idempotent.
+
+    Then remove the ``removable`` parents if no other container uses them (EBUSY: one does).
+    """
+    if pids(paths):
+        kill_all(paths)
+        wait_until(lambda: not pids(paths), timeout, "the container's processes to exit")
+    for cgroup_dir in _unique(paths):
+        try:  # noqa: SIM105 -- contextlib costs start-up time
+            syscalls.rmdir(cgroup_dir)
+        except FileNotFoundError:
+            pass
+    for parent in removable:
+        try:
+            syscalls.rmdir(parent)
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.ENOENT, errno.ENOTEMPTY):
+                raise
+
+
+# -- accounting -----------------------------------------------------------------------------
+
+def oom_kills(paths: dict[str, str]) -> int:
+    """How many processes the OOM killer killed in the group (``oom_kill`` in
+    memory.oom_control, since Linux 4.13)."""
+    if "memory" not in paths:
+        return 0
+    return read_keyed(os.path.join(paths["memory"], "memory.oom_control")).get("oom_kill", 0)
+
+
+def stats(paths: dict[str, str]) -> dict[str, int | None]:
+    """What the group has used, in the units ``minidocker stats`` needs (bytes, ns)."""
+    out: dict[str, int | None] = {}
+    if "cpuacct" in paths:
+        out["cpu_usage_ns"] = read_int(os.path.join(paths["cpuacct"], "cpuacct.usage"))
+    if "memory" in paths:
+        mem = paths["memory"]
+        out["memory_usage"] = read_int(os.path.join(mem, "memory.usage_in_bytes"))
+        out["memory_limit"] = read_int(os.path.join(mem, "memory.limit_in_bytes"))
+        out["memory_max_usage"] = read_int(os.path.join(mem, "memory.max_usage_in_bytes"))
+        out["memory_inactive_file"] = read_keyed(os.path.join(mem, "memory.stat")).get(
+            "total_inactive_file", 0)
+        out["oom_kills"] = oom_kills(paths)
+    if "pids" in paths:
+        out["pids_current"] = read_int(os.path.join(paths["pids"], "pids.current"))
+        out["pids_limit"] = read_int(os.path.join(paths["pids"], "pids.max"))
+    if "blkio" in paths:
+        out["io_read_bytes"], out["io_write_bytes"] = _io_bytes(paths["blkio"])
+    return out
+
+
+def _io_bytes(cgroup_dir: str) -> tuple[int, int]:
+    """Read and Write totals of ``blkio.throttle.io_service_bytes_recursive`` (lines like
+    ``8:0 Read 4096``), which counts every request, throttled or not."""
+    read = write = 0
+    try:
+        text = read_text(os.path.join(cgroup_dir, "blkio.throttle.io_service_bytes_recursive"))
+    except FileNotFoundError:
+        return 0, 0
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[1] == "Read":
+            read += int(fields[2])
+        elif len(fields) == 3 and fields[1] == "Write":
+            write += int(fields[2])
+    return read, write

@@ -1,0 +1,354 @@
+"""Resource commands, on running containers: ``update``, ``pause``, ``unpause``, ``stats``.
+
+Each finds the container by name or ID (:meth:`minidocker.state.Layout.resolve`), its process
+in ``state.json`` (``Pid``) and its cgroup (``Cgroup``), then reads or writes cgroup files
+through :mod:`minidocker.cgroups`. A container started without limits has no cgroup yet (see
+that module for why); the first of these commands to need one makes it and moves the
+container's processes in (:func:`minidocker.cgroups.adopt`).
+
+Notebook: ``02_cgroups``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from minidocker import cgroups
+from minidocker.cli import COMMANDS, _resource_flags, parser
+from minidocker.errors import ContainerError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from minidocker.state import Layout
+
+
+class Running:
+    """A running (or paused) container: its ID, config.json, state.json and cgroup."""
+
+    def __init__(self, layout: Layout, name: str) -> None:
+        from minidocker.state import read_json
+
+        self.layout = layout
+        self.name = name
+        self.id = layout.resolve(name)
+        self.config = read_json(layout.container(self.id, "config.json"))
+        self.state = read_json(layout.container(self.id, "state.json"))
+        pid = self.state.get("Pid")
+        if self.state.get("Status") not in ("running", "paused") or not _alive(pid):
+            raise ContainerError(f"container {self.id[:12]} is not running")
+        self.pid = int(str(pid))
+
+    @property
+    def display_name(self) -> str:
+        return str(self.config.get("name", self.id[:12]))
+
+    def cgroup(self) -> cgroups.Cgroup:
+        """Its cgroup, made now (and its processes moved in) if it was started without one."""
+        record = self.state.get("Cgroup")
+        if isinstance(record, dict):
+            return cgroups.Cgroup.from_dict(record)
+        parent = str(self.config.get("cgroup_parent") or "")
+        cgroup = cgroups.adopt(self.id, parent, self.pids)
+        self.save_state(Cgroup=cgroup.as_dict())
+        return cgroup
+
+    def pids(self) -> list[int]:
+        """The container's processes, as host PIDs: those in its PID namespace (or, with
+        ``--pid host``, its first process and that one's descendants)."""
+        if "pid" in (self.config.get("namespaces") or []):  # type: ignore[operator]
+            try:
+                ns = os.readlink(f"/proc/{self.pid}/ns/pid")
+            except FileNotFoundError:
+                return []
+            return [pid for pid in _all_pids() if _ns_of(pid) == ns]
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo += _children(pid)
+        return found
+
+    def save_state(self, **changes: object) -> None:
+        from minidocker.state import read_json, write_json
+
+        path = self.layout.container(self.id, "state.json")
+        self.state = {**read_json(path), **changes}
+        write_json(path, self.state)
+
+
+def _alive(pid: object) -> bool:
+    try:
+        os.kill(int(str(pid)), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    return True
+
+
+def _all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _ns_of(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return ""
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            continue
+    return out
+
+
+def _layout() -> Layout:
+    from minidocker.state import Layout
+
+    return Layout()
+
+
+# -- update ---------------------------------------------------------------------------------
+
+def cmd_update(argv: list[str]) -> int:
+    from minidocker import flags
+
+    table = _resource_flags()
+    args = flags.parse(table, argv, "update")
+    if args.help:
+        print(flags.usage(table, "minidocker update [OPTIONS] CONTAINER [CONTAINER...]",
+                          COMMANDS["update"][1]))
+        return 0
+    if not args.positional:
+        raise UsageError('"minidocker update" requires at least 1 argument: CONTAINER')
+    given = cgroups.parse_flags(args)
+    if not given.changed():
+        raise UsageError("you must provide one or more flags when using this command")
+    layout = _layout()
+    for name in args.positional:
+        container = Running(layout, name)
+        stored = cgroups.CgroupLimits.from_dict(container.config.get("resources"))  # type: ignore[arg-type]
+        merged, delta = merge_update(stored, given)
+        container.cgroup().set_limits(delta)
+        from minidocker.state import write_json
+
+        container.config["resources"] = merged.as_dict()
+        write_json(layout.container(container.id, "config.json"), container.config)
+        print(name)
+    return 0
+
+
+def merge_update(stored: cgroups.CgroupLimits,
+                 given: cgroups.CgroupLimits) -> tuple[cgroups.CgroupLimits, cgroups.CgroupLimits]:
+    """``update``'s new limits on top of the container's: (all of them, what to write now).
+
+    As in Docker, raising ``--memory`` past the swap limit set before needs ``--memory-swap``
+    too; the memory pair is always written together, in the order the kernel accepts.
+    """
+    changed = given.changed()
+    merged = cgroups.CgroupLimits(**{name: getattr(stored, name) for name, _, _ in cgroups.FIELDS})
+    for name in changed:
+        setattr(merged, name, getattr(given, name))
+    if "nano_cpus" in changed:  # --cpus replaces a period/quota set before, and vice versa
+        merged.cpu_period = merged.cpu_quota = 0
+    elif {"cpu_period", "cpu_quota"} & set(changed):
+        merged.nano_cpus = 0
+    if "memory" in changed and "memory_swap" not in changed and \
+            0 < stored.memory_swap < given.memory:
+        raise UsageError("memory limit should be smaller than already set memoryswap limit, "
+                         "update the memoryswap at the same time")
+    cgroups.validate(merged, defaults=False)
+    delta = cgroups.CgroupLimits(**{name: getattr(merged, name) for name in changed})
+    if {"memory", "memory_swap"} & set(changed):
+        delta.memory, delta.memory_swap = merged.memory, merged.memory_swap
+    if "cpu_period" in changed or "cpu_quota" in changed:
+        delta.cpu_period, delta.cpu_quota = merged.cpu_period, merged.cpu_quota or -1
+    return merged, delta
+
+
+# -- pause, unpause -------------------------------------------------------------------------
+
+def cmd_pause(argv: list[str]) -> int:
+    p = parser("minidocker pause", COMMANDS["pause"][1])
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    layout = _layout()
+    for name in p.parse_args(argv).containers:
+        container = Running(layout, name)
+        cgroup = container.cgroup()
+        if cgroup.frozen():
+            raise ContainerError(f"container {container.id[:12]} is already paused")
+        cgroup.freeze()
+        container.save_state(Status="paused", Paused=True)
+        print(name)
+    return 0
+
+
+def cmd_unpause(argv: list[str]) -> int:
+    p = parser("minidocker unpause", COMMANDS["unpause"][1])
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    layout = _layout()
+    for name in p.parse_args(argv).containers:
+        container = Running(layout, name)
+        record = container.state.get("Cgroup")
+        cgroup = cgroups.Cgroup.from_dict(record) if isinstance(record, dict) else None
+        if cgroup is None or not cgroup.frozen():
+            raise ContainerError(f"container {container.id[:12]} is not paused")
+        cgroup.thaw()
+        container.save_state(Status="running", Paused=False)
+        print(name)
+    return 0
+
+
+# -- stats ----------------------------------------------------------------------------------
+
+def cmd_stats(argv: list[str]) -> int:
+    p = parser("minidocker stats", COMMANDS["stats"][1])
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+    p.add_argument("--no-stream", action="store_true",
+                   help="print one sample and exit instead of refreshing")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="table (default), or one JSON object per container and line")
+    p.add_argument("--interval", type=float, default=1.0,
+                   help="seconds between the two samples a CPU %% needs (default 1)")
+    args = p.parse_args(argv)
+    layout = _layout()
+    names = args.containers or _running_names(layout)
+    containers = [Running(layout, name) for name in names]
+    groups = [c.cgroup() for c in containers]
+    before = [_sample(c, g) for c, g in zip(containers, groups, strict=True)]
+    while True:
+        time.sleep(args.interval)
+        after = [_sample(c, g) for c, g in zip(containers, groups, strict=True)]
+        rows = [row(c, b, a) for c, b, a in zip(containers, before, after, strict=True)]
+        if not args.no_stream and args.format == "table" and sys.stdout.isatty():
+            print("\033[2J\033[H", end="")
+        print(format_rows(rows, args.format))
+        sys.stdout.flush()
+        if args.no_stream:
+            return 0
+        before = after
+
+
+def _running_names(layout: Layout) -> list[str]:
+    try:
+        ids = sorted(os.listdir(layout.containers))
+    except FileNotFoundError:
+        return []
+    names = []
+    for cid in ids:
+        try:
+            Running(layout, cid)
+        except (ContainerError, OSError, ValueError):
+            continue
+        names.append(cid)
+    return names
+
+
+def _sample(container: Running, cgroup: cgroups.Cgroup) -> dict[str, Any]:
+    sample: dict[str, Any] = dict(cgroup.stats())
+    sample["t_ns"] = time.monotonic_ns()
+    sample["net_rx_bytes"], sample["net_tx_bytes"] = _net_bytes(container.pid)
+    return sample
+
+
+def _net_bytes(pid: int) -> tuple[int, int]:
+    """Bytes received and sent on the container's interfaces but ``lo`` (its netns, seen
+    through its first process's /proc/<pid>/net/dev)."""
+    rx = tx = 0
+    try:
+        with open(f"/proc/{pid}/net/dev") as f:
+            lines = f.read().splitlines()[2:]
+    except OSError:
+        return 0, 0
+    for line in lines:
+        name, _, fields = line.partition(":")
+        if name.strip() != "lo":
+            numbers = fields.split()
+            rx += int(numbers[0])
+            tx += int(numbers[8])
+    return rx, tx
+
+
+def _host_memory() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def row(container: Running, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """One container's figures, as Docker's CLI computes them from two samples.
+
+    CPU % is CPU time used over wall time passed (100% = one CPU busy). Memory usage leaves
+    out the inactive page cache (``total_inactive_file``), which the kernel can drop at once;
+    the limit is the host's memory when the group has none.
+    """
+    wall = max(after["t_ns"] - before["t_ns"], 1)
+    cpu = max((after.get("cpu_usage_ns") or 0) - (before.get("cpu_usage_ns") or 0), 0)
+    usage = max((after.get("memory_usage") or 0) - (after.get("memory_inactive_file") or 0), 0)
+    limit = after.get("memory_limit") or _host_memory()
+    return {
+        "id": container.id, "name": container.display_name,
+        "cpu_percent": 100.0 * cpu / wall,
+        "memory_usage": usage, "memory_limit": limit,
+        "memory_percent": 100.0 * usage / limit if limit else 0.0,
+        "net_rx_bytes": after["net_rx_bytes"], "net_tx_bytes": after["net_tx_bytes"],
+        "io_read_bytes": after.get("io_read_bytes") or 0,
+        "io_write_bytes": after.get("io_write_bytes") or 0,
+        "pids": after.get("pids_current") or 0,
+        "raw": after,
+    }
+
+
+def binary_size(n: float) -> str:
+    """Docker's units.BytesSize: ``1.5MiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.4g}{unit}"
+        n /= 1024
+    return f"{n}B"  # not reached
+
+
+def decimal_size(n: float) -> str:
+    """Docker's units.HumanSizeWithPrecision(n, 3): ``1.23kB``."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n}B"  # not reached
+
+
+def format_rows(rows: list[dict[str, Any]], fmt: str = "table") -> str:
+    cells = [{
+        "ID": r["id"][:12], "Name": r["name"], "CPUPerc": f"{r['cpu_percent']:.2f}%",
+        "MemUsage": f"{binary_size(r['memory_usage'])} / {binary_size(r['memory_limit'])}",
+        "MemPerc": f"{r['memory_percent']:.2f}%",
+        "NetIO": f"{decimal_size(r['net_rx_bytes'])} / {decimal_size(r['net_tx_bytes'])}",
+        "BlockIO": f"{decimal_size(r['io_read_bytes'])} / {decimal_size(r['io_write_bytes'])}",
+        "PIDs": str(r["pids"]),
+    } for r in rows]
+    if fmt == "json":
+        import json
+
+        return "\n".join(json.dumps({**c, "Container": r["id"][:12], "Raw": {
+            k: v for k, v in r.items() if k not in ("id", "name", "raw")} | r["raw"]})
+            for c, r in zip(cells, rows, strict=True))
+    header = {"ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
+              "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+              "BlockIO": "BLOCK I/O", "PIDs": "PIDS"}
+    widths = {k: max(len(v), *(len(c[k]) for c in cells)) for k, v in header.items()}
+    return "\n".join("   ".join(line[k].ljust(widths[k]) for k in header).rstrip()
+                     for line in [header, *cells])
