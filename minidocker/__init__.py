@@ -8,6 +8,7 @@ Every mechanism lives in its own module, and each module's docstring is the less
 - :mod:`minidocker.overlay`    the union filesystem under each container
 - :mod:`minidocker.rootfs`     private propagation, /proc, /sys, /dev, masked paths, pivot_root
 - :mod:`minidocker.network`    the container's network namespace (loopback for now)
+- :mod:`minidocker.cgroups`    cgroup v1 and v2: limits, priorities, accounting, freezing
 - :mod:`minidocker.users`      ``-u``, /etc/passwd and /etc/group inside the image
 - :mod:`minidocker.tty`        ``-t``: a real pseudo-terminal, raw mode, window size
 - :mod:`minidocker.init`       PID 1: signals, zombies, and ``--init``

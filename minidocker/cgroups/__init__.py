@@ -44,12 +44,20 @@ group is waited until empty, then removed (``rmdir``). See :mod:`minidocker.cont
 default parent is removed again when its last container goes; a parent you name is created if
 missing and then left, as Docker leaves it.
 
-**Every container gets a cgroup, limits or not**, as with Docker: ``stats``, ``pause`` and
-killing every process of a container need one. On v1 that is a directory in each of seven
-hierarchies. Measured on the development machines (see ``benchmarks/README.md``), creating,
-joining and removing them all costs about 1 ms of ``run --rm busybox true``, within issue 4's
-2 ms budget, so nothing is made lazily. To keep the start path short, this package imports only
-``os``; the driver for the other cgroup version is never imported.
+**Not every container gets a cgroup at start: only one with a limit (or a
+``--cgroup-parent``).** Docker gives every container one. Measured here (issue 4's budget,
+``benchmarks/README.md``): making, limiting and removing the seven v1 groups is ~0.6 ms of work,
+but *joining* a group (the write to ``cgroup.procs``) waits for an RCU grace period in the
+kernel (the writer side of ``cgroup_threadgroup_rwsem``), 4-30 ms on these hosts, median ~10
+ms, more than the whole 2 ms budget and enough to put ``run --rm busybox true`` well above
+runc's median (runc pays the same wait: it is in runc's figure). So a container without limits
+starts without a cgroup and pays nothing; ``stats``, ``pause`` and ``update`` give a running
+container one when they first need it (:func:`adopt`: made then, its processes moved in, usage
+counted from then on). A run *with* limits pays the one grace period, where runc always does.
+The fixes belong to the kernel side: ``clone3(CLONE_INTO_CGROUP)`` (v2, no migration at all)
+or the ``favordynmods`` mount option; neither is available to Python's ``os.fork`` on this v1
+host. To keep the start path short, this package imports only ``os``; the driver for the other
+cgroup version is never imported.
 
 Notebook: ``02_cgroups``. Man pages: cgroups(7), cgroup_namespaces(7); the kernel's
 Documentation/admin-guide/cgroup-v1/ and cgroup-v2.rst.
