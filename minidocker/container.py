@@ -81,12 +81,25 @@ def resolv_conf(host_text: str) -> str:
 
 def prepare(spec: Spec, layout: Layout, lowers: list[str]) -> str:
     """Create the container's directory and files; returns it."""
+    from minidocker import graphdriver
+
     cdir = layout.container(spec.id)
+    driver = graphdriver.current(layout.root)  # overlay, or vfs where overlay can't work
     os.makedirs(layout.containers, exist_ok=True)
     os.mkdir(cdir, 0o710)
-    for sub in ("upper", "work", "merged"):
-        os.mkdir(os.path.join(cdir, sub), 0o755)
-    rootfs.prepare_init_layer(os.path.join(cdir, "upper"), lowers)
+    graphdriver.record(cdir, driver, lowers)
+    if driver == "vfs":
+        from minidocker import vfs  # copies the whole image: only under this driver
+
+        try:
+            vfs.prepare(cdir, lowers, rootfs.INIT_DIRS, rootfs.INIT_FILES)
+        except BaseException:
+            layout.remove_container(spec.id, None)
+            raise
+    else:
+        for sub in ("upper", "work", "merged"):
+            os.mkdir(os.path.join(cdir, sub), 0o755)
+        rootfs.prepare_init_layer(os.path.join(cdir, "upper"), lowers)
     try:
         with open("/etc/resolv.conf") as f:
             host_resolv = f.read()
@@ -163,8 +176,15 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
 
     trace.step("rootfs", "overlay, kernel filesystems, pivot_root")
     rootfs.make_mounts_private()
-    overlay.mount_overlay(lowers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"),
-                          merged)
+    from minidocker import graphdriver
+
+    if graphdriver.recorded(cdir)[0] == "vfs":
+        from minidocker import vfs
+
+        vfs.mount_rootfs(merged)  # a full copy of the image: no union to mount
+    else:
+        overlay.mount_overlay(lowers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"),
+                              merged)
     rootfs.mount_defaults(merged)
     slave = None
     if channel.console is not None:

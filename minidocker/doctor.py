@@ -385,9 +385,14 @@ def check_overlay(filesystems: str) -> Check:
                  "echo overlay > /etc/modules-load.d/overlay.conf)")
 
 
-def check_storage(path: str, mountinfo: str, filesystems: str) -> Check:
+def check_storage(path: str, mountinfo: str, filesystems: str,
+                  recorded: tuple[str, str] | None = None) -> Check:
+    """The driver ``path`` gets; ``recorded`` is the choice already made for it, if any
+    (:func:`minidocker.graphdriver.recorded_choice`), which is the one in use."""
     overlay = "overlay" in filesystem_types(filesystems)
     driver, why = storage_driver(path, parse_mountinfo(mountinfo), overlay)
+    if recorded is not None:
+        driver, why = recorded[0], f"in use here since the first container ({recorded[1]})"
     if driver == "overlay":
         return Check("storage driver", True, f"overlay: {why}")
     return Check("storage driver", None, f"vfs (copies every layer in full): {why}",
@@ -494,13 +499,24 @@ def run_checks(root: str | Path = "/", *, euid: int | None = None,
         check_user_namespaces(proc),
         check_cgroups(mountinfo, sys_root / "fs/cgroup"),
         check_overlay(filesystems),
-        check_storage(os.path.realpath(state or state_dir()), mountinfo, filesystems),
+        check_storage(os.path.realpath(state or state_dir()), mountinfo, filesystems,
+                      _recorded_driver(state or state_dir())),
         check_propagation(mountinfo),
         check_busybox(root / "bin/busybox"),
         *check_tools(root, os.environ.get("PATH", "") if path_env is None else path_env),
         check_security_modules(sys_root),
     ]
     return checks
+
+
+def _recorded_driver(state: str) -> tuple[str, str] | None:
+    from minidocker.errors import HostError
+    from minidocker.graphdriver import recorded_choice
+
+    try:
+        return recorded_choice(state)
+    except (HostError, OSError):
+        return None
 
 
 def can_run_containers(root: str | Path = "/", euid: int | None = None) -> tuple[bool, str]:

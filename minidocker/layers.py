@@ -11,7 +11,18 @@ overlayfs (see the kernel's ``Documentation/filesystems/overlayfs.rst``) spells 
 differently, so we convert while unpacking: a whiteout becomes a character device 0/0 named
 ``NAME``, and an opaque directory gets the xattr ``trusted.overlay.opaque=y``. Each layer is
 unpacked into its own directory and used unchanged as an overlay ``lowerdir``; layers are shared
-between images, keyed by their *chain ID* (below).
+between images, keyed by their *chain ID* (below). Under the ``vfs`` storage driver
+(:mod:`minidocker.graphdriver`) whiteouts stay in the OCI form (``whiteouts="oci"``): an overlay
+mount cannot hold a 0/0 device, and vfs applies them itself when it copies.
+
+A whiteout applies to the layers *below* only (image-spec: "files that are present in the same
+layer as a whiteout file can only be hidden by whiteout files in subsequent layers"). So a
+whiteout for a name this layer also has keeps this layer's entry; for a directory it hides the
+lower layers' one by making this one opaque. The order of entries in the tar does not matter.
+
+:class:`Stack` reads a stack of unpacked layers back as one tree, as overlayfs would show it,
+without mounting anything: ``diff`` compares a container against its image with it, the ``vfs``
+driver copies an image with it, and ``export`` writes a container's files from it.
 
 **Unpacking is the dangerous part.** A layer comes from someone else, and we unpack it as root.
 A hostile tar can try ``../../etc/cron.d/x``, an absolute ``/etc/passwd``, or a symlink
@@ -32,7 +43,8 @@ its uncompressed tar; the *chain ID* names a layer together with everything belo
 image-spec's ``config.md``, "Layer ChainID"), so the same tar on two different bases gets two
 directories.
 
-Man pages: openat(2), mknodat(2), linkat(2), fchownat(2), utimensat(2), setxattr(2).
+Notebooks: ``04_overlayfs``, ``05_images``. Man pages: openat(2), mknodat(2), linkat(2),
+fchownat(2), utimensat(2), setxattr(2).
 """
 
 from __future__ import annotations
@@ -52,7 +64,7 @@ if TYPE_CHECKING:
     # inside the functions that need them: they cost milliseconds, and ``minidocker run`` of an
     # image already unpacked needs none of them.
     import tarfile
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import BinaryIO, Protocol
 
     class Readable(Protocol):
@@ -65,7 +77,9 @@ OPAQUE_MARKER = ".wh..wh..opq"
 # Other ".wh..wh." names are AUFS bookkeeping (hard link directories); Docker skips them too.
 WHITEOUT_META_PREFIX = ".wh..wh."
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+OVERLAY_XATTR_PREFIX = "trusted.overlay."
 PAX_XATTR_PREFIX = "SCHILY.xattr."
+WHITEOUT_FORMATS = ("overlay", "oci")  # a 0/0 device and an xattr, or .wh. files kept as is
 
 _CHUNK = 1 << 20
 # O_PATH: we only need the directory as an anchor for *at() calls, not its contents.
@@ -133,7 +147,8 @@ def chain_id(parent: str, diff_id: str) -> str:
 # -- unpacking --------------------------------------------------------------------------------
 
 def unpack_atomically(tar_stream: Readable, dest: Path, tmp_root: Path, *, label: str = "layer",
-                      verify: Callable[[], None] | None = None) -> None:
+                      verify: Callable[[], None] | None = None,
+                      whiteouts: str = "overlay") -> None:
     """Unpack into a fresh directory under ``tmp_root`` and rename it to ``dest`` when complete.
 
     A half-unpacked layer is never visible under its final name. ``verify`` runs after the last
@@ -141,17 +156,40 @@ def unpack_atomically(tar_stream: Readable, dest: Path, tmp_root: Path, *, label
     error the temporary directory is removed. If another process finished the same layer first,
     ours is discarded: the content is the same, since the name is a digest.
     """
+    stage = unpack_staged(tar_stream, tmp_root, label=label, verify=verify, whiteouts=whiteouts)
+    publish_staged(stage, dest)
+
+
+def unpack_staged(tar_stream: Readable, tmp_root: Path, *, label: str = "layer",
+                  verify: Callable[[], None] | None = None,
+                  whiteouts: str = "overlay") -> Path:
+    """The first half of :func:`unpack_atomically`: a complete, verified layer in ``tmp_root``.
+
+    The caller publishes it with :func:`publish_staged` (or deletes it): ``load`` unpacks every
+    layer of an archive first, so that a bad one leaves the store as it was.
+    """
     import shutil
     import tempfile
 
-    stage = Path(tempfile.mkdtemp(prefix="layer-", dir=tmp_root))
-    placed = False
+    stage = Path(tempfile.mkdtemp(prefix=f"layer-{os.getpid()}-", dir=tmp_root))
     try:
         # mkdtemp makes 0700; the layer root becomes the container's "/", which all users read.
         os.chmod(stage, 0o755)
-        unpack(tar_stream, stage, label=label)
+        unpack(tar_stream, stage, label=label, whiteouts=whiteouts)
         if verify is not None:
             verify()
+    except BaseException:
+        shutil.rmtree(stage)
+        raise
+    return stage
+
+
+def publish_staged(stage: Path, dest: Path) -> None:
+    """Rename a staged layer to ``dest``; if one is already there (same digest), drop ours."""
+    import shutil
+
+    placed = False
+    try:
         placed = _rename_dir(stage, dest)
     finally:
         if not placed:
@@ -168,16 +206,20 @@ def _rename_dir(src: Path, dest: Path) -> bool:
     return True
 
 
-def unpack(tar_stream: Readable, dest: Path, *, label: str = "layer") -> None:
+def unpack(tar_stream: Readable, dest: Path, *, label: str = "layer",
+           whiteouts: str = "overlay") -> None:
     """Unpack an uncompressed layer tar, read sequentially, into the directory ``dest``.
 
     Raises :class:`UnsafeArchive` for an entry that would land outside ``dest``, and
     :class:`ImageError` for a truncated or malformed archive. ``label`` names the archive in
     messages. The stream is read to its end, so a hashing wrapper sees every byte.
+    ``whiteouts`` is ``"overlay"`` (convert) or ``"oci"`` (keep ``.wh.`` files as they are).
     """
     import tarfile
     from typing import IO, cast
 
+    if whiteouts not in WHITEOUT_FORMATS:
+        raise ValueError(f"unknown whiteout format {whiteouts!r}")
     root_fd = os.open(dest, _DIR_FLAGS)
     # Directory mtimes are set last: creating anything inside a directory changes its mtime.
     dir_times: dict[tuple[str, ...], int] = {}
@@ -185,7 +227,7 @@ def unpack(tar_stream: Readable, dest: Path, *, label: str = "layer") -> None:
         # Stream mode ("r|") only ever calls read(): no seeking back into a pipe or a hasher.
         with tarfile.open(fileobj=cast(IO[bytes], tar_stream), mode="r|") as tar:
             for member in tar:
-                _unpack_member(tar, member, root_fd, dir_times, label)
+                _unpack_member(tar, member, root_fd, dir_times, label, whiteouts)
         while tar_stream.read(_CHUNK):
             pass
         for parts, mtime_ns in dir_times.items():
@@ -223,8 +265,12 @@ def split_name(name: str, entry: str, label: str) -> list[str]:
 
 
 def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
-                   dir_times: dict[tuple[str, ...], int], label: str) -> None:
+                   dir_times: dict[tuple[str, ...], int], label: str,
+                   whiteouts: str = "overlay") -> None:
     parts = split_name(member.name, member.name, label)
+    if any(p.startswith(WHITEOUT_PREFIX) for p in parts[:-1]):
+        raise ImageError(f"invalid tar entry '{member.name}' in {label}: a whiteout name is "
+                         "used as a directory")
     mtime_ns = round(member.mtime * 1_000_000_000)
     if not parts:
         # "./": the layer's own root directory; only its metadata can change.
@@ -236,8 +282,10 @@ def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
         return
     *parents, name = parts
     if name.startswith(WHITEOUT_PREFIX):
-        _unpack_whiteout(member, root_fd, parents, name, label)
-        _forget(dir_times, [*parents, name[len(WHITEOUT_PREFIX):]])
+        if whiteouts == "oci":
+            _keep_oci_whiteout(member, root_fd, parents, name, label)
+        else:
+            _unpack_whiteout(member, root_fd, parents, name, label)
         return
     if not (member.isreg() or member.isdir() or member.issym() or member.islnk()
             or member.ischr() or member.isblk() or member.isfifo()):
@@ -249,6 +297,8 @@ def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
         # Replace whatever is there, never write into it: it may be a symlink to anywhere.
         # Only a directory over a directory merges, as in Docker.
         merge = existing is not None and member.isdir() and stat.S_ISDIR(existing.st_mode)
+        # A directory over this layer's own whiteout: the lower layers' one stays hidden.
+        opaque = member.isdir() and existing is not None and is_whiteout(existing)
         if existing is not None and not merge:
             _remove(parent_fd, name, existing)
             _forget(dir_times, parts)
@@ -257,6 +307,8 @@ def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
             return  # a hard link shares its target's inode, and so its metadata
         _create(tar, member, parent_fd, name, merge=merge)
         _set_metadata(parent_fd, name, member)
+        if opaque:
+            _set_opaque(parent_fd, name)
         if member.isdir():
             dir_times[tuple(parts)] = mtime_ns
         else:
@@ -327,6 +379,7 @@ def _set_xattr(parent_fd: int, name: str, attr: str, value: bytes) -> None:
 
 def _unpack_whiteout(member: tarfile.TarInfo, root_fd: int, parents: list[str], name: str,
                      label: str) -> None:
+    """``.wh.NAME`` -> a 0/0 device ``NAME``; ``.wh..wh..opq`` -> the opaque xattr."""
     parent_fd = _open_dir(root_fd, parents, member.name, label)
     try:
         if name == OPAQUE_MARKER:
@@ -334,19 +387,53 @@ def _unpack_whiteout(member: tarfile.TarInfo, root_fd: int, parents: list[str], 
             return
         if name.startswith(WHITEOUT_META_PREFIX):
             return
-        hidden = name[len(WHITEOUT_PREFIX):]
-        if hidden in ("", ".", ".."):
-            raise UnsafeArchive(f"unsafe tar entry '{member.name}' in {label}: a whiteout "
-                                "must name a file")
+        hidden = _whiteout_target(member, name, label)
         existing = _lstat(parent_fd, hidden)
         if existing is not None:
-            _remove(parent_fd, hidden, existing)
+            # This layer has the name too: it stays, and hides the lower layers' by itself
+            # (a non-directory always does; a directory once it is opaque).
+            if stat.S_ISDIR(existing.st_mode):
+                _set_opaque(parent_fd, hidden)
+            return
         # overlayfs's whiteout: a character device with device number 0/0.
         os.mknod(hidden, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent_fd)
         if os.geteuid() == 0:
             os.chown(hidden, member.uid, member.gid, dir_fd=parent_fd, follow_symlinks=False)
     finally:
         os.close(parent_fd)
+
+
+def _keep_oci_whiteout(member: tarfile.TarInfo, root_fd: int, parents: list[str], name: str,
+                       label: str) -> None:
+    """``whiteouts="oci"``: keep ``.wh.NAME`` as an empty file; :class:`Stack` reads it."""
+    if name != OPAQUE_MARKER and name.startswith(WHITEOUT_META_PREFIX):
+        return
+    if name != OPAQUE_MARKER:
+        _whiteout_target(member, name, label)
+    parent_fd = _open_dir(root_fd, parents, member.name, label)
+    try:
+        existing = _lstat(parent_fd, name)
+        if existing is not None:
+            _remove(parent_fd, name, existing)
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600, dir_fd=parent_fd))
+    finally:
+        os.close(parent_fd)
+
+
+def _whiteout_target(member: tarfile.TarInfo, name: str, label: str) -> str:
+    hidden = name[len(WHITEOUT_PREFIX):]
+    if hidden in ("", ".", ".."):
+        raise UnsafeArchive(f"unsafe tar entry '{member.name}' in {label}: a whiteout "
+                            "must name a file")
+    return hidden
+
+
+def _set_opaque(parent_fd: int, name: str) -> None:
+    # Not _set_xattr: a filesystem without trusted xattrs must fail here, loudly, or the
+    # lower layers' files would reappear in the directory.
+    os.setxattr(f"/proc/self/fd/{parent_fd}/{name}", OVERLAY_OPAQUE_XATTR, b"y",
+                follow_symlinks=False)
 
 
 def _hard_link(member: tarfile.TarInfo, root_fd: int, parent_fd: int, name: str,
@@ -421,3 +508,131 @@ def _remove(parent_fd: int, name: str, st: os.stat_result) -> None:
         shutil.rmtree(name, dir_fd=parent_fd)  # fd-based: does not follow symlinks inside
     else:
         os.unlink(name, dir_fd=parent_fd)
+
+
+# -- reading a stack of layers back as one tree ---------------------------------------------
+
+def is_whiteout(st: os.stat_result) -> bool:
+    """overlayfs's whiteout: a character device numbered 0/0."""
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: str) -> bool:
+    """Does the directory ``path`` carry ``trusted.overlay.opaque=y``? (Only root can tell.)"""
+    try:
+        return os.getxattr(path, OVERLAY_OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES):
+            return False
+        raise
+
+
+class Node:
+    """One visible entry of a :class:`Stack`: where it really is, and what it is."""
+
+    __slots__ = ("name", "path", "st", "sources")
+
+    def __init__(self, name: str, path: str, st: os.stat_result, sources: list[str]) -> None:
+        self.name = name
+        self.path = path  # the entry in the topmost layer that has it
+        self.st = st  # its lstat
+        self.sources = sources  # for a directory: the same directory in every layer it merges
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.st.st_mode)
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r}, {self.path!r})"
+
+
+class Stack:
+    """Layer directories, topmost first, read as one tree the way overlayfs merges them.
+
+    The rules are overlayfs's (and the image-spec's): a name in a higher layer hides the same
+    name below, except that directories merge; a whiteout hides the name in every layer below
+    it and is itself invisible; an opaque directory hides everything below it. ``whiteouts``
+    says which form the layers use: ``"overlay"`` (0/0 devices, the opaque xattr), ``"oci"``
+    (``.wh.NAME`` and ``.wh..wh..opq`` files, as the ``vfs`` driver keeps them) or None (a
+    plain directory tree: nothing is special).
+
+    Only real directories are ever descended into (``lstat``, never ``stat``): a symlink in a
+    layer is an entry, not a path to follow.
+    """
+
+    def __init__(self, dirs: list[str] | list[Path], whiteouts: str | None = "overlay") -> None:
+        if whiteouts not in (*WHITEOUT_FORMATS, None):
+            raise ValueError(f"unknown whiteout format {whiteouts!r}")
+        self.dirs = [str(d) for d in dirs]
+        self.whiteouts = whiteouts
+
+    def root(self) -> list[str]:
+        """The sources of the root directory: every layer's root."""
+        return list(self.dirs)
+
+    def children(self, sources: list[str]) -> dict[str, Node]:
+        """The visible entries of the directory made of ``sources`` (topmost first)."""
+        oci, overlay = self.whiteouts == "oci", self.whiteouts == "overlay"
+        found: dict[str, Node] = {}
+        hidden: set[str] = set()  # whited out by a layer above
+        sealed: set[str] = set()  # opaque directories: they merge nothing more from below
+        for source in sources:
+            try:
+                names = os.listdir(source)
+            except FileNotFoundError:
+                continue
+            whited: set[str] = set()  # this layer's whiteouts hide the layers below only
+            for name in names:
+                if oci and name.startswith(WHITEOUT_PREFIX):
+                    if not name.startswith(WHITEOUT_META_PREFIX):
+                        whited.add(name[len(WHITEOUT_PREFIX):])
+                    continue
+                if name in hidden:
+                    continue
+                path = os.path.join(source, name)
+                st = os.lstat(path)
+                if overlay and is_whiteout(st):
+                    whited.add(name)
+                    continue
+                node = found.get(name)
+                is_dir = stat.S_ISDIR(st.st_mode)
+                if node is None:
+                    found[name] = Node(name, path, st, [path] if is_dir else [])
+                elif node.is_dir and is_dir and name not in sealed:
+                    node.sources.append(path)  # directories merge
+                else:
+                    continue  # hidden by a non-directory above, or under an opaque directory
+                if is_dir and self._seals(path):
+                    sealed.add(name)
+            hidden |= whited
+            if (oci and OPAQUE_MARKER in names) or (overlay and is_opaque(source)):
+                break  # an opaque directory hides the same directory in every layer below
+        return found
+
+    def _seals(self, path: str) -> bool:
+        """Is this directory opaque, in this stack's form?"""
+        if self.whiteouts == "overlay":
+            return is_opaque(path)
+        return self.whiteouts == "oci" and os.path.lexists(os.path.join(path, OPAQUE_MARKER))
+
+    def lookup(self, rel: str) -> Node | None:
+        """The visible entry at ``rel`` (``"etc/passwd"``), or None."""
+        sources = self.root()
+        node = None
+        for part in [p for p in rel.split("/") if p]:
+            node = self.children(sources).get(part)
+            if node is None:
+                return None
+            sources = node.sources  # empty for a non-directory: nothing below it is visible
+        return node
+
+    def walk(self, rel: str = "", sources: list[str] | None = None
+             ) -> Iterator[tuple[str, Node]]:
+        """Every visible entry, as ``(relative path, node)``, parents first, names sorted."""
+        entries = self.children(self.root() if sources is None else sources)
+        for name in sorted(entries):
+            node = entries[name]
+            path = f"{rel}/{name}" if rel else name
+            yield path, node
+            if node.is_dir:
+                yield from self.walk(path, node.sources)

@@ -15,11 +15,24 @@ Deleting one leaves a *whiteout* in upperdir (a 0/0 character device) that hides
 directory leaves an *opaque* directory (xattr ``trusted.overlay.opaque=y``) whose lower contents
 are hidden. ``minidocker diff`` and ``commit`` read exactly these traces.
 
+**The one-page limit.** mount(2) copies at most one page (4096 bytes) of option text, and a
+layer's path in the store is ~120 bytes (``/var/lib/minidocker/layers/`` + a 64-digit chain ID):
+an image of ~30 layers would not fit. Docker's overlay2 driver keeps a directory ``l/`` of short
+symlinks to its layers and mounts with relative paths after a ``chdir``. We use a trick that
+needs no state on disk: when the real paths do not fit, :func:`mount_overlay` opens each lower
+directory (``O_PATH``) and names it ``/proc/self/fd/N``, a magic link the kernel resolves to
+the open directory when it parses the options. That is ~18 bytes a layer, so Docker's limit of
+128 layers fits with room to spare; the descriptors are closed once the mount exists (overlayfs
+holds its own references). The new mount API (fsopen(2), fsconfig(2)) would avoid the page
+limit too, but adding lower layers one at a time (``lowerdir+``) needs Linux 6.8, newer than
+Debian 12's kernel, and a single ``lowerdir`` string there is capped at 256 bytes.
+
 The container's overlay is mounted inside its own mount namespace, so it disappears with the
 namespace when the container's last process exits: a crash can never leave it mounted on the
 host.
 
 Notebook: ``04_overlayfs``. Docs: Documentation/filesystems/overlayfs.rst in the kernel tree.
+Man pages: mount(2), open(2) (``O_PATH``), proc(5) (``/proc/[pid]/fd``).
 """
 
 from __future__ import annotations
@@ -43,12 +56,34 @@ def options(lowers: Sequence[str], upper: str, work: str) -> str:
     return f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
 
 
+# overlayfs stacks at most this many lower layers (OVL_MAX_STACK in fs/overlayfs/params.h).
+MAX_LOWERS = 500
+
+
 def mount_overlay(lowers: Sequence[str], upper: str, work: str, target: str) -> None:
-    """Mount ``lowers`` (topmost first) under the writable ``upper`` at ``target``."""
+    """Mount ``lowers`` (topmost first) under the writable ``upper`` at ``target``.
+
+    Paths too long for one page of options are passed as ``/proc/self/fd/N`` (see above).
+    """
     if not lowers:
         raise RootfsError("an overlay needs at least one lower layer")
+    if len(lowers) > MAX_LOWERS:
+        raise RootfsError(f"an overlay stacks at most {MAX_LOWERS} lower layers, not "
+                          f"{len(lowers)}")
+    page = os.sysconf("SC_PAGE_SIZE")
     data = options(lowers, upper, work)
-    if len(data) >= os.sysconf("SC_PAGE_SIZE"):
-        # mount(2) copies at most one page of options; issue 6 adds a shorter path scheme.
-        raise RootfsError(f"overlay options are {len(data)} bytes, more than one page")
-    syscalls.mount("overlay", target, "overlay", syscalls.MS.NODEV, data)
+    if len(data) < page:
+        syscalls.mount("overlay", target, "overlay", syscalls.MS.NODEV, data)
+        return
+    fds: list[int] = []
+    try:
+        for lower in lowers:
+            fds.append(syscalls.open_fd(lower, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        data = options([f"/proc/self/fd/{fd}" for fd in fds], upper, work)
+        if len(data) >= page:
+            raise RootfsError(f"overlay options are {len(data)} bytes even with short lower "
+                              f"paths ({len(lowers)} layers): more than one page")
+        syscalls.mount("overlay", target, "overlay", syscalls.MS.NODEV, data)
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -27,6 +27,19 @@ Invariants a learner should check in the code:
 - **Reading is cheap**: resolving a name reads three small JSON files and hashes nothing (blobs
   were verified when written; layers are verified when unpacked). ``minidocker run`` starts
   here, so tarfile, hashlib and gzip are imported only when a layer is written or unpacked.
+- **Garbage is collected under a lock.** Every writer holds a shared flock(2) on
+  ``images/.gc-lock`` from its first staged byte to its index entry; ``rmi`` and ``image
+  prune`` take it exclusively, so they never delete a blob that a ``load`` has published but
+  not yet named, and everything left in ``tmp/`` then belongs to a writer that died (``kill
+  -9``) and can go. A layer is deleted by renaming it into ``tmp/`` first: a half-deleted
+  layer is never visible either.
+- **Layers are kept in the storage driver's format** (:mod:`minidocker.graphdriver`): whiteouts
+  as overlay devices and xattrs, or, under ``vfs``, as the OCI ``.wh.`` files.
+
+Every change to ``index.json`` replaces it by rename(2): :mod:`minidocker.imagecache` trusts
+its cache only while ``index.json``'s inode, size and mtime stay the same.
+
+Notebook: ``05_images``.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ import io
 import json
 import os
 import re
+import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,7 +61,7 @@ from minidocker.reference import Reference, parse
 # budget. Type checkers treat any name TYPE_CHECKING as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and dataclasses cost milliseconds at run time: annotations only
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any, BinaryIO
 
     from minidocker.layers import Readable
@@ -131,6 +145,22 @@ class Image:
     def chain_ids(self) -> list[str]:
         return layers.chain_ids(self.diff_ids)
 
+    @property
+    def created(self) -> str:
+        return str(self.config.get("created") or "")
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return [h for h in self.config.get("history") or [] if isinstance(h, dict)]
+
+    def layers(self) -> list[Layer]:
+        """The manifest's layer descriptors paired with the config's diff IDs, base first."""
+        descriptors = self.manifest.get("layers", [])
+        if len(descriptors) != len(self.diff_ids):
+            raise CorruptBlob(f"image {self.id}: manifest lists {len(descriptors)} layers, "
+                              f"config {len(self.diff_ids)}")
+        return [Layer(d, diff_id) for d, diff_id in zip(descriptors, self.diff_ids, strict=True)]
+
     def layer_dirs(self) -> list[Path]:
         """The unpacked layers in overlayfs ``lowerdir`` order: the topmost layer first."""
         return self.store.layer_dirs(self)
@@ -146,6 +176,9 @@ class ImageStore:
         self.layers_dir = self.root / "layers"
         self.tmp_dir = self.root / "tmp"
         self._layout_ready = False
+        self._writers = 0  # depth of nested _writing() blocks in this process
+        self._gc_fd: int | None = None
+        self._whiteouts: str | None = None
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -176,6 +209,163 @@ class ImageStore:
     def list_images(self) -> list[Image]:
         """Every image in the index, one per name; an untagged image has ``ref`` None."""
         return [self._load(entry) for entry in self._read_index()["manifests"]]
+
+    def lookup(self, ref: str) -> Image:
+        """Like :meth:`resolve`, but never builds the built-in image: for ``rmi``."""
+        return self._lookup(self._read_index(), ref)[0]
+
+    def _lookup(self, index: dict[str, Any], ref: str) -> tuple[Image, dict[str, Any] | None]:
+        """The image ``ref`` names, and the index entry if it was found by name, not by ID."""
+        if not (ref.startswith("sha256:") or re.fullmatch(r"[0-9a-f]{64}", ref)):
+            try:
+                entry = _find_entry(index, parse(ref))
+            except InvalidReference:
+                entry = None
+            if entry is not None:
+                return self._load(entry), entry
+        image = self._by_id(index, ref) if (ref.startswith("sha256:") or
+                                            _ID_PREFIX.fullmatch(ref) or
+                                            re.fullmatch(r"[0-9a-f]{64}", ref)) else None
+        if image is None:
+            raise ImageNotFound(f"no such image: {ref}")
+        return image, None
+
+    def layer_size(self, descriptor: dict[str, Any]) -> int:
+        """The uncompressed size of a layer: its tar's size (gzip's trailer says, mod 4 GiB)."""
+        if descriptor.get("mediaType") not in _GZIP_LAYERS:
+            return int(descriptor.get("size", 0))
+        try:
+            with open(self.blob_path(descriptor["digest"]), "rb") as f:
+                f.seek(-4, io.SEEK_END)
+                return int.from_bytes(f.read(4), "little")  # ISIZE, RFC 1952
+        except OSError:
+            return int(descriptor.get("size", 0))
+
+    def image_size(self, image: Image) -> int:
+        """What ``docker images`` calls SIZE: every layer, uncompressed."""
+        return sum(self.layer_size(d) for d in image.manifest.get("layers", []))
+
+    # -- removing -------------------------------------------------------------------------------
+
+    def remove(self, ref: str, *, force: bool = False,
+               users: Callable[[str], list[tuple[str, bool]]] = lambda image_id: []
+               ) -> list[tuple[str, str]]:
+        """``docker rmi`` of one image: untag it, and delete it when no name is left.
+
+        ``users(image_id)`` lists the containers made from an image as ``(id, running)``. The
+        rules are Docker's (daemon/images/image_delete.go): a name is only untagged if other
+        names keep the image; the last name, or an ID, deletes the image, which a stopped
+        container's use refuses unless ``force`` and a running container's use refuses always.
+        Returns ``[("Untagged", name), ("Deleted", id)...]``. Nothing is changed on refusal.
+        Blobs and layers are freed by :meth:`collect_garbage`.
+        """
+        with self.writing(), self._index_lock():
+            index = self._read_index()
+            image, entry = self._lookup(index, ref)
+            same = [e for e in index["manifests"] if self._entry_image_id(e) == image.id]
+            names = sorted({_familiar(e) for e in same if _entry_name(e)})
+            short = image.short_id
+            containers = users(image.id)
+            running = [cid for cid, alive in containers if alive]
+            last = len(names) <= 1
+            if entry is not None:  # by name: untag, and delete only with the last name
+                if last and containers and not force:
+                    raise ImageError(f'conflict: unable to remove repository reference "{ref}" '
+                                     f"(must force) - container {containers[0][0][:12]} is using "
+                                     f"its referenced image {short}")
+                records = [("Untagged", _familiar(entry))]
+                if not last:
+                    name = _entry_name(entry)
+                    index["manifests"] = [e for e in index["manifests"]
+                                          if _entry_name(e) != name]
+                    self._write_index(index)
+                    return records
+            else:
+                if not last and not force:
+                    raise ImageError(f"conflict: unable to delete {short} (must be forced) - "
+                                     "image is referenced in multiple repositories")
+                if containers and not running and not force:
+                    raise ImageError(f"conflict: unable to delete {short} (must be forced) - "
+                                     f"image is being used by stopped container "
+                                     f"{containers[0][0][:12]}")
+                records = [("Untagged", n) for n in names]
+            if running:  # its layers are mounted: never, whatever force says
+                raise ImageError(f"conflict: unable to delete {short} (cannot be forced) - "
+                                 f"image is being used by running container {running[0][:12]}")
+            index["manifests"] = [e for e in index["manifests"]
+                                  if self._entry_image_id(e) != image.id]
+            self._write_index(index)
+            return [*records, ("Deleted", image.id)]
+
+    def collect_garbage(self, keep_layers: frozenset[str] | set[str] = frozenset()
+                        ) -> tuple[list[str], int]:
+        """Delete every blob and layer no image in the index reaches, and ``tmp/``'s leftovers.
+
+        Call it inside :meth:`collecting`. ``keep_layers`` names layer directories containers
+        still stand on (their chain ID hex). Returns the chain IDs deleted and the bytes freed.
+        """
+        import shutil
+
+        blobs: set[str] = set()
+        chains: set[str] = set()
+        for entry in self._read_index()["manifests"]:
+            self._mark(entry, blobs, chains, depth=0)
+        freed = 0
+        for name in _listdir(self.blobs_dir):
+            if f"sha256:{name}" not in blobs:
+                path = self.blobs_dir / name
+                freed += path.lstat().st_size
+                path.unlink()
+        deleted = []
+        for name in _listdir(self.layers_dir):
+            if name in chains or name in keep_layers:
+                continue
+            doomed = self.tmp_dir / f"gc-{os.getpid()}-{name}"
+            os.rename(self.layers_dir / name, doomed)  # gone from layers/ in one step
+            freed += _remove_counting(doomed)
+            deleted.append(f"sha256:{name}")
+        for name in _listdir(self.tmp_dir):  # no writer holds the lock: all of it is garbage
+            path = self.tmp_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        return deleted, freed
+
+    def _mark(self, descriptor: dict[str, Any], blobs: set[str], chains: set[str],
+              depth: int) -> None:
+        """Add what ``descriptor`` reaches (a manifest or an index) to ``blobs`` and ``chains``."""
+        digest = descriptor.get("digest")
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest) or depth > 8:
+            return
+        blobs.add(digest)
+        try:
+            value = json.loads(self.read_blob(digest, verify=False))
+        except (CorruptBlob, ValueError, OSError):
+            return  # missing or not JSON: it reaches nothing more
+        if not isinstance(value, dict):
+            return
+        for child in value.get("manifests") or []:  # an index inside the index
+            if isinstance(child, dict):
+                self._mark(child, blobs, chains, depth + 1)
+        config = value.get("config")
+        if not isinstance(config, dict):
+            return
+        for d in [config, *(value.get("layers") or [])]:
+            if isinstance(d, dict) and isinstance(d.get("digest"), str):
+                blobs.add(d["digest"])
+        try:
+            diff_ids = json.loads(self.read_blob(config["digest"], verify=False))["rootfs"][
+                "diff_ids"]
+            chains.update(c.removeprefix("sha256:") for c in layers.chain_ids(diff_ids))
+        except (CorruptBlob, ValueError, KeyError, TypeError, OSError):
+            pass
+
+    def _entry_image_id(self, entry: dict[str, Any]) -> str | None:
+        try:
+            return self._load(entry).id
+        except ImageError:
+            return None
 
     def blob_path(self, digest: str) -> Path:
         if not _DIGEST.fullmatch(digest):
@@ -212,7 +402,8 @@ class ImageStore:
                                                  strict=True):
             path = self.layer_path(chain_id)
             if not path.is_dir():
-                self._unpack_blob(descriptor, diff_id, path)
+                with self.writing():
+                    self._unpack_blob(descriptor, diff_id, path)
             dirs.append(path)
         return dirs[::-1]  # lowerdir=top:...:base, the reverse of the manifest's order
 
@@ -222,6 +413,11 @@ class ImageStore:
                    digest: str | None = None) -> dict[str, Any]:
         """Store a blob; return its descriptor. If ``digest`` is given the content must match."""
         self._ensure_layout()
+        with self.writing():
+            return self._write_blob(data, media_type, digest)
+
+    def _write_blob(self, data: bytes | Readable, media_type: str | None,
+                    digest: str | None) -> dict[str, Any]:
         staged, actual, size = self._stage_blob(io.BytesIO(data) if isinstance(data, bytes)
                                                 else data)
         try:
@@ -242,13 +438,35 @@ class ImageStore:
         staged first, to learn its diff ID (and so its directory) before unpacking it.
         """
         self._ensure_layout()
-        staged, diff_id, size = self._stage_blob(tar_stream)
+        with self.writing():
+            staged, diff_id, size = self._stage_blob(tar_stream)
+            return self._add_staged_layer(staged, diff_id, size, parent, label)
+
+    def add_staged_layer(self, staged: Path, *, parent: str | None = None,
+                         label: str = "layer") -> Layer:
+        """Like :meth:`add_layer` for a tar already written to a file in ``tmp/`` (``commit``
+        writes one there). The file is hashed, fsynced and becomes the blob, or is removed."""
+        self._ensure_layout()
+        with self.writing():
+            try:
+                with open(staged, "rb+") as f:
+                    reader = layers.HashingReader(f)
+                    reader.drain()
+                    os.fsync(f.fileno())
+            except BaseException:
+                staged.unlink(missing_ok=True)
+                raise
+            return self._add_staged_layer(staged, reader.digest, reader.size, parent, label)
+
+    def _add_staged_layer(self, staged: Path, diff_id: str, size: int, parent: str | None,
+                          label: str) -> Layer:
         try:
             chain_id = diff_id if parent is None else layers.chain_id(parent, diff_id)
             path = self.layer_path(chain_id)
             if not path.is_dir():  # same digest, same content: already unpacked and checked
                 with open(staged, "rb") as f:
-                    layers.unpack_atomically(f, path, self.tmp_dir, label=label)
+                    layers.unpack_atomically(f, path, self.tmp_dir, label=label,
+                                             whiteouts=self.whiteouts)
             self._publish_blob(staged, diff_id)
         except BaseException:
             staged.unlink(missing_ok=True)
@@ -262,6 +480,11 @@ class ImageStore:
         if reference is not None and reference.digest:
             raise InvalidReference(f"invalid reference format: cannot name an image with a "
                                    f"digest ({reference.familiar})")
+        with self.writing():
+            return self._write_image(config, image_layers, reference)
+
+    def _write_image(self, config: dict[str, Any], image_layers: list[Layer],
+                     reference: Reference | None) -> Image:
         config = {**config, "rootfs": {"type": "layers",
                                        "diff_ids": [layer.diff_id for layer in image_layers]}}
         config_descriptor = self.write_blob(_json_bytes(config), MEDIA_CONFIG)
@@ -275,7 +498,8 @@ class ImageStore:
                      config, descriptor["digest"], manifest, self)
 
     def import_tarball(self, src: str | Path | BinaryIO, ref: str | None,
-                       changes: dict[str, Any] | None = None) -> Image:
+                       changes: dict[str, Any] | None = None, message: str | None = None
+                       ) -> Image:
         """``minidocker import``: a rootfs tar (plain or gzip; ``-`` is stdin) as a new image.
 
         ``changes`` sets fields of the config's ``config`` object (``Cmd``, ``Env``...), as
@@ -289,18 +513,18 @@ class ImageStore:
             raise InvalidReference(f"invalid reference format: cannot import to a digest ({ref})")
         run_config = _run_config(changes or {})
         label = _source_label(src)
-        with _open_source(src, label) as raw:
+        with self.writing(), _open_source(src, label) as raw:
             try:
                 layer = self.add_layer(_decompressed(raw, label), label=label)
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
                 raise ImageError(f"invalid tar archive {label}: truncated or corrupt gzip "
                                  f"data ({exc})") from exc
-        created = _timestamp()
-        config = {"created": created, "architecture": host_architecture(), "os": "linux",
-                  "config": run_config,
-                  "history": [{"created": created, "created_by": f"minidocker import {label}",
-                               "comment": f"Imported from {label}"}]}
-        return self.write_image(config, [layer], reference)
+            created = timestamp()
+            history = {"created": created, "created_by": f"minidocker import {label}",
+                       "comment": message or f"Imported from {label}"}
+            config = {"created": created, "architecture": host_architecture(), "os": "linux",
+                      "config": run_config, "history": [history]}
+            return self.write_image(config, [layer], reference)
 
     def tag(self, src: str, new: str) -> Image:
         """Point the name ``new`` at the image ``src`` (``docker tag``)."""
@@ -312,15 +536,66 @@ class ImageStore:
                       if e["digest"] == image.manifest_digest), None)
         if entry is None:  # removed since we resolved it
             raise ImageNotFound(f"unable to find image '{src}' locally")
-        self._add_to_index(_untagged(entry), reference)
+        with self.writing():
+            self._add_to_index(_untagged(entry), reference)
         return Image(image.id, reference.familiar, image.config, image.manifest_digest,
                      image.manifest, self)
+
+    def stage_file(self, src: Readable) -> tuple[Path, str, int]:
+        """Copy ``src`` into ``tmp/`` (fsynced): its path, sha256 digest and size. Call inside
+        :meth:`writing`; publish it with :meth:`publish_blob`, or unlink it."""
+        if not self._writers:
+            raise RuntimeError("stage_file() outside writing(): a collector could take it")
+        return self._stage_blob(src)
+
+    def publish_blob(self, staged: Path, digest: str) -> None:
+        """Rename a file staged by :meth:`stage_file` (whose digest is ``digest``) into blobs/."""
+        self._publish_blob(staged, digest)
+
+    def name_images(self, named: list[tuple[dict[str, Any], list[Reference]]]) -> list[str]:
+        """Add index entries for manifests already stored, in one index write.
+
+        ``named`` pairs a manifest descriptor with the names to give it (none: untagged).
+        Returns Docker's notes for names taken from another image.
+        """
+        notes = []
+        with self.writing(), self._index_lock():
+            index = self._read_index()
+            for descriptor, references in named:
+                for reference in references:
+                    old = _find_entry(index, reference)
+                    if old is not None and old["digest"] != descriptor["digest"]:
+                        old_id = self._entry_image_id(old)
+                        notes.append(f"The image {reference.familiar} already exists, renaming "
+                                     f"the old one with ID {old_id} to empty string")
+                entries = [_untagged(e) if any(_entry_name(e) == r.canonical
+                                               for r in references) else e
+                           for e in index["manifests"]]
+                entries += ([_tagged(descriptor, r) for r in references] if references
+                            else [_untagged(descriptor)])
+                index["manifests"] = _dedupe(entries)
+            self._write_index(index)
+        return notes
 
     # -- internals ------------------------------------------------------------------------------
 
     def _ensure_layout(self) -> None:
         if self._layout_ready:
             return
+        self._make_dirs()
+        layout = self.images_dir / "oci-layout"
+        index = self.images_dir / "index.json"
+        if not (layout.exists() and index.exists()):
+            with self.writing():  # staged in tmp/: a collector must not take them
+                if not layout.exists():
+                    self._replace_file(layout,
+                                       _json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
+                with self._index_lock():
+                    if not index.exists():
+                        self._write_index(_empty_index())
+        self._layout_ready = True
+
+    def _make_dirs(self) -> None:
         # 0700: layers hold the setuid binaries of images; a world-traversable store lets any
         # host user run them as root (CVE-2021-41091 in Docker). The root itself is shared
         # with container state, so its mode is not ours to choose.
@@ -328,14 +603,9 @@ class ImageStore:
         for path in (self.images_dir, self.blobs_dir.parent, self.blobs_dir, self.layers_dir,
                      self.tmp_dir):
             path.mkdir(mode=0o700, exist_ok=True)
-        layout = self.images_dir / "oci-layout"
-        if not layout.exists():
-            self._replace_file(layout, _json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
-        if not (self.images_dir / "index.json").exists():
-            with self._index_lock():
-                if not (self.images_dir / "index.json").exists():
-                    self._write_index(_empty_index())
-        self._layout_ready = True
+        for lock in (self.images_dir / ".lock", self.images_dir / ".gc-lock"):
+            if not lock.exists():  # made now, so that no later command adds a file
+                os.close(os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
 
     def _read_index(self) -> dict[str, Any]:
         path = self.images_dir / "index.json"
@@ -351,6 +621,55 @@ class ImageStore:
 
     def _write_index(self, index: dict[str, Any]) -> None:
         self._replace_file(self.images_dir / "index.json", json.dumps(index, indent=2).encode())
+
+    @property
+    def whiteouts(self) -> str:
+        """How layers here keep whiteouts: ``"overlay"``, or ``"oci"`` under the vfs driver."""
+        if self._whiteouts is None:
+            from minidocker import graphdriver
+
+            vfs = graphdriver.current(str(self.root)) == "vfs"
+            self._whiteouts = "oci" if vfs else "overlay"
+        return self._whiteouts
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the shared lock every writer holds (see "Garbage is collected under a lock")."""
+        import fcntl
+
+        if self._writers == 0:
+            self._make_dirs()
+            fd = os.open(self.images_dir / ".gc-lock",
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            self._gc_fd = fd
+        self._writers += 1
+        try:
+            yield
+        finally:
+            self._writers -= 1
+            if self._writers == 0 and self._gc_fd is not None:
+                os.close(self._gc_fd)
+                self._gc_fd = None
+
+    @contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Hold the lock exclusively: no writer is between staging and naming anything."""
+        import fcntl
+
+        if self._writers:
+            raise RuntimeError("collecting() inside writing(): it would wait for itself")
+        self._make_dirs()
+        fd = os.open(self.images_dir / ".gc-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._writers += 1  # writing() inside collecting() holds this lock already
+            try:
+                yield
+            finally:
+                self._writers -= 1
+        finally:
+            os.close(fd)
 
     @contextmanager
     def _index_lock(self) -> Iterator[None]:
@@ -389,7 +708,7 @@ class ImageStore:
         """Copy ``src`` to a new file in ``tmp/``, fsynced; return it, its digest and size."""
         import tempfile
 
-        fd, name = tempfile.mkstemp(prefix="blob-", dir=self.tmp_dir)
+        fd, name = tempfile.mkstemp(prefix=f"blob-{os.getpid()}-", dir=self.tmp_dir)
         staged = Path(name)
         try:
             with open(fd, "wb") as out:
@@ -408,6 +727,18 @@ class ImageStore:
         _fsync_dir(self.blobs_dir)
 
     def _unpack_blob(self, descriptor: dict[str, Any], diff_id: str, path: Path) -> None:
+        try:
+            raw = open(self.blob_path(descriptor["digest"]), "rb")  # noqa: SIM115 -- closed below
+        except FileNotFoundError:
+            raise CorruptBlob(f"blob {descriptor['digest']} is missing from "
+                              f"{self.blobs_dir}") from None
+        with raw:
+            stage = self.stage_layer(raw, descriptor, diff_id)
+        layers.publish_staged(stage, path)
+
+    def stage_layer(self, raw: BinaryIO, descriptor: dict[str, Any], diff_id: str) -> Path:
+        """Unpack the layer blob read from ``raw`` into ``tmp/``, checking both its digest
+        (``descriptor``'s) and its diff ID; return the staged directory (not yet published)."""
         import gzip
         import zlib
         from typing import IO, cast
@@ -416,34 +747,33 @@ class ImageStore:
         digest, media_type = descriptor["digest"], descriptor.get("mediaType", MEDIA_LAYER)
         if media_type not in _PLAIN_LAYERS + _GZIP_LAYERS:
             raise ImageError(f"layer {digest}: unsupported media type {media_type}")
-        with self.open_blob(digest) as raw:
-            blob = layers.HashingReader(raw)
-            # GzipFile reading forward only ever calls read() on the hasher.
-            tar = layers.HashingReader(gzip.GzipFile(fileobj=cast(IO[bytes], blob), mode="rb")
-                                       if media_type in _GZIP_LAYERS else blob)
+        blob = layers.HashingReader(raw)
+        # GzipFile reading forward only ever calls read() on the hasher.
+        tar = layers.HashingReader(gzip.GzipFile(fileobj=cast(IO[bytes], blob), mode="rb")
+                                   if media_type in _GZIP_LAYERS else blob)
 
-            def verify() -> None:
-                blob.drain()  # bytes after the end of the tar still belong to the blob
-                if blob.digest != digest:
-                    raise CorruptBlob(f"blob {digest} does not match its digest (changed on "
-                                      f"disk: {blob.digest})")
-                if tar.digest != diff_id:
-                    raise CorruptBlob(f"layer {digest} does not match its diff ID {diff_id}")
+        def verify() -> None:
+            blob.drain()  # bytes after the end of the tar still belong to the blob
+            if blob.digest != digest:
+                raise CorruptBlob(f"blob {digest} does not match its digest (changed on "
+                                  f"disk: {blob.digest})")
+            if tar.digest != diff_id:
+                raise CorruptBlob(f"layer {digest} does not match its diff ID {diff_id}")
 
-            try:
-                layers.unpack_atomically(tar, path, self.tmp_dir, label=f"layer {digest}",
-                                         verify=verify)
-            except (ImageError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-                if isinstance(exc, CorruptBlob):
-                    raise
-                # A damaged blob shows up as a damaged tar: say which one it really is.
-                blob.drain()
-                if blob.digest != digest:
-                    raise CorruptBlob(f"blob {digest} does not match its digest (changed on "
-                                      f"disk: {blob.digest})") from exc
-                if isinstance(exc, ImageError):
-                    raise
-                raise ImageError(f"layer {digest}: corrupt gzip data ({exc})") from exc
+        try:
+            return layers.unpack_staged(tar, self.tmp_dir, label=f"layer {digest}",
+                                        verify=verify, whiteouts=self.whiteouts)
+        except (ImageError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            if isinstance(exc, CorruptBlob):
+                raise
+            # A damaged blob shows up as a damaged tar: say which one it really is.
+            blob.drain()
+            if blob.digest != digest:
+                raise CorruptBlob(f"blob {digest} does not match its digest (changed on "
+                                  f"disk: {blob.digest})") from exc
+            if isinstance(exc, ImageError):
+                raise
+            raise ImageError(f"layer {digest}: corrupt gzip data ({exc})") from exc
 
     def _load(self, entry: dict[str, Any]) -> Image:
         manifest = self._read_json(entry, "manifest")
@@ -504,9 +834,34 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _timestamp() -> str:
+def timestamp() -> str:
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def _familiar(entry: dict[str, Any]) -> str:
+    name = _entry_name(entry)
+    return parse(name).familiar if name else "<none>:<none>"
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except FileNotFoundError:
+        return []
+
+
+def _remove_counting(path: Path) -> int:
+    """``rm -rf path``; the bytes its files held."""
+    total = 0
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            total += 0 if stat.S_ISLNK(st.st_mode) else st.st_size
+    import shutil
+
+    shutil.rmtree(path)
+    return total
 
 
 def _entry_name(entry: dict[str, Any]) -> str | None:

@@ -44,7 +44,7 @@ def make_tar(*entries: tuple[tarfile.TarInfo, bytes]) -> bytes:
 
 def unpack(tmp_path: Path, *entries: tuple[tarfile.TarInfo, bytes]) -> Path:
     dest = tmp_path / "dest"
-    dest.mkdir(exist_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
     layers.unpack(io.BytesIO(make_tar(*entries)), dest)
     return dest
 
@@ -221,7 +221,6 @@ def is_whiteout(path: Path) -> bool:
 @needs_root
 def test_whiteout_becomes_overlay_char_device(tmp_path: Path) -> None:
     dest = unpack(tmp_path,
-                  entry("etc/motd", data=b"hi"),
                   entry("etc/.wh.motd"),
                   entry("usr/.wh.games"),
                   entry("etc/.wh..wh.plnk"))  # AUFS bookkeeping: skipped
@@ -232,9 +231,47 @@ def test_whiteout_becomes_overlay_char_device(tmp_path: Path) -> None:
 
 
 @needs_root
-def test_whiteout_replaces_a_directory(tmp_path: Path) -> None:
-    dest = unpack(tmp_path, entry("opt/app/bin", data=b"x"), entry("opt/.wh.app"))
-    assert is_whiteout(dest / "opt" / "app")
+def test_whiteout_hides_lower_layers_only_never_its_own_layer(tmp_path: Path) -> None:
+    # image-spec layer.md: "Files that are present in the same layer as a whiteout file can
+    # only be hidden by whiteout files in subsequent layers." Order in the tar does not matter.
+    dest = unpack(tmp_path,
+                  entry("etc/motd", data=b"hi"), entry("etc/.wh.motd"),  # file, then whiteout
+                  entry("etc/.wh.issue"), entry("etc/issue", data=b"new"))  # whiteout, then file
+    assert (dest / "etc" / "motd").read_bytes() == b"hi"
+    assert (dest / "etc" / "issue").read_bytes() == b"new"
+
+
+@needs_root
+def test_whiteout_of_a_directory_this_layer_also_has_makes_it_opaque(tmp_path: Path) -> None:
+    # "rm -rf /opt/app; mkdir -p /opt/app/bin" in one step: the lower /opt/app must stay hidden
+    # while this layer's new one shows. Both orders of the tar give the same directory.
+    for name, entries in (("dir-first", [entry("opt/app/bin", data=b"x"), entry("opt/.wh.app")]),
+                          ("whiteout-first", [entry("opt/.wh.app"),
+                                              entry("opt/app", tarfile.DIRTYPE),
+                                              entry("opt/app/bin", data=b"x")])):
+        dest = unpack(tmp_path / name, *entries)
+        app = dest / "opt" / "app"
+        assert app.is_dir() and (app / "bin").read_bytes() == b"x", name
+        assert os.getxattr(app, "trusted.overlay.opaque") == b"y", name
+
+
+def test_whiteout_name_as_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="whiteout name is used as a directory"):
+        unpack(tmp_path, entry("a/.wh.b/c", data=b"x"))
+
+
+def test_oci_whiteout_form_keeps_wh_files(tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    tar = make_tar(entry("etc/.wh.motd"), entry("var/.wh..wh..opq"), entry("var/new", data=b"n"),
+                   entry("etc/.wh..wh.plnk"))
+    layers.unpack(io.BytesIO(tar), dest, whiteouts="oci")
+    assert sorted(os.listdir(dest / "etc")) == [".wh.motd"]
+    assert sorted(os.listdir(dest / "var")) == [".wh..wh..opq", "new"]
+    assert (dest / "etc" / ".wh.motd").stat().st_size == 0
+    with pytest.raises(UnsafeArchive, match="must name a file"):
+        layers.unpack(io.BytesIO(make_tar(entry("x/.wh."))), tmp_path / "dest",
+                      whiteouts="oci")
 
 
 @needs_root
