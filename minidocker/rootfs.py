@@ -173,13 +173,17 @@ def _mkdirs(path: str) -> None:
     os.makedirs(path, mode=0o755, exist_ok=True)
 
 
-def mount_defaults(root: str) -> None:
-    """Mount /proc, /dev (+ pts, shm, mqueue) and a read-only /sys under ``root``."""
+def mount_defaults(root: str, make_devices: bool = True) -> None:
+    """Mount /proc, /dev (+ pts, shm, mqueue) and a read-only /sys under ``root``.
+
+    ``make_devices=False``: leave /dev without device nodes (a user namespace may not mknod;
+    :mod:`minidocker.devices` bind-mounts the host's instead).
+    """
     for target, fstype, source, flags, data in DEFAULT_MOUNTS:
         where = secure_join(root, target)
         _mkdirs(where)
         syscalls.mount(source, where, fstype, flags, data)
-        if target == "/dev":
+        if target == "/dev" and make_devices:
             create_devices(where)
 
 

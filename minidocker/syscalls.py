@@ -82,9 +82,15 @@ class PR(enum.IntEnum):
     """prctl(2) options we use."""
 
     SET_PDEATHSIG = 1
+    SET_DUMPABLE = 4
+    SET_KEEPCAPS = 8
     SET_NAME = 15
+    CAPBSET_READ = 23
+    CAPBSET_DROP = 24
     SET_CHILD_SUBREAPER = 36
     SET_NO_NEW_PRIVS = 38
+    GET_NO_NEW_PRIVS = 39
+    CAP_AMBIENT = 47
 
 
 # syscall(2) numbers for calls glibc does not wrap.
@@ -207,11 +213,12 @@ def sethostname(name: str) -> None:
     _record("sethostname", [_q(name), str(len(raw))], ret, t0)
 
 
-def prctl(option: PR, arg2: int = 0) -> None:
+def prctl(option: PR, arg2: int = 0, arg3: int = 0) -> int:
     t0 = time.monotonic_ns()
-    ret = _libc.prctl(int(option), arg2, 0, 0, 0)
+    ret = _libc.prctl(int(option), arg2, arg3, 0, 0)
     shown = repr(arg2) if option != PR.SET_PDEATHSIG else getattr(arg2, "name", str(arg2))
-    _record("prctl", [f"PR_{option.name}", shown], ret, t0)
+    _record("prctl", [f"PR_{option.name}", shown] + ([str(arg3)] if arg3 else []), ret, t0)
+    return int(ret)
 
 
 def _timed_os(call: str, args: list[str], fn: Any, *fn_args: Any) -> Any:
@@ -308,3 +315,204 @@ def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
     if trace.enabled():
         trace.emit("syscall", "execve", [_q(path), str(argv), f"[{len(env)} vars]"], "...")
     os.execve(path, argv, env)
+
+
+# -- security: capabilities, seccomp, rlimits, user namespaces, idmapped mounts, eBPF ---------
+# (issue 5; man pages capabilities(7), capget(2), seccomp(2), prlimit(2), clone(2),
+# user_namespaces(7), mount_setattr(2), open_tree(2), fsopen(2), move_mount(2), bpf(2))
+
+# syscall(2) numbers: the generic table (aarch64, riscv64) differs from x86_64's below 403.
+_SYS = {
+    "x86_64": {"clone": 56, "seccomp": 317, "bpf": 321},
+    "aarch64": {"clone": 220, "seccomp": 277, "bpf": 280},
+    "riscv64": {"clone": 220, "seccomp": 277, "bpf": 280},
+}
+_SYS_NEW_MOUNT_API = {"open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
+                      "fsmount": 432, "mount_setattr": 442}  # the same on every architecture
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def _sysno(name: str) -> int:
+    return _SYS_NEW_MOUNT_API.get(name) or _SYS[os.uname().machine][name]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def capget() -> tuple[int, int, int]:
+    """This thread's (effective, permitted, inheritable) capability sets, as 64-bit masks."""
+    header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    t0 = time.monotonic_ns()
+    ret = _libc.capget(ctypes.byref(header), data)
+    _record("capget", ["{_LINUX_CAPABILITY_VERSION_3, 0}", "..."], ret, t0)
+    eff, prm, inh = (getattr(data[0], f) | getattr(data[1], f) << 32
+                     for f in ("effective", "permitted", "inheritable"))
+    return eff, prm, inh
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set this thread's effective, permitted and inheritable sets (64-bit masks)."""
+    header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    for i in (0, 1):
+        shift = 32 * i
+        data[i].effective = effective >> shift & 0xFFFFFFFF
+        data[i].permitted = permitted >> shift & 0xFFFFFFFF
+        data[i].inheritable = inheritable >> shift & 0xFFFFFFFF
+    t0 = time.monotonic_ns()
+    ret = _libc.capset(ctypes.byref(header), data)
+    _record("capset", ["{_LINUX_CAPABILITY_VERSION_3, 0}",
+                       f"{{effective={effective:#x}, permitted={permitted:#x}, "
+                       f"inheritable={inheritable:#x}}}"], ret, t0)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_mode_filter(program: bytes, flags: int = 0) -> None:
+    """seccomp(SECCOMP_SET_MODE_FILTER): install a classic BPF program (8 bytes an instruction).
+
+    The kernel accepts it only with no_new_privs set or CAP_SYS_ADMIN in the caller's user
+    namespace (see seccomp(2), EACCES).
+    """
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    t0 = time.monotonic_ns()
+    ret = _libc.syscall(_sysno("seccomp"), 1, flags, ctypes.byref(prog))  # SET_MODE_FILTER = 1
+    _record("seccomp", ["SECCOMP_SET_MODE_FILTER", str(flags),
+                        f"{{len={len(program) // 8}, filter=...}}"], ret, t0)
+
+
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("rlim_cur", ctypes.c_uint64), ("rlim_max", ctypes.c_uint64)]
+
+
+def prlimit(resource: int, soft: int, hard: int, name: str = "") -> None:
+    """prlimit(0, resource, {soft, hard}, NULL): set one of this process's rlimits."""
+    new = _Rlimit(soft, hard)
+    t0 = time.monotonic_ns()
+    ret = _libc.prlimit(0, resource, ctypes.byref(new), None)
+    _record("prlimit", ["0", name or str(resource), f"{{{soft}, {hard}}}", "NULL"], ret, t0)
+
+
+_pylib = ctypes.PyDLL(None, use_errno=True)  # keeps the GIL held across the call, as os.fork
+
+
+def clone(flags: CLONE | int) -> int:
+    """fork(2) with namespace flags: clone(flags|SIGCHLD); returns 0 in the child.
+
+    Python's ``os.fork`` takes no flags, and ``unshare(CLONE_NEWUSER)`` followed by fork would
+    leave the child's PID namespace owned by the *host's* user namespace, where the container's
+    root could not mount its own /proc. So a user-namespaced container is cloned with
+    ``CLONE_NEWUSER|CLONE_NEWPID`` at once (the kernel creates the user namespace first and
+    makes it the owner of the other). The interpreter is told about the fork the way
+    ``os.fork`` tells it (``PyOS_BeforeFork`` / ``PyOS_AfterFork_*``).
+    """
+    api = ctypes.pythonapi
+    t0 = time.monotonic_ns()
+    api.PyOS_BeforeFork()
+    pid = _pylib.syscall(_sysno("clone"), ctypes.c_ulong(int(flags) | 17), None, None, None,
+                         None)  # 17: SIGCHLD, the signal the parent gets when the child ends
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    ctypes.set_errno(err)
+    _record("clone", [flag_names(CLONE(flags), "CLONE") + "|SIGCHLD"], pid, t0)
+    return int(pid)
+
+
+def setfsuid(uid: int) -> int:
+    """setfsuid(2): the uid used for file-system checks only; returns the previous one."""
+    t0 = time.monotonic_ns()
+    old = _libc.setfsuid(uid)
+    _record("setfsuid", [str(uid)], 0, t0)
+    return int(old)
+
+
+def setfsgid(gid: int) -> int:
+    t0 = time.monotonic_ns()
+    old = _libc.setfsgid(gid)
+    _record("setfsgid", [str(gid)], 0, t0)
+    return int(old)
+
+
+OPEN_TREE_CLONE = 1
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_IDMAP = 0x00100000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+
+
+def open_tree(path: str, flags: int = OPEN_TREE_CLONE | os.O_CLOEXEC) -> int:
+    """open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at ``path``, as an fd."""
+    t0 = time.monotonic_ns()
+    ret = _libc.syscall(_sysno("open_tree"), -100, _b(path), flags)  # -100: AT_FDCWD
+    _record("open_tree", ["AT_FDCWD", _q(path), "OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC"], ret, t0,
+            path)
+    return int(ret)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr_idmap(fd: int, userns_fd: int, label: str = "") -> None:
+    """mount_setattr(2) MOUNT_ATTR_IDMAP: files under the detached mount ``fd`` appear with
+    their owners mapped through the user namespace ``userns_fd`` (an idmapped mount)."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    t0 = time.monotonic_ns()
+    ret = _libc.syscall(_sysno("mount_setattr"), fd, b"", AT_EMPTY_PATH, ctypes.byref(attr),
+                        ctypes.sizeof(attr))
+    _record("mount_setattr", [label or str(fd), '""', "AT_EMPTY_PATH",
+                              f"{{attr_set=MOUNT_ATTR_IDMAP, userns_fd={userns_fd}}}"], ret, t0)
+
+
+def fsopen(fstype: str) -> int:
+    t0 = time.monotonic_ns()
+    ret = _libc.syscall(_sysno("fsopen"), _b(fstype), 1)  # FSOPEN_CLOEXEC
+    _record("fsopen", [_q(fstype), "FSOPEN_CLOEXEC"], ret, t0)
+    return int(ret)
+
+
+def fsconfig(fd: int, key: str | None, value: str | None = None) -> None:
+    """fsconfig(2): FSCONFIG_SET_STRING ``key=value``, or FSCONFIG_CMD_CREATE for ``None``."""
+    t0 = time.monotonic_ns()
+    if key is None:
+        ret = _libc.syscall(_sysno("fsconfig"), fd, 6, None, None, 0)  # FSCONFIG_CMD_CREATE
+        _record("fsconfig", [str(fd), "FSCONFIG_CMD_CREATE", "NULL", "NULL", "0"], ret, t0)
+        return
+    ret = _libc.syscall(_sysno("fsconfig"), fd, 1, _b(key), _b(value), 0)  # SET_STRING
+    _record("fsconfig", [str(fd), "FSCONFIG_SET_STRING", _q(key), _q(value), "0"], ret, t0)
+
+
+def fsmount(fd: int) -> int:
+    t0 = time.monotonic_ns()
+    ret = _libc.syscall(_sysno("fsmount"), fd, 1, 0)  # FSMOUNT_CLOEXEC
+    _record("fsmount", [str(fd), "FSMOUNT_CLOEXEC", "0"], ret, t0)
+    return int(ret)
+
+
+def move_mount(fd: int, target: str) -> None:
+    """move_mount(2): attach the detached mount ``fd`` at ``target``."""
+    t0 = time.monotonic_ns()
+    ret = _libc.syscall(_sysno("move_mount"), fd, b"", -100, _b(target),
+                        MOVE_MOUNT_F_EMPTY_PATH)
+    _record("move_mount", [str(fd), '""', "AT_FDCWD", _q(target), "MOVE_MOUNT_F_EMPTY_PATH"],
+            ret, t0, target)
+
+
+def bpf(cmd: int, attr: ctypes.Array[ctypes.c_char], label: str) -> int:
+    """bpf(2) with a prepared ``union bpf_attr``; ``label`` names the command in the trace."""
+    t0 = time.monotonic_ns()
+    ret = _libc.syscall(_sysno("bpf"), cmd, attr, len(attr))
+    _record("bpf", [label, "{...}", str(len(attr))], ret, t0)
+    return int(ret)

@@ -1,0 +1,206 @@
+"""The other security plans: rlimits, devices (and the eBPF program), user namespace ranges,
+LSM status, --security-opt, and the whole SecurityPlan. No root needed."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+import pytest
+
+from minidocker import devices, lsm, rlimits, security, userns
+from minidocker.errors import UsageError
+
+pytestmark = pytest.mark.nb03
+
+
+# -- rlimits ------------------------------------------------------------------------------------
+
+def test_ulimit_forms():
+    assert rlimits.parse("nofile=1024").as_dict() == {"Name": "nofile", "Soft": 1024,
+                                                     "Hard": 1024}
+    assert rlimits.parse("nofile=100:200").as_dict()["Hard"] == 200
+    assert rlimits.parse("core=-1").as_dict() == {"Name": "core", "Soft": -1, "Hard": -1}
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("nofile", "want name=soft"), ("nofiles=1", "unknown limit 'nofiles'"),
+    ("nofile=abc", "not a number"), ("nofile=10:5", "soft limit 10 is above the hard"),
+    ("nofile=-5", "negative"),
+])
+def test_bad_ulimits(flag, message):
+    with pytest.raises(UsageError, match=message):
+        rlimits.parse(flag)
+
+
+def test_a_hard_limit_above_ours_is_refused_without_cap_sys_resource():
+    ours = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if ours == resource.RLIM_INFINITY:
+        pytest.skip("this process has no hard nofile limit to exceed")
+    with pytest.raises(UsageError, match="above minidocker's own .*CAP_SYS_RESOURCE"):
+        rlimits.plan([f"nofile={ours + 1}"], available_caps=0)
+    assert rlimits.plan([f"nofile={ours + 1}"], available_caps=1 << 24)  # with it: allowed
+    assert rlimits.plan([f"nofile=10:{ours}"], available_caps=0)[0].hard == ours
+
+
+def test_last_ulimit_for_a_name_wins():
+    [only] = rlimits.plan(["nofile=10", "nofile=20"], available_caps=1 << 24)
+    assert only.soft == 20
+
+
+# -- devices ------------------------------------------------------------------------------------
+
+def test_device_flag_forms():
+    d = devices.parse("/dev/null")
+    assert (d.path, d.kind, d.major, d.minor, d.access) == ("/dev/null", "c", 1, 3, "rwm")
+    d = devices.parse("/dev/null:/dev/mynull:r")
+    assert (d.path, d.access, d.host_path) == ("/dev/mynull", "r", "/dev/null")
+    assert devices.parse("/dev/zero:rw").access == "rw"
+    assert d.as_dict() == {"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull",
+                           "CgroupPermissions": "r"}
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    ("/dev/no-such-device", "error gathering device information.*no such file"),
+    ("/etc/passwd", "not a device node"),
+    ("dev/null", "want /dev/host"),
+    ("/dev/null:relative", "want /dev/host"),
+])
+def test_bad_devices(flag, message):
+    with pytest.raises(UsageError, match=message):
+        devices.parse(flag)
+
+
+def test_rule_text_is_the_devices_allow_syntax():
+    assert devices.rule_text("c", 136, -1, "rwm") == "c 136:* rwm"
+    assert devices.rule_text("b", -1, -1, "m") == "b *:* m"
+
+
+def test_v1_rules_deny_all_first(tmp_path):
+    for name in ("devices.deny", "devices.allow"):
+        (tmp_path / name).write_text("")
+    devices.set_rules_v1(str(tmp_path), devices.rules_for([]))
+    assert (tmp_path / "devices.deny").read_text() == "a"
+    assert (tmp_path / "devices.allow").read_text() == "c 10:200 rwm"  # each write replaces
+
+
+def run_bpf(program: bytes, kind: int, major: int, minor: int, access: int) -> int:
+    """A tiny interpreter for the instructions bpf_program emits: r0 at exit."""
+    regs = [0] * 11
+    ctx = [access << 16 | kind, major, minor]
+    pc = 0
+    while True:
+        code, regs_byte = program[pc * 8], program[pc * 8 + 1]
+        dst, src = regs_byte & 0xF, regs_byte >> 4
+        off = int.from_bytes(program[pc * 8 + 2:pc * 8 + 4], "little", signed=True)
+        imm = int.from_bytes(program[pc * 8 + 4:pc * 8 + 8], "little")
+        pc += 1
+        if code == 0x61:
+            regs[dst] = ctx[off // 4]
+        elif code == 0x54:
+            regs[dst] &= imm
+        elif code == 0x74:
+            regs[dst] >>= imm
+        elif code == 0xBC:
+            regs[dst] = regs[src]
+        elif code == 0xB7:
+            regs[dst] = imm
+        elif code == 0x55:
+            pc += off if regs[dst] != imm else 0
+        elif code == 0x5D:
+            pc += off if regs[dst] != regs[src] else 0
+        elif code == 0x95:
+            return regs[0]
+        else:
+            raise AssertionError(f"unexpected opcode {code:#x}")
+
+
+@pytest.mark.parametrize(("kind", "major", "minor", "access", "allowed"), [
+    (2, 1, 3, 2 | 4, 1),     # read+write /dev/null
+    (2, 1, 5, 2, 1),         # read /dev/zero
+    (2, 136, 7, 2, 1),       # a pty: c 136:*
+    (1, 254, 0, 2, 0),       # read the host's disk: no
+    (1, 254, 0, 1, 1),       # mknod it: yes, as in Docker (b *:* m)
+    (2, 10, 200, 4, 1),      # /dev/net/tun
+    (2, 4, 1, 2, 0),         # /dev/tty1: no
+])
+def test_the_ebpf_program_says_what_the_rules_say(kind, major, minor, access, allowed):
+    program = devices.bpf_program(devices.rules_for([]))
+    assert run_bpf(program, kind, major, minor, access) == allowed
+
+
+def test_a_read_only_device_rule_refuses_writes():
+    rules = [("c", 1, 5, "r")]
+    program = devices.bpf_program(rules)
+    assert run_bpf(program, 2, 1, 5, 2) == 1
+    assert run_bpf(program, 2, 1, 5, 4) == 0
+
+
+# -- user namespaces ----------------------------------------------------------------------------
+
+def test_subid_lines():
+    text = "# comment\nalice:200000:65536\nminidocker:100000:65536\n0:300000:10\n"
+    assert userns.parse_subid(text, "minidocker") == (100000, 65536)
+    assert userns.parse_subid(text, "root", uid=0) == (300000, 10)
+    assert userns.parse_subid(text, "bob") is None
+
+
+def test_plan_reads_both_files(tmp_path):
+    (tmp_path / "subuid").write_text("minidocker:100000:65536\n")
+    (tmp_path / "subgid").write_text("minidocker:200000:1000\n")
+    plan = userns.plan(subuid=str(tmp_path / "subuid"), subgid=str(tmp_path / "subgid"))
+    assert plan.uid_map.line() == "0 100000 65536"
+    assert plan.gid_map.line() == "0 200000 1000"
+    assert plan.uid_map.to_host(1000) == 101000
+
+
+def test_no_range_is_a_clear_error(tmp_path):
+    (tmp_path / "subuid").write_text("someone:100000:65536\n")
+    with pytest.raises(UsageError, match="no subordinate uid range for user 'minidocker'"):
+        userns.plan(subuid=str(tmp_path / "subuid"), subgid=str(tmp_path / "subuid"))
+
+
+# -- LSM ----------------------------------------------------------------------------------------
+
+def test_lsm_status_from_a_fake_sysfs(tmp_path):
+    assert lsm.status(str(tmp_path)).summary() == "AppArmor not present; SELinux not present"
+    (tmp_path / "module/apparmor/parameters").mkdir(parents=True)
+    (tmp_path / "module/apparmor/parameters/enabled").write_text("Y\n")
+    (tmp_path / "kernel/security").mkdir(parents=True)
+    (tmp_path / "kernel/security/lsm").write_text("lockdown,capability,apparmor\n")
+    host = lsm.status(str(tmp_path))
+    assert host.apparmor_enabled and not host.selinux_present
+    assert lsm.profile_for(None, False, host) == "minidocker-default"
+    assert lsm.profile_for(None, True, host) == ""  # privileged: unconfined
+    assert lsm.profile_for("unconfined", False, host) == ""
+    assert lsm.profile_for(None, False, lsm.status(str(tmp_path / "none"))) == ""
+
+
+# -- --security-opt and the whole plan ----------------------------------------------------------
+
+def test_security_opts():
+    assert security.parse_security_opts(["no-new-privileges"]) == {"no_new_privs": True}
+    assert security.parse_security_opts(["no-new-privileges:false"]) == {"no_new_privs": False}
+    assert security.parse_security_opts(["seccomp=unconfined"]) == {"seccomp": "unconfined"}
+    assert security.parse_security_opts(["seccomp=p.json"])["seccomp"] == os.path.abspath(
+        "p.json")
+    security.parse_security_opts(["label=disable"])
+    for bad in ("nonsense", "seccomp=", "label=type:foo_t", "no-new-privileges=maybe"):
+        with pytest.raises(UsageError):
+            security.parse_security_opts([bad])
+
+
+def test_privileged_and_userns_do_not_mix():
+    with pytest.raises(UsageError, match="incompatible with user namespaces"):
+        security.plan(privileged=True, userns="private")
+
+
+def test_a_plan_is_printable_and_records_dockers_names():
+    plan = security.plan(cap_drop=["NET_RAW"], security_opt=["seccomp=unconfined"])
+    assert plan.seccomp is None
+    assert "CAP_NET_RAW" not in plan.capabilities()
+    record = plan.as_dict()
+    assert record["CapDrop"] == ["NET_RAW"] and record["Seccomp"] == "unconfined"
+    assert "SecurityPlan(" in repr(plan)
+    again = security.from_record(record)
+    assert again.granted == plan.granted and again.seccomp is None
