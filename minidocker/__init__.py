@@ -10,6 +10,14 @@ Every mechanism lives in its own module, and each module's docstring is the less
 - :mod:`minidocker.network`    the container's network namespace (loopback for now)
 - :mod:`minidocker.cgroups`    cgroup v1 and v2: limits, priorities, accounting, freezing
 - :mod:`minidocker.users`      ``-u``, /etc/passwd and /etc/group inside the image
+- :mod:`minidocker.capabilities` Docker's 14 capabilities, --cap-add/--cap-drop, the five sets
+- :mod:`minidocker.seccomp`    the system-call filter: Docker's profile, libseccomp, a cache
+- :mod:`minidocker.devices`    which device nodes open: nodev, devices cgroup, eBPF filter
+- :mod:`minidocker.rlimits`    ``--ulimit``
+- :mod:`minidocker.userns`     ``--userns private``: subuid ranges, uid maps, idmapped mounts
+- :mod:`minidocker.lsm`        AppArmor and SELinux: state, a default AppArmor profile
+- :mod:`minidocker.security`   the confinement steps before execve, composed (``exec`` too)
+- :mod:`minidocker.escapes`    the escape suite: known breakouts, tried from inside
 - :mod:`minidocker.tty`        ``-t``: a real pseudo-terminal, raw mode, window size
 - :mod:`minidocker.init`       PID 1: signals, zombies, and ``--init``
 - :mod:`minidocker.store`      the OCI image layout on disk

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from minidocker.flags import Flag, Parsed
+    from minidocker.security import SecurityPlan
 
 # Each command: the module of minidocker.commands that holds its ``cmd_<name>`` function
 # (None: this file), and its one-line help. Modules are imported only for their command.
@@ -70,6 +71,7 @@ def _run_flags() -> tuple[Flag, ...]:
         Flag("cgroupns", kind="value", choices=host_or_private, help="cgroup namespace to use"),
         *_resource_flags(),
         Flag("cgroup-parent", kind="value", help="optional parent cgroup for the container"),
+        *_security_flags(),
         Flag("trace", help="print every kernel-facing step as it happens (to stderr)"),
         Flag("trace-json", kind="value", metavar="file",
              help="append every step as a JSON line to FILE (for notebooks)"),
@@ -100,6 +102,39 @@ def _resource_flags() -> tuple[Flag, ...]:
         Flag("blkio-weight", kind="value", metavar="uint16",
              help="block IO (relative weight), between 10 and 1000, or 0 to disable"),
     )
+
+
+def _security_flags() -> tuple[Flag, ...]:
+    """``run``'s confinement options (see :mod:`minidocker.security`)."""
+    from minidocker.flags import Flag
+
+    return (
+        Flag("cap-add", kind="list", help="add Linux capabilities (NAME, CAP_NAME or ALL)"),
+        Flag("cap-drop", kind="list", help="drop Linux capabilities (NAME, CAP_NAME or ALL)"),
+        Flag("cap-ambient", kind="list", help="minidocker's own: give a non-root -u user this "
+             "granted capability as ambient, so it is effective"),
+        Flag("privileged", help="give extended privileges to this container"),
+        Flag("security-opt", kind="list", help="security options: no-new-privileges, "
+             "seccomp=unconfined|FILE, apparmor=PROFILE, label=disable"),
+        Flag("ulimit", kind="list", help="ulimit options (name=soft[:hard])"),
+        Flag("device", kind="list", help="add a host device to the container "
+             "(/dev/host[:/dev/container][:rwm])"),
+        Flag("userns", kind="value", choices=("host", "private"),
+             help="user namespace to use (private: root maps to a /etc/subuid range)"),
+    )
+
+
+def _security_plan(args: Parsed, root: str) -> SecurityPlan:
+    from minidocker import security
+
+    def warn(text: str) -> None:
+        print(f"minidocker: warning: {text}", file=sys.stderr)
+
+    return security.plan(cap_add=args.cap_add, cap_drop=args.cap_drop,
+                         cap_ambient=args.cap_ambient, privileged=args.privileged,
+                         security_opt=args.security_opt, ulimits=args.ulimit,
+                         device=args.device, userns=args.userns,
+                         cache_dir=os.path.join(root, "cache", "seccomp"), warn=warn)
 
 
 def _setup_trace(args: Parsed) -> None:
@@ -141,6 +176,7 @@ def cmd_run(argv: list[str]) -> int:
     parent = cgroups.check_parent(args.cgroup_parent) if args.cgroup_parent else ""
     layout = state.Layout()
     image_id, config, lowers = imagecache.resolve(layout.root, args.positional[0])
+    confinement = _security_plan(args, layout.root)
     cid = state.new_id()
     plan = spec.make_spec(
         cid=cid, name=state.validate_name(args.name) if args.name else state.random_name(),
@@ -148,8 +184,9 @@ def cmd_run(argv: list[str]) -> int:
         args=args.positional[1:], entrypoint=args.entrypoint, env=args.env,
         env_files=args.env_file, workdir=args.workdir, user=args.user, hostname=args.hostname,
         tty=args.tty, interactive=args.interactive, init=args.init, remove=args.rm,
-        namespaces=[k for k in namespaces.DEFAULT_KINDS if _private(args, k)],
-        resources=resources, cgroup_parent=parent)
+        namespaces=[k for k in namespaces.DEFAULT_KINDS if _private(args, k)]
+        + (["user"] if args.userns == "private" else []),
+        resources=resources, cgroup_parent=parent, security=confinement)
     return container.run(plan, lowers, layout)
 
 

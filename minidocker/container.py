@@ -40,7 +40,18 @@ import signal
 import sys
 import time
 
-from minidocker import cgroups, init, namespaces, network, overlay, rootfs, syscalls, trace, users
+from minidocker import (
+    cgroups,
+    init,
+    namespaces,
+    network,
+    overlay,
+    rootfs,
+    security,
+    syscalls,
+    trace,
+    users,
+)
 from minidocker.errors import (
     EXIT_CANNOT_INVOKE,
     EXIT_NOT_FOUND,
@@ -171,21 +182,26 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
         cgroup.join()
 
     trace.step("namespaces", "the rest of the set, for this process itself")
-    namespaces.unshare([k for k in spec.namespaces if k != "pid"])
+    namespaces.unshare([k for k in spec.namespaces if k not in ("pid", "user")])  # cloned
     wait_for_host(channel, "namespaces")
+    cdir = security.enter_userns(spec, cdir)  # --userns private: root of its own namespace
+    merged = os.path.join(cdir, "merged")
 
     trace.step("rootfs", "overlay, kernel filesystems, pivot_root")
     rootfs.make_mounts_private()
     from minidocker import graphdriver
 
-    if graphdriver.recorded(cdir)[0] == "vfs":
+    if security.attach_userns_rootfs(spec, merged):
+        pass  # the parent built it over idmapped layers
+    elif graphdriver.recorded(cdir)[0] == "vfs":
         from minidocker import vfs
 
         vfs.mount_rootfs(merged)  # a full copy of the image: no union to mount
     else:
         overlay.mount_overlay(lowers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"),
                               merged)
-    rootfs.mount_defaults(merged)
+    rootfs.mount_defaults(merged, make_devices=security.make_devices(spec))
+    security.populate_dev(spec, merged, rootfs.DEFAULT_DEVICES)
     slave = None
     if channel.console is not None:
         from minidocker import tty
@@ -197,7 +213,7 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
         rootfs.bind_console(merged, slave_path)
     rootfs.bind_files(merged, [(os.path.join(cdir, f), "/etc/" + f) for f in ETC_FILES])
     rootfs.pivot_into(merged)
-    rootfs.mask_paths()
+    security.after_pivot(spec)
 
     if "uts" in spec.namespaces:  # with --uts host this would rename the host itself
         trace.step("hostname")
@@ -225,9 +241,10 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
             os.close(channel.report_fd)  # only the command's exec should end the parent's wait
             if channel.tied:
                 syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
+            security.confine_init(spec.security)
             os._exit(init.run_init(child))
     exe = find_executable(spec.argv[0], env.get("PATH", ""))
-    users.become(user)
+    security.apply(spec.security, user, exe, spec.argv[0])  # the user, then caps and seccomp
     if channel.tied:
         # Again: the kernel clears the parent-death signal when credentials change.
         syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
@@ -385,6 +402,8 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
     ``on_fork`` runs right after fork(2) in the caller. On failure the child is gone and the
     error is raised here (an :class:`ExecError` with Docker's exit code).
     """
+    security.of(spec, cdir)  # Docker's defaults, if the caller made the spec without a plan
+    host_steps = [*security.host_steps(spec, cdir, lowers), *host_steps]  # --userns private
     console = None
     if spec.tty:
         import socket
@@ -396,15 +415,15 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
     sys.stderr.flush()
 
     own_pidns = None
-    if "pid" in spec.namespaces:
+    if "pid" in spec.namespaces and "user" not in spec.namespaces:  # userns: see fork below
         trace.step("unshare", "a new PID namespace for our next child")
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         syscalls.unshare(namespaces.FLAGS["pid"])
-    cgroup = _make_cgroup(spec)
+    cgroup = security.device_cgroup(spec, _make_cgroup(spec))
     trace.step("fork")
     parent_fd = os.pidfd_open(os.getpid())
     try:
-        pid = os.fork()
+        pid = security.fork(spec)  # --userns private: clone(CLONE_NEWUSER|CLONE_NEWPID)
     except BaseException:
         if cgroup is not None:
             cgroup.destroy()
@@ -422,6 +441,7 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
                parent_fd, cgroup)
     if on_fork is not None:
         on_fork(pid)
+    security.close_parent_ends()
     os.close(parent_fd)
     if own_pidns is not None:
         # Our own later children (a subprocess, the next container) belong in *our* namespace.

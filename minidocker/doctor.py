@@ -466,9 +466,11 @@ def check_security_modules(sys_root: Path) -> Check:
     if apparmor is None:
         notes.append("apparmor not present")
     else:
-        state = "enabled" if apparmor.strip() == "Y" else "disabled"
-        notes.append(f"apparmor {state} (it confines programs by path; a root shell is "
-                     "unconfined)")
+        if apparmor.strip() == "Y":
+            notes.append("apparmor enabled (it confines programs by path: containers run "
+                         "under minidocker-default, a root shell is unconfined)")
+        else:
+            notes.append("apparmor present but disabled")
     enforce = _read(sys_root / "fs/selinux/enforce")
     if enforce is None:
         notes.append("selinux not present")

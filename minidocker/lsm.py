@@ -3,8 +3,8 @@
 Capabilities and seccomp are the process's own limits; an LSM is a policy the *host* writes
 about what a labelled program may touch, checked by hooks all over the kernel, and which root
 inside the container cannot change. The article lists the hardening options of its day
-(capabilities, seccomp, AppArmor, SELinux, GRSEC/PaX); :data:`LSMS` says where each stands
-now, and the notebook prints it.
+(TOMOYO, AppArmor and SELinux as LSMs; GRSEC, PaX and ASLR as hardening); :data:`LSMS` says
+where each stands now, and the notebook prints it.
 
 **AppArmor** confines programs by path. Docker loads a profile called ``docker-default`` and
 runs every container under it; it denies mounting, writing most of /proc/sys and /sys, reading
@@ -38,18 +38,23 @@ from minidocker.errors import UsageError
 
 DEFAULT_PROFILE_NAME = "minidocker-default"
 
-# The article's list of hardening mechanisms, and where each stands now.
+# The article's list (section 3, "0x4"), in its order, and where each stands now.
 LSMS: tuple[tuple[str, str], ...] = (
-    ("capabilities", "in every container runtime: Docker keeps 14 of 41 by default"),
-    ("seccomp", "Docker's default profile since 1.10 (2016); runc, crun, podman alike"),
-    ("AppArmor", "Ubuntu, Debian (enabled by default since Debian 10), SUSE; Docker applies "
-                 "docker-default wherever it is enabled"),
-    ("SELinux", "Fedora, RHEL, CentOS: podman labels every container (container_t + MCS); "
-                "Docker only with --selinux-enabled"),
-    ("GRSEC / PaX", "never merged upstream; the public patches stopped in 2017, many ideas "
-                    "landed in mainline (KASLR, hardened usercopy, refcount checks)"),
-    ("Landlock, BPF LSM, Yama", "newer stackable LSMs (5.13, 5.7, 3.4): a process can sandbox "
-                                "itself (Landlock); Yama limits ptrace host-wide"),
+    ("TOMOYO (LSM)", "still in the kernel; path-based like AppArmor; no container runtime uses "
+                     "it by default"),
+    ("AppArmor (LSM)", "Ubuntu, Debian (on by default since Debian 10), SUSE: Docker runs every "
+                       "container under docker-default where it is enabled"),
+    ("SELinux (LSM)", "Fedora, RHEL: podman labels every container (container_t + a unique MCS "
+                      "category pair); Docker only with --selinux-enabled"),
+    ("GRSEC", "never merged upstream; public patches stopped in 2017; several ideas landed in "
+              "mainline (hardened usercopy, refcount overflow checks)"),
+    ("PaX", "likewise out of tree; its memory protections (W^X, ASLR) are in mainline now"),
+    ("ASLR", "in mainline since 2.6.12, on by default (/proc/sys/kernel/randomize_va_space = 2)"),
+    ("templates with AppArmor / SELinux", "today: runtime defaults (docker-default, "
+                                          "container_t) rather than per-image templates"),
+    ("custom access control", "seccomp profiles (Docker's default since 1.10, 2016) and user "
+                              "namespaces, which the article does not mention; Landlock (5.13) "
+                              "lets a program sandbox itself"),
 )
 
 # Written after Docker's docker-default template (moby profiles/apparmor/template.go).

@@ -306,9 +306,10 @@ def populate_dev(spec: Spec, merged: str, default_table: tuple[tuple[str, int, i
                "the allowed nodes, bind-mounted; /dev nodev")
     if sec.privileged:
         devices.make_host_devices(dev, devices.host_devices() + sec.devices)
-        return
-    devices.populate_dev(dev, devices.default_devices(default_table) + sec.devices,
-                         from_host=sec.userns is not None)
+    else:
+        devices.populate_dev(dev, devices.default_devices(default_table) + sec.devices,
+                             from_host=sec.userns is not None)
+    trace.step("rootfs", "continued: /etc files, pivot_root")
 
 
 def after_pivot(spec: Spec) -> None:
@@ -320,6 +321,7 @@ def after_pivot(spec: Spec) -> None:
         return
     from minidocker import rootfs
 
+    trace.step("masks", "Docker's masked and read-only paths; / nodev")
     rootfs.mask_paths()
     devices.seal_root()
 

@@ -32,13 +32,15 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
+    from minidocker.security import SecurityPlan
+
 
 class Spec:
     """Everything the start sequence needs to know, decided before anything is created."""
 
     __slots__ = ("id", "name", "image", "image_id", "argv", "env", "workdir", "user",
                  "hostname", "tty", "interactive", "init", "remove", "namespaces", "resources",
-                 "cgroup_parent")
+                 "cgroup_parent", "security")
     id: str
     name: str
     image: str
@@ -55,15 +57,17 @@ class Spec:
     namespaces: list[str]
     resources: dict[str, Any]  # cgroup limits, Docker's HostConfig names (see minidocker.cgroups)
     cgroup_parent: str  # "" for minidocker's default
+    security: SecurityPlan | None  # caps, seccomp, devices... (None: Docker's defaults)
 
     def __init__(self, **fields: Any) -> None:
         for key in self.__slots__:
-            setattr(self, key, fields.pop(key))
+            setattr(self, key, fields.pop(key, None) if key == "security" else fields.pop(key))
         if fields:
             raise TypeError(f"unknown fields: {sorted(fields)}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in self.__slots__}
+        return {key: getattr(value, "as_dict", lambda v=value: v)()  # a plan records itself
+                for key in self.__slots__ for value in (getattr(self, key),)}
 
     def __repr__(self) -> str:
         return "Spec(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
@@ -142,7 +146,8 @@ def make_spec(*, cid: str, name: str, image_ref: str, image_id: str,
               interactive: bool = False, init: bool = False, remove: bool = False,
               namespaces: Sequence[str] = DEFAULT_KINDS,
               host_env: Mapping[str, str] | None = None,
-              resources: Mapping[str, Any] | None = None, cgroup_parent: str = "") -> Spec:
+              resources: Mapping[str, Any] | None = None, cgroup_parent: str = "",
+              security: SecurityPlan | None = None) -> Spec:
     """Merge ``run``'s options with the image's config (the ``config`` object of the OCI
     image config: Env, Cmd, Entrypoint, WorkingDir, User)."""
     if "uts" not in namespaces:
@@ -166,4 +171,4 @@ def make_spec(*, cid: str, name: str, image_ref: str, image_id: str,
                 argv=command(image_config, args, entrypoint), env=environ, workdir=workdir,
                 user=user, hostname=hostname, tty=tty, interactive=interactive, init=init,
                 remove=remove, namespaces=list(namespaces), resources=dict(resources or {}),
-                cgroup_parent=cgroup_parent)
+                cgroup_parent=cgroup_parent, security=security)

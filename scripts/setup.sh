@@ -12,7 +12,9 @@ set -euo pipefail
 
 # What the project needs from the distribution: python with venv and pip; a static busybox
 # for the built-in image; iproute2 and nftables for networking; runc and crun as reference
-# runtimes for the benchmarks; util-linux for nsenter/unshare/lsns in the lessons. (modprobe
+# runtimes for the benchmarks; util-linux for nsenter/unshare/lsns in the lessons; libseccomp2,
+# which compiles the seccomp profile (runc depends on it too); gcc and libc6-dev to build the
+# escape suite's static probe (tests/escapes/probe.c). (modprobe
 # comes from kmod, which every Debian and Ubuntu install has; a kernel with overlay built in,
 # like the CI hosts', needs neither.)
 APT_PACKAGES=(
@@ -22,6 +24,7 @@ APT_PACKAGES=(
     runc crun
     skopeo umoci
     util-linux ca-certificates
+    libseccomp2 gcc libc6-dev
 )
 
 # /usr/bin/python3, never a pyenv shim from PATH: the venv's interpreter is then the

@@ -87,9 +87,10 @@ def test_mountinfo_shows_overlay_root_and_no_host_mounts(cli):
     assert mounts["/dev"] == "tmpfs" and mounts["/dev/pts"] == "devpts"
     allowed = {"/", "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue",
                "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"}
-    from minidocker.rootfs import MASKED_PATHS, READONLY_PATHS
+    from minidocker.rootfs import DEFAULT_DEVICES, MASKED_PATHS, READONLY_PATHS
 
     allowed |= set(MASKED_PATHS) | set(READONLY_PATHS)
+    allowed |= {path for path, _, _ in DEFAULT_DEVICES}  # bind-mounted into a nodev /dev
     assert set(mounts) <= allowed, f"unexpected mounts: {set(mounts) - allowed}"
     with open("/proc/self/mountinfo") as f:
         host_points = {line.split()[4] for line in f}

@@ -162,6 +162,16 @@ def test_no_range_is_a_clear_error(tmp_path):
 
 # -- LSM ----------------------------------------------------------------------------------------
 
+def test_doctor_says_which_profile_containers_get(tmp_path):
+    from pathlib import Path
+
+    from minidocker import doctor
+
+    (tmp_path / "module/apparmor/parameters").mkdir(parents=True)
+    (tmp_path / "module/apparmor/parameters/enabled").write_text("Y\n")
+    assert "minidocker-default" in doctor.check_security_modules(Path(tmp_path)).detail
+
+
 def test_lsm_status_from_a_fake_sysfs(tmp_path):
     assert lsm.status(str(tmp_path)).summary() == "AppArmor not present; SELinux not present"
     (tmp_path / "module/apparmor/parameters").mkdir(parents=True)
