@@ -43,6 +43,9 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "pause": ("resources", "Pause all processes within one or more containers"),
     "unpause": ("resources", "Unpause all processes within one or more containers"),
     "stats": ("resources", "Display a live stream of container(s) resource usage statistics"),
+    "network": ("network", "Manage networks (create, ls, inspect, rm, connect, disconnect, "
+                           "prune)"),
+    "port": ("network", "List port mappings or a specific mapping for the container"),
     "doctor": (None, "Check that this host can run containers, with a fix for each problem"),
     "version": (None, "Show the minidocker version"),
 }
@@ -70,6 +73,7 @@ def _run_flags() -> tuple[Flag, ...]:
         Flag("ipc", kind="value", choices=host_or_private, help="IPC namespace to use"),
         Flag("cgroupns", kind="value", choices=host_or_private, help="cgroup namespace to use"),
         *_resource_flags(),
+        *_network_flags(),
         Flag("cgroup-parent", kind="value", help="optional parent cgroup for the container"),
         *_security_flags(),
         Flag("trace", help="print every kernel-facing step as it happens (to stderr)"),
@@ -137,6 +141,26 @@ def _security_plan(args: Parsed, root: str) -> SecurityPlan:
                          cache_dir=os.path.join(root, "cache", "seccomp"), warn=warn)
 
 
+def _network_flags() -> tuple[Flag, ...]:
+    """``run``'s network options (see :mod:`minidocker.networking`)."""
+    from minidocker.flags import Flag
+
+    return (
+        Flag("network", kind="value", help="connect the container to a network: bridge (the "
+             "default), none, host, container:<name|id>, or a user-defined network"),
+        Flag("net", kind="value", help="alias of --network"),
+        Flag("publish", "p", "list", "publish a container's port(s) to the host"),
+        Flag("publish-all", "P", help="publish all exposed ports to random ports"),
+        Flag("expose", kind="list", help="expose a port or a range of ports"),
+        Flag("ip", kind="value", help="IPv4 address (e.g., 172.30.100.104)"),
+        Flag("network-alias", kind="list", help="add network-scoped alias for the container"),
+        Flag("dns", kind="list", help="set custom DNS servers"),
+        Flag("dns-search", kind="list", help="set custom DNS search domains"),
+        Flag("dns-option", kind="list", help="set DNS options"),
+        Flag("add-host", kind="list", help="add a custom host-to-IP mapping (host:ip)"),
+    )
+
+
 def _setup_trace(args: Parsed) -> None:
     if not (args.trace or args.trace_json):
         return
@@ -176,18 +200,38 @@ def cmd_run(argv: list[str]) -> int:
     parent = cgroups.check_parent(args.cgroup_parent) if args.cgroup_parent else ""
     layout = state.Layout()
     image_id, config, lowers = imagecache.resolve(layout.root, args.positional[0])
+    net, net_hostname = _network_plan(args, layout.root, config)
     confinement = _security_plan(args, layout.root)
     cid = state.new_id()
     plan = spec.make_spec(
         cid=cid, name=state.validate_name(args.name) if args.name else state.random_name(),
         image_ref=args.positional[0], image_id=image_id, image_config=config,
         args=args.positional[1:], entrypoint=args.entrypoint, env=args.env,
-        env_files=args.env_file, workdir=args.workdir, user=args.user, hostname=args.hostname,
+        env_files=args.env_file, workdir=args.workdir, user=args.user,
+        hostname=args.hostname if args.hostname is not None else net_hostname,
         tty=args.tty, interactive=args.interactive, init=args.init, remove=args.rm,
-        namespaces=[k for k in namespaces.DEFAULT_KINDS if _private(args, k)]
+        namespaces=[k for k in namespaces.DEFAULT_KINDS if _private(args, k)
+                    and not (k == "net" and net["mode"] in ("host", "container"))]
         + (["user"] if args.userns == "private" else []),
-        resources=resources, cgroup_parent=parent, security=confinement)
+        resources=resources, cgroup_parent=parent, network=net,
+        security=confinement)
     return container.run(plan, lowers, layout)
+
+
+def _network_plan(args: Parsed, root: str,
+                  image_config: dict[str, object]) -> tuple[dict[str, object], str | None]:
+    """The network plan, and the hostname its mode implies (the host's, or the joined
+    container's) when ``-h`` is not given."""
+    from minidocker import networking
+
+    plan = networking.make_plan(
+        root, network_name=args.network or args.net, publish=args.publish,
+        publish_all=args.publish_all, expose=args.expose, ip=args.ip,
+        aliases=args.network_alias, dns=args.dns, dns_search=args.dns_search,
+        dns_options=args.dns_option, add_hosts=args.add_host,
+        hostname_given=args.hostname is not None, image_config=image_config)
+    implied = networking.hostname_for(plan, root) if args.uts != "host" else None
+    return plan, implied
 
 
 def _private(args: Parsed, kind: str) -> bool:

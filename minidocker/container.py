@@ -119,6 +119,10 @@ def prepare(spec: Spec, layout: Layout, lowers: list[str]) -> str:
     files = {"hostname": spec.hostname + "\n",
              "hosts": HOSTS,
              "resolv.conf": resolv_conf(host_resolv)}
+    if len(spec.network) > 1 or spec.network.get("mode", "none") != "none":
+        from minidocker import networking  # --add-host, --dns, host and container: modes
+
+        files = networking.etc_files(spec, layout.root, files)
     for name, text in files.items():
         with open(os.path.join(cdir, name), "w") as f:
             f.write(text)
@@ -183,6 +187,12 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
 
     trace.step("namespaces", "the rest of the set, for this process itself")
     namespaces.unshare([k for k in spec.namespaces if k not in ("pid", "user")])  # cloned
+    if spec.network.get("mode") == "container":  # --network container:X: setns, not unshare
+        from minidocker import networking
+
+        target = networking.join_pid(spec, os.path.dirname(os.path.dirname(cdir)))
+        trace.step("network", f"join the network namespace of PID {target}")
+        namespaces.join(target, ["net"])
     wait_for_host(channel, "namespaces")
     cdir = security.enter_userns(spec, cdir)  # --userns private: root of its own namespace
     merged = os.path.join(cdir, "merged")
@@ -219,8 +229,10 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
         trace.step("hostname")
         syscalls.sethostname(spec.hostname)
 
-    trace.step("network", "loopback only")
-    network.bring_up_loopback()
+    if "net" in spec.namespaces:  # not with --network host or container:X (theirs is up)
+        trace.step("network", "lo up" + ("; eth0 was set up from the host"
+                                          if spec.network.get("mode") == "bridge" else ""))
+        network.bring_up_loopback()
 
     trace.step("user", spec.user)
     user = users.lookup(spec.user)
@@ -404,6 +416,13 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
     """
     security.of(spec, cdir)  # Docker's defaults, if the caller made the spec without a plan
     host_steps = [*security.host_steps(spec, cdir, lowers), *host_steps]  # --userns private
+    net = None
+    if spec.network.get("mode") == "bridge":  # the veth, address, rules: networking's steps
+        from minidocker import networking
+
+        net = networking.Attachment(spec, cdir)
+        net.bind_ports()  # a published port in use fails here, before anything exists
+        host_steps = [net.connect, *host_steps]
     console = None
     if spec.tty:
         import socket
@@ -469,6 +488,8 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
         _kill_and_reap(pid)
         if cgroup is not None:
             cgroup.destroy()
+        if net is not None:
+            net.release()
         os.close(pidfd)
         if master is not None:
             os.close(master)
@@ -529,6 +550,7 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
                 os.close(started.master)
             if cgroup is not None:
                 cgroup.destroy()
+            release_network(cdir, spec.id)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
         for sig in init.FORWARDED:
@@ -591,6 +613,7 @@ def teardown(layout: Layout, cid: str, name: str | None = None, *, pid: int = 0,
         # The cgroup first: it kills every process (even with --pid host) and thaws a paused
         # container, whose frozen PID 1 could not act on the SIGKILL below.
         release_cgroup(cdir, cid)
+        release_network(cdir, cid)
         if pid:
             trace.step("kill", f"PID {pid} and with it the container's PID namespace")
             kill_container(pid, start_time)
@@ -630,6 +653,16 @@ def release_cgroup(cdir: str, cid: str) -> None:
     if cgroup is not None:
         trace.step("release", f"cgroup {cgroup}: kill what is left, wait until empty, rmdir")
         cgroup.destroy()
+
+
+def release_network(cdir: str, cid: str) -> None:
+    """Give back its addresses, DNAT rules, proxy and host links (see
+    :func:`minidocker.networking.release`); nothing to do without a ``network.json``."""
+    if os.path.exists(os.path.join(cdir, "network.json")):
+        from minidocker import networking
+
+        trace.step("release", "network: address, rules, proxy (the veth goes with the netns)")
+        networking.release(os.path.dirname(os.path.dirname(cdir)), cid)
 
 
 def _recorded_name(cdir: str) -> str | None:

@@ -124,20 +124,41 @@ class Lab:
     still running in the background and delete the state root.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, network_sandbox: bool = False) -> None:
+        """``network_sandbox``: run every command in a network namespace of the lab's own, a
+        *sandbox host* whose bridge, veths and nft rules vanish with it (lesson 06); without
+        it, containers get ``--network none`` unless told otherwise, so a lesson never changes
+        the host's interfaces or firewall."""
         self.root = tempfile.mkdtemp(prefix=STATE_ROOT_PREFIX)
         self._scratch = os.path.join(self.root, "lab")  # trace files and background output
         os.mkdir(self._scratch)
-        self.env = {**os.environ, "MINIDOCKER_ROOT": self.root}
+        self.netns = ""
+        if network_sandbox:
+            self.netns = os.path.basename(self.root) + "-net"
+            subprocess.run(["ip", "netns", "add", self.netns], check=True)
+            subprocess.run(["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True)
+        self.env = {**os.environ, "MINIDOCKER_ROOT": self.root,
+                    "MINIDOCKER_DEFAULT_NETWORK": "bridge" if network_sandbox else "none"}
         self._background: list[Background] = []
         self._count = 0
         # Also at interpreter exit: a notebook closed without running its clean-up cell must
         # leave no sleeping container and no mdlab-* directory behind.
-        self._finalizer = weakref.finalize(self, _clean_up, self.root, self._background)
+        self._finalizer = weakref.finalize(self, _clean_up, self.root, self._background,
+                                           self.netns)
 
     def argv(self, *args: str) -> list[str]:
         """The command line: this interpreter (the venv's, never a shim), ``-m minidocker``."""
-        return [sys.executable, "-m", "minidocker", *args]
+        return [*self.enter(), sys.executable, "-m", "minidocker", *args]
+
+    def enter(self) -> list[str]:
+        """The prefix that runs a command on the sandbox host (nothing without one)."""
+        return ["nsenter", f"--net=/run/netns/{self.netns}"] if self.netns else []
+
+    def host(self, *argv: str, check: bool = True) -> str:
+        """Run a command (``ip``, ``nft``...) on the lab's host, the sandbox if it has one;
+        its stdout."""
+        return subprocess.run([*self.enter(), *argv], text=True, capture_output=True,
+                              check=check).stdout
 
     def cli(self, *args: str, timeout: float = 60, input: str | None = None) -> RunResult:
         """Run any ``minidocker`` subcommand (``images``, ``doctor``, ``version``...)."""
@@ -210,10 +231,12 @@ class Lab:
         self.close()
 
 
-def _clean_up(root: str, background: list[Background]) -> None:
+def _clean_up(root: str, background: list[Background], netns: str = "") -> None:
     for bg in background:
         bg.stop()
     background.clear()
+    if netns:  # its bridge, veths and rules go with it
+        subprocess.run(["ip", "netns", "del", netns], check=False)
     shutil.rmtree(root, ignore_errors=True)
 
 

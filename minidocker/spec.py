@@ -40,7 +40,7 @@ class Spec:
 
     __slots__ = ("id", "name", "image", "image_id", "argv", "env", "workdir", "user",
                  "hostname", "tty", "interactive", "init", "remove", "namespaces", "resources",
-                 "cgroup_parent", "security")
+                 "cgroup_parent", "network", "security")
     id: str
     name: str
     image: str
@@ -57,6 +57,7 @@ class Spec:
     namespaces: list[str]
     resources: dict[str, Any]  # cgroup limits, Docker's HostConfig names (see minidocker.cgroups)
     cgroup_parent: str  # "" for minidocker's default
+    network: dict[str, Any]  # mode, networks, ports... (see minidocker.networking.make_plan)
     security: SecurityPlan | None  # caps, seccomp, devices... (None: Docker's defaults)
 
     def __init__(self, **fields: Any) -> None:
@@ -147,6 +148,7 @@ def make_spec(*, cid: str, name: str, image_ref: str, image_id: str,
               namespaces: Sequence[str] = DEFAULT_KINDS,
               host_env: Mapping[str, str] | None = None,
               resources: Mapping[str, Any] | None = None, cgroup_parent: str = "",
+              network: Mapping[str, Any] | None = None,
               security: SecurityPlan | None = None) -> Spec:
     """Merge ``run``'s options with the image's config (the ``config`` object of the OCI
     image config: Env, Cmd, Entrypoint, WorkingDir, User)."""
@@ -171,4 +173,5 @@ def make_spec(*, cid: str, name: str, image_ref: str, image_id: str,
                 argv=command(image_config, args, entrypoint), env=environ, workdir=workdir,
                 user=user, hostname=hostname, tty=tty, interactive=interactive, init=init,
                 remove=remove, namespaces=list(namespaces), resources=dict(resources or {}),
-                cgroup_parent=cgroup_parent, security=security)
+                cgroup_parent=cgroup_parent, network=dict(network or {"mode": "none"}),
+                security=security)

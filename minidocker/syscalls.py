@@ -199,7 +199,8 @@ def socket(domain: int, kind: int) -> int:
     """socket(2) with SOCK_CLOEXEC; a bare fd (the socket module costs start-up time)."""
     t0 = time.monotonic_ns()
     ret = _libc.socket(domain, kind | os.O_CLOEXEC, 0)  # SOCK_CLOEXEC == O_CLOEXEC on Linux
-    names = {2: "AF_INET", 10: "AF_INET6", 1: "AF_UNIX"}, {1: "SOCK_STREAM", 2: "SOCK_DGRAM"}
+    names = ({2: "AF_INET", 10: "AF_INET6", 1: "AF_UNIX", 16: "AF_NETLINK"},
+             {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW"})
     args = [names[0].get(domain, str(domain)), names[1].get(kind, str(kind)) + "|SOCK_CLOEXEC",
             "0"]
     _record("socket", args, ret, t0)

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 TEST_ROOT_MARK = f"mdtest{os.getpid()}-"  # this session's state roots; others may run beside us
+# This machine's network is never touched: `minidocker run` without --network gets `none` in
+# tests (dockerd's --bridge=none); tests/kernel/test_network.py gives its sandbox hosts bridge.
+os.environ["MINIDOCKER_DEFAULT_NETWORK"] = "none"
 
 
 def is_root() -> bool:
@@ -59,6 +62,15 @@ def _cgroups() -> set[str]:
     return found
 
 
+def _links() -> set[str]:
+    """Host network devices of the kinds minidocker makes (its bridges, veth ends)."""
+    try:
+        return {n for n in os.listdir("/sys/class/net")
+                if n.startswith(("minidocker", "br-", "veth"))}
+    except FileNotFoundError:
+        return set()
+
+
 def _netns() -> set[str]:
     try:
         return set(os.listdir("/run/netns"))
@@ -68,14 +80,15 @@ def _netns() -> set[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def leak_check():
-    """Fail the session if any test left a process, mount, cgroup or netns behind."""
-    cgroups_before, netns_before = _cgroups(), _netns()
+    """Fail the session if any test left a process, mount, cgroup, netns or host link behind."""
+    cgroups_before, netns_before, links_before = _cgroups(), _netns(), _links()
     yield
     leaks = {
         "processes": _our_processes(),
         "mounts": _our_mounts(),
         "cgroups": sorted(_cgroups() - cgroups_before),
         "netns": sorted(_netns() - netns_before),
+        "host links": sorted(_links() - links_before),
     }
     leaks = {k: v for k, v in leaks.items() if v}
     if leaks:

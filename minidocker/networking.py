@@ -1,0 +1,966 @@
+"""A container's networking, composed: how ``run`` puts a container on its networks.
+
+This is orchestration, like :mod:`minidocker.container`: it holds no mechanism of its own but
+composes :mod:`minidocker.ipam` (addresses), :mod:`minidocker.network` (links, routes),
+:mod:`minidocker.nftables` (rules), :mod:`minidocker.ports` and :mod:`minidocker.proxy`
+(publishing). Read :meth:`Attachment.connect` top to bottom and you have read what
+``--network bridge`` does on the host:
+
+Before fork (so a bad request fails before anything exists):
+
+1. ``ports``      bind every published host port (a port in use fails here)
+
+While the child waits, its namespaces made (a ``host_steps`` entry of ``container.start``):
+
+2. ``lock``       flock the network state: parallel starts take turns from here to 8
+3. ``reclaim``    leases whose process is gone (a ``kill -9``) are given back
+4. ``bridge``     the default ``minidocker0`` is made on first use: a subnet that overlaps no
+                  route, the gateway address on the bridge, masquerade out, ``ip_forward``
+5. ``address``    one per network, leased to the container's PID 1
+6. ``veth``       one pair per network, the peer born in the container's namespace
+7. ``inside``     eth0: address, up, default route (through a socket opened in its namespace)
+8. ``hosts``      /etc/hosts: its own address, and its peers' on user-defined networks
+9. ``publish``    the DNAT rules, then the proxy process that holds the ports
+
+:func:`release` undoes all of it, from any process (``rm``, the end of ``run --rm``, a failed
+start), and is idempotent. The kernel undoes the links itself when the container's namespace
+dies; the leases of a crashed ``run`` are reclaimed by step 3 of the next start.
+
+The plan (:func:`make_plan`) is decided before anything is created and recorded in the
+container's config.json; what was actually set up is recorded in ``network.json`` beside it.
+
+Notebook: ``06_networking``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from minidocker import ipam, network, trace
+from minidocker.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from socket import socket
+    from typing import Any
+
+    from minidocker.netlink import Netlink
+    from minidocker.ports import PortMapping
+    from minidocker.proxy import Listener
+    from minidocker.spec import Spec
+
+DEFAULT_NETWORK = "bridge"
+DEFAULT_BRIDGE = "minidocker0"
+PREDEFINED = ("bridge", "host", "none")
+# What --network means when it is not given (dockerd's --bridge=none is the same knob).
+DEFAULT_ENV = "MINIDOCKER_DEFAULT_NETWORK"
+
+
+def default_network() -> str:
+    return os.environ.get(DEFAULT_ENV) or DEFAULT_NETWORK
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+def make_plan(root: str, *, network_name: str | None = None, publish: Iterable[str] = (),
+              publish_all: bool = False, expose: Iterable[str] = (), ip: str | None = None,
+              aliases: Iterable[str] = (), dns: Iterable[str] = (),
+              dns_search: Iterable[str] = (), dns_options: Iterable[str] = (),
+              add_hosts: Iterable[str] = (), hostname_given: bool = False,
+              image_config: Mapping[str, object] | None = None) -> dict[str, object]:
+    """``run``'s network options -> the plan recorded in config.json, with Docker's rules for
+    which options go together. Raises UsageError (or ipam.NetworkError) before anything is
+    created."""
+    name = network_name or default_network()
+    name = DEFAULT_NETWORK if name == "default" else name
+    publish, expose, aliases = list(publish), list(expose), list(aliases)
+    dns, add_hosts = list(dns), list(add_hosts)
+    plan: dict[str, object] = {}
+    if name.startswith("container:"):
+        plan = {"mode": "container", "container": _container_target(root, name[10:])}
+        for given, what in ((hostname_given, "hostname"), (dns, "dns"),
+                            (add_hosts, "custom host-to-IP mapping")):
+            if given:
+                raise UsageError(f"conflicting options: {what} and the network mode")
+        if publish or publish_all:
+            raise UsageError("conflicting options: port publishing and the container type "
+                             "network mode")
+        if expose:
+            raise UsageError("conflicting options: port exposing and the container type "
+                             "network mode")
+    elif name in ("none", "host"):
+        plan = {"mode": name}
+    else:
+        if name != DEFAULT_NETWORK:
+            record = ipam.Store(root).find(name)
+            if record is None:
+                raise ipam.NetworkError(f"network {name} not found")
+            name = str(record["Name"])
+        plan = {"mode": "bridge", "networks": [{"name": name}]}
+    if ip is not None or aliases:
+        if plan["mode"] != "bridge" or name == DEFAULT_NETWORK:
+            raise UsageError("user specified IP address is supported on user defined networks "
+                             "only" if ip is not None else "network-scoped alias is supported "
+                             "only for containers in user defined networks")
+        entry = plan["networks"][0]  # type: ignore[index]
+        if ip is not None:
+            entry["ip"] = ipam.int_ip(ipam.ip_int(ip))
+        if aliases:
+            entry["aliases"] = [_valid_name(a, "network alias") for a in aliases]
+    mappings = _mappings(publish, publish_all, expose, image_config or {})
+    if mappings:
+        if plan["mode"] in ("host", "none"):
+            import sys
+
+            print(f"WARNING: Published ports are discarded when using {plan['mode']} network "
+                  "mode", file=sys.stderr)
+        else:
+            plan["ports"] = [m.as_dict() for m in mappings]
+    if dns:
+        plan["dns"] = [_valid_ip(d, "dns") for d in dns]
+    if list(dns_search):
+        plan["dns_search"] = list(dns_search)
+    if list(dns_options):
+        plan["dns_options"] = list(dns_options)
+    if add_hosts:
+        entries = [_parse_add_host(h) for h in add_hosts]
+        if any(address == "host-gateway" for _, address in entries):
+            gateway = _default_gateway(root)
+            entries = [[n, gateway if a == "host-gateway" else a] for n, a in entries]
+        plan["add_hosts"] = entries
+    return plan
+
+
+def hostname_for(plan: Mapping[str, object], root: str) -> str | None:
+    """Docker's hostname for the network mode, when ``-h`` is not given: the host's with
+    ``--network host``, the joined container's with ``container:X``, else None (its ID)."""
+    if plan["mode"] == "host":
+        return os.uname().nodename
+    if plan["mode"] == "container":
+        from minidocker.state import Layout
+
+        path = Layout(root).container(str(plan["container"]), "hostname")
+        with open(path) as f:
+            return f.read().strip()
+    return None
+
+
+def _mappings(publish: list[str], publish_all: bool, expose: list[str],
+              image_config: Mapping[str, object]) -> list[PortMapping]:
+    if not (publish or publish_all or expose):
+        return []
+    from minidocker import ports
+
+    explicit = ports.parse_publish(publish)
+    exposed = ports.parse_expose(expose)  # validated even without -P, as Docker does
+    if not publish_all:
+        return explicit
+    image_exposed = image_config.get("ExposedPorts") or {}
+    keys = list(image_exposed) + exposed  # type: ignore[call-overload]
+    return ports.merge(explicit, ports.publish_all(dict.fromkeys(keys)))
+
+
+def _valid_ip(text: str, what: str) -> str:
+    from minidocker.ports import valid_ip
+
+    if not valid_ip(text):
+        raise UsageError(f"{text} is not an ip address" if what == "dns"
+                         else f"invalid IP address in {what}: {text!r}")
+    return text
+
+
+def _valid_name(text: str, what: str) -> str:
+    if not text or any(c.isspace() or c in ",/" for c in text):
+        raise UsageError(f"invalid {what}: {text!r}")
+    return text
+
+
+def _parse_add_host(text: str) -> list[str]:
+    """``--add-host name:ip`` (or ``name=ip``); ``host-gateway`` means the bridge's address."""
+    sep = "=" if "=" in text else ":"
+    name, found, address = text.partition(sep)
+    if not found or not name or not address:
+        raise UsageError(f"bad format for add-host: {text!r}")
+    address = address.strip("[]")
+    if address != "host-gateway":
+        _valid_ip(address, "add-host")
+    return [_valid_name(name, "add-host name"), address]
+
+
+def _container_target(root: str, target: str) -> str:
+    """``container:NAME`` -> the ID of a running container (Docker's check, at plan time)."""
+    if not target:
+        raise UsageError("invalid container format container:<name|id>")
+    from minidocker.state import Layout
+
+    cid = Layout(root).resolve(target)
+    if container_pid(root, cid) == 0:
+        raise UsageError(f"cannot join network of a non running container: {target}")
+    return cid
+
+
+def container_pid(root: str, cid: str) -> int:
+    """The host PID of a running container's PID 1, or 0 if it is not running."""
+    from minidocker import lifecycle
+    from minidocker.state import Layout
+
+    try:
+        record = lifecycle.read(Layout(root).container(cid), "state")
+    except (OSError, ValueError):
+        return 0
+    return int(record.get("Pid") or 0) if lifecycle.is_running(record) else 0
+
+
+def join_pid(spec: Spec, root: str) -> int:
+    """For ``--network container:X``: the PID whose network namespace the child joins."""
+    plan = spec.network
+    if plan.get("mode") != "container":
+        return 0
+    pid = container_pid(root, str(plan["container"]))
+    if pid == 0:
+        raise UsageError(f"cannot join network of a non running container: "
+                         f"{str(plan['container'])[:12]}")
+    return pid
+
+
+# -- /etc files -------------------------------------------------------------------------------
+
+def etc_files(spec: Spec, root: str, files: dict[str, str]) -> dict[str, str]:
+    """The container's hostname, hosts and resolv.conf for its network mode (``prepare``)."""
+    plan = spec.network
+    mode = plan.get("mode")
+    if mode == "container":  # Docker shares the other container's files
+        from minidocker.state import Layout
+
+        other = Layout(root).container(str(plan["container"]))
+        for name in files:
+            with open(os.path.join(other, name)) as f:
+                files[name] = f.read()
+        return files
+    extra = [(address, name) for name, address in plan.get("add_hosts", [])]
+    if mode == "host":
+        with open("/etc/hosts") as f:
+            files["hosts"] = f.read() + "".join(f"{ip}\t{n}\n" for ip, n in extra)
+        with open("/etc/resolv.conf") as f:
+            host_resolv = f.read()
+    else:
+        files["hosts"] = network.hosts_text(extra)
+        host_resolv = files["resolv.conf"]
+    if mode == "host" or any(k in plan for k in ("dns", "dns_search", "dns_options")):
+        files["resolv.conf"] = network.resolv_conf_text(
+            host_resolv, plan.get("dns", []), plan.get("dns_search", []),
+            plan.get("dns_options", []))
+    return files
+
+
+def _default_gateway(root: str) -> str:
+    record = ipam.Store(root).get(DEFAULT_NETWORK)
+    if record is None:
+        raise UsageError("host-gateway: the default bridge has no address yet (run a "
+                         "container on it first)")
+    return str(record["Gateway"])
+
+
+# -- networks ---------------------------------------------------------------------------------
+
+def new_network_record(name: str, subnet: str, gateway: str, bridge: str, internal: bool,
+                       owned: bool) -> dict[str, object]:
+    import time
+
+    return {"Name": name, "Id": os.urandom(32).hex(), "Driver": "bridge", "Subnet": subnet,
+            "Gateway": gateway, "Bridge": bridge, "Internal": internal, "Owned": owned,
+            "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def taken_subnets(nl: Netlink, store: ipam.Store, skip: str = "") -> list[tuple[str, str]]:
+    """(what, cidr) for every route and address of the host, and every minidocker network."""
+    found = [(f'network "{r["Name"]}"', str(r["Subnet"])) for r in store.all()
+             if r["Name"] != skip]
+    return found + [(f"the route to {dst}/{n}", f"{dst}/{n}") for dst, n in network.occupied(nl)]
+
+
+def check_overlap(subnet: str, taken: list[tuple[str, str]]) -> None:
+    value = ipam.parse_subnet(subnet)
+    for what, cidr in taken:
+        address, _, length = cidr.partition("/")
+        other = (ipam.ip_int(address) & ipam.mask(int(length)), int(length))
+        if ipam.overlaps(value, other):
+            raise ipam.NetworkError(f"invalid subnet {subnet}: it overlaps with {what} "
+                                    f"({ipam.int_ip(other[0])}/{other[1]})")
+
+
+def ensure_network(store: ipam.Store, nl: Netlink, name: str) -> dict[str, object]:
+    """The network's record, with its bridge present in the kernel (made now if need be).
+
+    The default network is created on first use, as the article describes docker0: a subnet
+    that overlaps no existing route, its first address on the bridge. Called under the lock.
+    """
+    record = store.get(name)
+    new = record is None
+    if record is None:
+        if name != DEFAULT_NETWORK:
+            raise ipam.NetworkError(f"network {name} not found")
+        record = _adopt_or_choose_default(store, nl)
+    subnet = str(record["Subnet"])
+    prefixlen = int(subnet.split("/")[1])
+    bridge = str(record["Bridge"])
+    if nl.link(bridge) is not None:
+        if new:  # adopted: a bridge made by hand still needs the rules out
+            _undo_on_error(store, nl, record, new, False, lambda: outside_rules(store, record))
+        return record
+    if not record.get("Owned", True):
+        raise ipam.NetworkError(f"bridge {bridge} of network {name} is gone (it was not made by "
+                                "minidocker, so minidocker does not remake it)")
+    trace.step("bridge", f"{bridge} {record['Gateway']}/{prefixlen}: first use")
+    check_overlap(subnet, [t for t in taken_subnets(nl, store, skip=name)
+                           if not t[0].startswith("network")])
+
+    def make() -> None:
+        network.ensure_bridge(nl, bridge, str(record["Gateway"]), prefixlen)
+        outside_rules(store, record)
+
+    _undo_on_error(store, nl, record, new, True, make)
+    return record
+
+
+def _undo_on_error(store: ipam.Store, nl: Netlink, record: dict[str, object], new: bool,
+                   made_bridge: bool, steps: Callable[[], None]) -> None:
+    """Run ``steps``; if they fail, remove what they made (the bridge, its rules, the record
+    if it is new), so a failed start leaves nothing behind."""
+    try:
+        steps()
+    except BaseException:
+        from minidocker import nftables
+
+        nftables.remove_owned([f"n={record['Name']}"])
+        if made_bridge:
+            network.delete_link(nl, str(record["Bridge"]))
+        if new:
+            store.delete(str(record["Name"]))
+        restore_forwarding(store)
+        raise
+
+
+def _adopt_or_choose_default(store: ipam.Store, nl: Netlink) -> dict[str, object]:
+    link = nl.link(DEFAULT_BRIDGE)
+    if link is not None:  # made by hand (or by another state root): use it, never delete it
+        mine = [a for a in nl.addresses() if a["index"] == link["index"]]
+        if link["kind"] != "bridge" or not mine:
+            raise ipam.NetworkError(f"{DEFAULT_BRIDGE} exists but is not a bridge with an IPv4 "
+                                    "address: delete it or give it one")
+        address, prefixlen = mine[0]["address"], mine[0]["prefixlen"]
+        value = ipam.ip_int(address) & ipam.mask(prefixlen)
+        record = new_network_record(DEFAULT_NETWORK, f"{ipam.int_ip(value)}/{prefixlen}",
+                                    address, DEFAULT_BRIDGE, False, owned=False)
+    else:
+        taken = [cidr for _, cidr in taken_subnets(nl, store)]
+        subnet = ipam.choose_subnet(
+            (ipam.ip_int(c.split("/")[0]) & ipam.mask(int(c.split("/")[1])), int(c.split("/")[1]))
+            for c in taken)
+        gateway = ipam.first_host(ipam.parse_subnet(subnet))
+        trace.note(f"default bridge: {subnet} overlaps no route, gateway {gateway}")
+        record = new_network_record(DEFAULT_NETWORK, subnet, gateway, DEFAULT_BRIDGE, False,
+                                    owned=True)
+    store.save(record)
+    return record
+
+
+def outside_rules(store: ipam.Store, record: dict[str, object]) -> None:
+    """The network's nft rules (masquerade out, or an internal network's drops), and
+    ``ip_forward`` on for a network that routes out. Under the lock."""
+    from minidocker import nftables
+
+    name, bridge = str(record["Name"]), str(record["Bridge"])
+    internal = bool(record.get("Internal"))
+    nftables.remove_owned([f"n={name}"])  # a bridge remade after a reboot: no duplicates
+    rules = [("forward", r) for r in nftables.isolation_rules(name, bridge, internal)]
+    if not internal:
+        rules.append(("postrouting", nftables.masquerade_rule(name, str(record["Subnet"]),
+                                                              bridge)))
+        enable_forwarding(store)
+    nftables.apply(rules)
+
+
+def enable_forwarding(store: ipam.Store) -> None:
+    """``ip_forward=1``, recording the value it had so :func:`restore_forwarding` can put it
+    back when the last network that needed it is gone."""
+    host = store.host_record()
+    current = network.ip_forward()
+    if current != "1":
+        if "ip_forward" not in host:
+            host["ip_forward"] = current
+            store.save_host_record(host)
+        network.set_ip_forward("1")
+
+
+def restore_forwarding(store: ipam.Store) -> None:
+    """Put ``ip_forward`` back as it was, if minidocker changed it and no network that routes
+    out is left."""
+    host = store.host_record()
+    if "ip_forward" not in host or any(not r.get("Internal") for r in store.all()):
+        return
+    network.set_ip_forward(str(host.pop("ip_forward")))
+    store.save_host_record(host)
+
+
+def remove_network(store: ipam.Store, record: dict[str, object]) -> None:
+    """Delete a network that no container uses: its rules, its bridge (only if minidocker made
+    it), its record; then maybe restore ip_forward. Under the lock."""
+    from minidocker import nftables
+
+    nftables.remove_owned([f"n={record['Name']}"])
+    if record.get("Owned", True):
+        with network.open_netlink() as nl:
+            network.delete_link(nl, str(record["Bridge"]))
+    store.delete(str(record["Name"]))
+    restore_forwarding(store)
+
+
+def live_leases(store: ipam.Store, name: str) -> list[ipam.Lease]:
+    return [lease for lease in store.leases(name) if ipam.live(lease)]
+
+
+def reclaim(store: ipam.Store) -> None:
+    """Give back the leases of processes that are gone (a ``run`` killed by SIGKILL), with the
+    DNAT rules that may still point at their addresses. Under the lock."""
+    stale: set[str] = set()
+    for record in store.all():
+        name = str(record["Name"])
+        leases = store.leases(name)
+        keep = [lease for lease in leases if ipam.live(lease)]
+        if len(keep) != len(leases):
+            stale |= {lease.container for lease in leases if lease not in keep}
+            store.write_leases(name, keep)
+    if stale:
+        trace.step("reclaim", f"{len(stale)} lease(s) of exited containers")
+        from minidocker import nftables
+
+        nftables.remove_owned(f"c={cid}" for cid in stale)
+
+
+# -- one container ----------------------------------------------------------------------------
+
+class Who:
+    """What the network needs to know of a container: its ID, name and hostname."""
+
+    __slots__ = ("id", "name", "hostname")
+
+    def __init__(self, cid: str, name: str, hostname: str) -> None:
+        self.id, self.name, self.hostname = cid, name, hostname
+
+
+def attach_one(store: ipam.Store, nl: Netlink, who: Spec | Who, n: int,
+               want: Mapping[str, Any], pid: int, start: int) -> network.Interface:
+    """Steps 4-6 for one network: its bridge, an address leased to ``pid``, the veth pair.
+    On failure nothing of this network is left but the lease, which :func:`release` (or
+    :func:`_drop_lease`) gives back."""
+    record = ensure_network(store, nl, str(want["name"]))
+    name, subnet = str(record["Name"]), ipam.parse_subnet(str(record["Subnet"]))
+    leases = live_leases(store, name)
+    address = ipam.allocate(subnet, str(record["Gateway"]), leases,
+                            str(want["ip"]) if want.get("ip") else None)
+    names = (who.name, *want.get("aliases", []), who.id[:12])
+    trace.step("address", f"{address} on {name}")
+    store.write_leases(name, [*leases, ipam.Lease(address, who.id, pid, start, who.hostname,
+                                                  tuple(names))])
+    iface = network.Interface(name, str(record["Bridge"]), network.veth_name(who.id, n),
+                              f"eth{n}", address, subnet[1],
+                              "" if record.get("Internal") else str(record["Gateway"]))
+    trace.step("veth", f"{iface.host_ifname} on {iface.bridge} <-> {iface.ifname} inside")
+    try:
+        network.create_veth(nl, iface, pid)
+    except BaseException:
+        _drop_lease(store, name, who.id)
+        raise
+    return iface
+
+
+class Attachment:
+    """One container's networking while it starts: what was made, so it can all be undone."""
+
+    def __init__(self, spec: Spec, cdir: str) -> None:
+        self.spec = spec
+        self.cdir = cdir
+        self.root = os.path.dirname(os.path.dirname(cdir))
+        self.plan = spec.network
+        self.interfaces: list[network.Interface] = []
+        self.listeners: list[Listener] = []
+        self.bindings: list[dict[str, object]] = []
+        self.proxy: tuple[int, int] | None = None  # (pid, start time)
+        self.published = False
+        self.pid = 0
+
+    @property
+    def wanted(self) -> bool:
+        return self.plan.get("mode") == "bridge"
+
+    def bind_ports(self) -> None:
+        """Step 1, before fork: bind every published host port, or fail."""
+        from minidocker.ports import PortMapping
+
+        mappings = [PortMapping.from_dict(d) for d in self.plan.get("ports", [])]
+        if not mappings:
+            return
+        trace.step("ports", ", ".join(f"{m.host_ip or '*'}:{m.host_port or '?'}->{m.key()}"
+                                      for m in mappings))
+        try:
+            for m in mappings:
+                self._bind(m)
+        except BaseException:
+            self.close_listeners()
+            raise
+
+    def _bind(self, m: PortMapping) -> None:
+        from minidocker import ports, proxy
+
+        ips = [m.host_ip] if m.host_ip else ["0.0.0.0", "::"]
+        first, last = ports.parse_range(m.host_port) if m.host_port else (0, 0)
+        tries = range(first, last + 1) if m.host_port else range(20)  # random: retry clashes
+        error: Exception | None = None
+        for port in tries:
+            got: list[tuple[socket, str, int]] = []
+            try:
+                for ip in ips:
+                    try:
+                        sock = proxy.bind(m.proto, ip, got[0][2] if got else port)
+                    except proxy.PortInUse:
+                        raise
+                    except Exception:
+                        if ip == "::" and not m.host_ip:
+                            continue  # no IPv6 here: IPv4 only, as Docker does
+                        raise
+                    got.append((sock, ip, sock.getsockname()[1]))
+            except proxy.PortInUse as exc:
+                for sock, _, _ in got:
+                    sock.close()
+                error = exc
+                continue
+            for sock, ip, bound in got:
+                self.bindings.append({"container_port": m.container_port, "proto": m.proto,
+                                      "host_ip": ip, "host_port": bound})
+                self.listeners.append(proxy.Listener(sock, m.proto, ("", m.container_port)))
+            return
+        if m.host_port and first != last and error is not None:
+            raise proxy.PortInUse(f"Bind for {ips[0]}:{m.host_port} failed: every port in the "
+                                  "range is already allocated")
+        raise error if error is not None else UsageError(f"cannot publish {m!r}")
+
+    def close_listeners(self) -> None:
+        for lst in self.listeners:
+            lst.sock.close()
+        self.listeners = []
+
+    def connect(self, pid: int) -> None:
+        """Steps 2-9: a ``host_steps`` entry, run while the child waits."""
+        store = ipam.Store(self.root)
+        self.pid, start = pid, ipam.process_start_time(pid)
+        with store.lock():
+            reclaim(store)
+            with network.open_netlink() as nl:
+                for n, want in enumerate(self.plan["networks"]):
+                    self.interfaces.append(attach_one(store, nl, self.spec, n, want, pid, start))
+            inside = network.open_netlink_in(pid)
+            with inside:
+                trace.step("inside", "the container's eth0: address, up, default route")
+                for iface in self.interfaces:
+                    network.configure_inside(inside, iface)
+            refresh_hosts(store, self.root, {self.spec.id} | self._peers(store))
+            if self.bindings:
+                self._publish()
+        self._record()
+
+    def _peers(self, store: ipam.Store) -> set[str]:
+        peers: set[str] = set()
+        for iface in self.interfaces:
+            if iface.network != DEFAULT_NETWORK:
+                peers |= {lease.container for lease in live_leases(store, iface.network)}
+        return peers
+
+    def _publish(self) -> None:
+        from minidocker import nftables, proxy
+
+        iface = next((i for i in self.interfaces if i.gateway), None)
+        if iface is None:
+            trace.note("only internal networks: ports are not published")
+            self.close_listeners()
+            return
+        for lst in self.listeners:
+            lst.target = (iface.address, lst.target[1])
+        rules = [("published", nftables.dnat_rule(self.spec.id, iface.bridge, str(b["proto"]),
+                                                  str(b["host_ip"]), int(b["host_port"]),  # type: ignore[call-overload]
+                                                  iface.address, int(b["container_port"])))  # type: ignore[call-overload]
+                 for b in self.bindings
+                 if ":" not in str(b["host_ip"]) and not str(b["host_ip"]).startswith("127.")]
+        trace.step("publish", f"a proxy for {len(self.listeners)} socket(s), "
+                              f"{len(rules)} DNAT rule(s)")
+        # The proxy first: from here on, whenever the container dies (even with this process
+        # killed mid-way), the proxy removes the container's rules and lease on its way out.
+        root, cid = self.root, self.spec.id
+        pid = proxy.start(self.listeners, self.pid, lambda: release(root, cid, None, True))
+        self.proxy = (pid, ipam.process_start_time(pid))
+        self.close_listeners()
+        self.published = True
+        nftables.apply(rules)
+
+    def _record(self) -> None:
+        from minidocker.state import write_json
+
+        write_json(os.path.join(self.cdir, "network.json"), {
+            "Interfaces": [i.as_dict() for i in self.interfaces],
+            "Ports": self.bindings if self.published else [],
+            "Proxy": list(self.proxy) if self.proxy else None,
+        })
+
+    def release(self) -> None:
+        """Undo what :meth:`connect` made (a failed start). Idempotent."""
+        self.close_listeners()
+        release(self.root, self.spec.id, self.proxy, self.published)
+
+
+def release(root: str, cid: str, proxy_pid: tuple[int, int] | None = None,
+            published: bool | None = None) -> None:
+    """Give back everything container ``cid`` holds: proxy, DNAT rules, leases, and its
+    entries in its peers' /etc/hosts. From any process; idempotent.
+
+    Called once the container's processes are gone, so its links need nothing: the kernel
+    deletes the veth pair with the container's namespace (within a few ms, asynchronously;
+    deleting it ourselves would wait ~25 ms for the same RCU grace period). A namespace still
+    held by a ``container:`` joiner keeps its eth0, as it should.
+
+    Without the arguments, they are read from the container's ``network.json``.
+    """
+    cdir = os.path.join(root, "containers", cid)
+    if published is None:
+        record = _read(os.path.join(cdir, "network.json"))
+        proxy_pid = (int(record["Proxy"][0]), int(record["Proxy"][1])) \
+            if record.get("Proxy") else None
+        published = bool(record.get("Ports"))
+    if proxy_pid:
+        from minidocker import proxy
+
+        proxy.stop(*proxy_pid)
+    store = ipam.Store(root)
+    if not os.path.isdir(store.dir):
+        return
+    with store.lock():
+        if published:
+            from minidocker import nftables
+
+            nftables.remove_owned([f"c={cid}"])
+        peers: set[str] = set()
+        for record in store.all():
+            name = str(record["Name"])
+            leases = store.leases(name)
+            keep = [lease for lease in leases if lease.container != cid]
+            if len(keep) != len(leases):
+                store.write_leases(name, keep)
+                if name != DEFAULT_NETWORK:
+                    peers |= {lease.container for lease in keep if ipam.live(lease)}
+        if peers:
+            refresh_hosts(store, root, peers)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(cdir, "network.json"))
+
+
+def _read(path: str) -> dict[str, Any]:
+    from minidocker.lifecycle import loads  # not the json module: ~5 ms of every run
+
+    try:
+        with open(path) as f:
+            record: dict[str, Any] = loads(f.read())
+    except (OSError, ValueError):
+        return {}
+    return record
+
+
+def refresh_hosts(store: ipam.Store, root: str, containers: Iterable[str]) -> None:
+    """Rewrite the managed part of these containers' /etc/hosts (in place: it is bind-mounted):
+    their own address on each network, and on user-defined networks every live peer's."""
+    records = {str(r["Name"]): r for r in store.all()}
+    leases = {name: live_leases(store, name) for name in records}
+    for cid in containers:
+        entries: list[tuple[str, str]] = []
+        for name, held in leases.items():
+            own = [lease for lease in held if lease.container == cid]
+            if not own:
+                continue
+            entries += [(lease.address, lease.hostname) for lease in own]
+            if name != DEFAULT_NETWORK:
+                entries += [(lease.address, " ".join(lease.names)) for lease in held
+                            if lease.container != cid]
+        path = os.path.join(root, "containers", cid, "hosts")
+        try:
+            with open(path) as f:
+                text = f.read()
+            network.rewrite_in_place(path, network.replace_managed(text, entries))
+        except FileNotFoundError:
+            continue
+
+
+
+# -- the network commands ---------------------------------------------------------------------
+
+NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
+
+
+def create_network(root: str, name: str, *, driver: str = "bridge", subnet: str | None = None,
+                   gateway: str | None = None, internal: bool = False) -> dict[str, object]:
+    """``network create``: a record, a bridge ``br-<id>`` with the gateway address, its rules.
+    Refused (with nothing made) for a taken name, a subnet that overlaps a route or another
+    network, or a gateway outside the subnet."""
+    if driver != "bridge":
+        raise UsageError(f"plugin \"{driver}\" not found (minidocker has the bridge driver only)")
+    if name in ("host", "none"):
+        raise UsageError(f"operation is not permitted on predefined {name} network")
+    if not name or name[0] in "_.-" or any(c not in NAME_CHARS for c in name):
+        raise UsageError(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
+                         "allowed")
+    if gateway is not None and subnet is None:
+        raise UsageError("every ip-range or gateway must have a corresponding subnet")
+    store = ipam.Store(root)
+    with store.lock(), network.open_netlink() as nl:
+        if store.get(name) is not None:
+            raise ipam.NetworkError(f"network with name {name} already exists")
+        reclaim(store)
+        taken = taken_subnets(nl, store)
+        if subnet is None:
+            subnet = ipam.choose_subnet(
+                (ipam.ip_int(c.split("/")[0]) & ipam.mask(int(c.split("/")[1])),
+                 int(c.split("/")[1])) for _, c in taken)
+        else:
+            check_overlap(subnet, taken)
+        value = ipam.parse_subnet(subnet)
+        if gateway is None:
+            gateway = ipam.first_host(value)
+        elif not ipam.in_subnet(ipam.ip_int(gateway), value):
+            raise ipam.NetworkError(f"no matching subnet for gateway {gateway}")
+        if value[1] > 30:
+            raise ipam.NetworkError(f"invalid subnet {subnet}: too small for a gateway and a "
+                                    "container")
+        record = new_network_record(name, subnet, gateway, "", internal, owned=True)
+        record["Bridge"] = "br-" + str(record["Id"])[:12]
+        store.save(record)
+        trace.step("bridge", f"{record['Bridge']} {gateway}/{value[1]} for network {name}")
+
+        def make() -> None:
+            network.ensure_bridge(nl, str(record["Bridge"]), str(gateway), value[1])
+            outside_rules(store, record)
+
+        _undo_on_error(store, nl, record, True, True, make)
+    return record
+
+
+def list_networks(root: str) -> list[dict[str, object]]:
+    """``network ls``: the predefined networks first (as Docker lists them), then the rest."""
+    import hashlib
+
+    store = ipam.Store(root)
+    records: dict[str, dict[str, object] | None] = {str(r["Name"]): r for r in store.all()}
+    rows: list[dict[str, object]] = []
+    for name in PREDEFINED:
+        rows.append(records.pop(name, None) or {
+            "Name": name, "Driver": name if name != DEFAULT_NETWORK else "bridge",
+            "Id": hashlib.sha256(f"minidocker {name} {root}".encode()).hexdigest()})
+    return rows + sorted((r for r in records.values() if r), key=lambda r: str(r["Name"]))
+
+
+def find_network(root: str, name: str) -> dict[str, object]:
+    record = ipam.Store(root).find(name)
+    if record is None:
+        if name in PREDEFINED:
+            return next(r for r in list_networks(root) if r["Name"] == name)
+        raise ipam.NetworkError(f"network {name} not found")
+    return record
+
+
+def inspect_network(root: str, name: str) -> dict[str, object]:
+    """``network inspect``: Docker's fields, with the containers holding addresses on it."""
+    from minidocker import lifecycle
+    from minidocker.state import Layout
+
+    record = find_network(root, name)
+    store = ipam.Store(root)
+    containers: dict[str, object] = {}
+    prefix = str(record.get("Subnet", "/")).split("/")[1]
+    for lease in live_leases(store, str(record["Name"])):
+        config = lifecycle.read(Layout(root).container(lease.container), "config", {})
+        containers[lease.container] = {"Name": config.get("name", ""),
+                                       "IPv4Address": f"{lease.address}/{prefix}"}
+    subnet = record.get("Subnet")
+    return {
+        "Name": record["Name"], "Id": record["Id"], "Created": record.get("Created", ""),
+        "Scope": "local", "Driver": record.get("Driver", "bridge"), "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": {},
+                 "Config": [{"Subnet": subnet, "Gateway": record["Gateway"]}] if subnet else []},
+        "Internal": bool(record.get("Internal")), "Attachable": False, "Ingress": False,
+        "Containers": containers,
+        "Options": {"com.docker.network.bridge.name": record["Bridge"]} if subnet else {},
+        "Labels": {},
+    }
+
+
+def remove_network_by_name(root: str, name: str) -> None:
+    """``network rm``: refused for a predefined network or one a container still uses."""
+    store = ipam.Store(root)
+    with store.lock():
+        record = store.find(name)
+        if record is None:
+            if name in PREDEFINED:
+                raise ipam.NetworkError(f"{name} is a pre-defined network and cannot be removed")
+            raise ipam.NetworkError(f"network {name} not found")
+        if record["Name"] == DEFAULT_NETWORK:
+            raise ipam.NetworkError(f"{name} is a pre-defined network and cannot be removed")
+        _refuse_in_use(store, record)
+        remove_network(store, record)
+
+
+def _refuse_in_use(store: ipam.Store, record: dict[str, object]) -> None:
+    users = live_leases(store, str(record["Name"]))
+    if users:
+        raise ipam.NetworkError(f"error while removing network: network {record['Name']} id "
+                                f"{record['Id']} has active endpoints (container "
+                                f"{users[0].container[:12]})")
+
+
+def prune_networks(root: str) -> list[str]:
+    """``network prune``: every unused user-defined network, and (unlike Docker, which keeps
+    docker0 while the daemon runs) the default bridge too if no container uses it, so that
+    the host is left as it was: no bridge, no nft table, ``ip_forward`` restored."""
+    store = ipam.Store(root)
+    removed = []
+    with store.lock():
+        reclaim(store)
+        records = sorted(store.all(), key=lambda r: r["Name"] == DEFAULT_NETWORK)
+        for record in records:
+            if live_leases(store, str(record["Name"])):
+                continue
+            remove_network(store, record)
+            if record["Name"] != DEFAULT_NETWORK:
+                removed.append(str(record["Name"]))
+    return removed
+
+
+def _running(root: str, name: str) -> tuple[str, int]:
+    from minidocker.state import Layout
+
+    cid = Layout(root).resolve(name)
+    return cid, container_pid(root, cid)
+
+
+def connect_container(root: str, net_name: str, container: str, *, ip: str | None = None,
+                      aliases: list[str] | None = None) -> None:
+    """``network connect``: a running container gets one more veth (eth1, eth2...) now; a
+    stopped one gets the network added to its plan, for its next start."""
+    from minidocker import lifecycle
+    from minidocker.state import Layout, lock_container, unlock_container
+
+    store = ipam.Store(root)
+    record = store.find(net_name)
+    if record is None:
+        if net_name in ("host", "none"):
+            raise ipam.NetworkError(f"container cannot be disconnected from host network or "
+                                    f"connected to {net_name} network")
+        if net_name != DEFAULT_NETWORK:
+            raise ipam.NetworkError(f"network {net_name} not found")
+    name = str(record["Name"]) if record else DEFAULT_NETWORK
+    if ip is not None and name == DEFAULT_NETWORK:
+        raise UsageError("user specified IP address is supported on user defined networks only")
+    cid, pid = _running(root, container)
+    cdir = Layout(root).container(cid)
+    config = lifecycle.read(cdir, "config")
+    plan = config.get("network") or {}
+    if plan.get("mode") != "bridge":
+        raise ipam.NetworkError(f"container sharing network namespace with another container or "
+                                f"host cannot be connected to any other network "
+                                f"(--network {plan.get('mode')})")
+    if any(n["name"] == name for n in plan.get("networks", [])):
+        raise ipam.NetworkError(f"endpoint with name {config.get('name')} already exists in "
+                                f"network {name}")
+    want: dict[str, object] = {"name": name}
+    if ip is not None:
+        want["ip"] = ip
+    if aliases:
+        want["aliases"] = [_valid_name(a, "alias") for a in aliases]
+    if pid:
+        held = _read(os.path.join(cdir, "network.json"))
+        interfaces = held.get("Interfaces", [])
+        with store.lock():
+            reclaim(store)
+            with network.open_netlink() as nl:
+                who = Who(cid, str(config.get("name")), str(config.get("hostname")))
+                iface = attach_one(store, nl, who, len(interfaces), want, pid,
+                                   ipam.process_start_time(pid))
+                try:
+                    with network.open_netlink_in(pid) as inside:
+                        network.configure_inside(inside, iface)
+                except BaseException:
+                    _drop_lease(store, name, cid)
+                    network.delete_link(nl, iface.host_ifname)  # it runs: the kernel won't
+                    raise
+            refresh_hosts(store, root, {cid} | {lease.container
+                                                for lease in live_leases(store, name)})
+        held["Interfaces"] = [*interfaces, iface.as_dict()]
+        from minidocker.state import write_json
+
+        write_json(os.path.join(cdir, "network.json"), held)
+    locked = lock_container(cdir)
+    try:
+        config = lifecycle.read(cdir, "config")
+        config["network"]["networks"].append(want)
+        lifecycle.write(cdir, "config", config)
+    finally:
+        if locked:
+            unlock_container(cdir)
+
+
+def _drop_lease(store: ipam.Store, name: str, cid: str) -> None:
+    store.write_leases(name, [lease for lease in store.leases(name) if lease.container != cid])
+
+
+def disconnect_container(root: str, net_name: str, container: str) -> None:
+    """``network disconnect``: delete the container's veth on that network (it is running, so
+    the kernel would not), give back the address, update /etc/hosts."""
+    from minidocker import lifecycle
+    from minidocker.state import Layout, lock_container, unlock_container, write_json
+
+    store = ipam.Store(root)
+    record = store.find(net_name)
+    name = str(record["Name"]) if record else net_name
+    if record is None and net_name != DEFAULT_NETWORK:
+        raise ipam.NetworkError(f"network {net_name} not found")
+    cid, pid = _running(root, container)
+    cdir = Layout(root).container(cid)
+    config = lifecycle.read(cdir, "config")
+    plan = config.get("network") or {}
+    if not any(n["name"] == name for n in plan.get("networks", [])):
+        raise ipam.NetworkError(f"container {container} is not connected to network {net_name}")
+    if pid:
+        held = _read(os.path.join(cdir, "network.json"))
+        interfaces = held.get("Interfaces", [])
+        with store.lock():
+            with network.open_netlink() as nl:
+                for d in interfaces:
+                    if d["network"] == name:
+                        network.delete_link(nl, str(d["host_ifname"]))
+            _drop_lease(store, name, cid)
+            peers = {lease.container for lease in live_leases(store, name)}
+            refresh_hosts(store, root, peers | {cid})
+        held["Interfaces"] = [d for d in interfaces if d["network"] != name]
+        write_json(os.path.join(cdir, "network.json"), held)
+    locked = lock_container(cdir)
+    try:
+        config = lifecycle.read(cdir, "config")
+        config["network"]["networks"] = [n for n in config["network"]["networks"]
+                                         if n["name"] != name]
+        lifecycle.write(cdir, "config", config)
+    finally:
+        if locked:
+            unlock_container(cdir)
+
+
+def port_bindings(root: str, cid: str) -> list[dict[str, object]]:
+    """What ``port`` prints: the host addresses and ports actually bound, from network.json."""
+    held = _read(os.path.join(root, "containers", cid, "network.json"))
+    return list(held.get("Ports", []))
