@@ -114,6 +114,64 @@ class HashingReader:
         return "sha256:" + self._hash.hexdigest()
 
 
+class ReadAhead:
+    """Reads ``raw`` in a thread of its own, a few chunks ahead of the consumer.
+
+    Decompressing (zlib) and hashing (hashlib) release the GIL, and so do the syscalls that
+    create a layer's files: with the reading in another thread, the two overlap. The thread
+    ends at the end of the stream (or on the first error, raised again in the consumer), and
+    :meth:`close` waits for it, so no thread outlives an unpack (``run`` forks afterwards).
+    """
+
+    def __init__(self, raw: Readable, depth: int = 8) -> None:
+        import queue
+        import threading
+
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(depth)
+        self._buffer = b""
+        self._done = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(raw,), daemon=True)
+        self._thread.start()
+
+    def _fill(self, raw: Readable) -> None:
+        try:
+            while not self._stop.is_set():
+                chunk = raw.read(_CHUNK)
+                self._queue.put(chunk)
+                if not chunk:
+                    return
+        except BaseException as exc:  # handed to the consumer, who raises it
+            self._queue.put(exc)
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._done and (n < 0 or len(self._buffer) < n):
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._done = True
+                self.close()
+                raise item
+            if not item:
+                self._done = True
+            self._buffer += item
+        if n < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:n], self._buffer[n:]
+        return data
+
+    def close(self) -> None:
+        """Stop reading ahead and wait for the thread."""
+        import contextlib
+        import queue
+
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):  # unblock a put() on a full queue
+                self._queue.get_nowait()
+            self._thread.join(0.01)
+
+
 def copy_hashed(src: Readable, dst: BinaryIO) -> tuple[str, int]:
     """Copy ``src`` to ``dst``; return the ``sha256:<hex>`` digest and size of what was copied."""
     reader = HashingReader(src)
@@ -221,13 +279,14 @@ def unpack(tar_stream: Readable, dest: Path, *, label: str = "layer",
     if whiteouts not in WHITEOUT_FORMATS:
         raise ValueError(f"unknown whiteout format {whiteouts!r}")
     root_fd = os.open(dest, _DIR_FLAGS)
+    dirs = _Dirs(root_fd)
     # Directory mtimes are set last: creating anything inside a directory changes its mtime.
     dir_times: dict[tuple[str, ...], int] = {}
     try:
         # Stream mode ("r|") only ever calls read(): no seeking back into a pipe or a hasher.
         with tarfile.open(fileobj=cast(IO[bytes], tar_stream), mode="r|") as tar:
             for member in tar:
-                _unpack_member(tar, member, root_fd, dir_times, label, whiteouts)
+                _unpack_member(tar, member, dirs, dir_times, label, whiteouts)
         while tar_stream.read(_CHUNK):
             pass
         for parts, mtime_ns in dir_times.items():
@@ -235,7 +294,47 @@ def unpack(tar_stream: Readable, dest: Path, *, label: str = "layer",
     except (tarfile.TarError, EOFError) as exc:
         raise ImageError(f"invalid tar archive {label}: {exc}") from exc
     finally:
+        dirs.forget()
         os.close(root_fd)
+
+
+class _Dirs:
+    """Opens an entry's parent directory, keeping the last path's directories open.
+
+    A tar lists a directory's entries one after another, and siblings share all but the last
+    component: walking each parent path from the layer's root (one ``openat`` per component)
+    is mostly wasted. So the directories of the last path stay open, and a new path opens only
+    the components after the part it shares with it. They are all forgotten whenever a
+    directory is removed, since one of them might be that directory or lie under it. (Even a
+    stale descriptor could not escape: it names an inode, and a removed directory takes no
+    new entries.)
+    """
+
+    def __init__(self, root_fd: int) -> None:
+        self.root_fd = root_fd
+        self.parts: list[str] = []
+        self.fds: list[int] = []  # fds[i] is the directory parts[:i + 1]
+
+    def open(self, parts: list[str], entry: str, label: str) -> int:
+        """A new descriptor (the caller closes it) for ``root/parts...``, as :func:`_open_dir`."""
+        keep = 0
+        while keep < min(len(parts), len(self.parts)) and parts[keep] == self.parts[keep]:
+            keep += 1
+        for fd in self.fds[keep:]:
+            os.close(fd)
+        del self.fds[keep:]
+        self.parts = list(parts[:keep])
+        for i in range(keep, len(parts)):
+            fd = _open_component(self.fds[-1] if self.fds else self.root_fd, parts, i, entry,
+                                 label)
+            self.fds.append(fd)
+            self.parts.append(parts[i])
+        return os.dup(self.fds[-1] if self.fds else self.root_fd)
+
+    def forget(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.parts, self.fds = [], []
 
 
 def _forget(dir_times: dict[tuple[str, ...], int], parts: list[str]) -> None:
@@ -264,9 +363,10 @@ def split_name(name: str, entry: str, label: str) -> list[str]:
     return parts
 
 
-def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
+def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dirs: _Dirs,
                    dir_times: dict[tuple[str, ...], int], label: str,
                    whiteouts: str = "overlay") -> None:
+    root_fd = dirs.root_fd
     parts = split_name(member.name, member.name, label)
     if any(p.startswith(WHITEOUT_PREFIX) for p in parts[:-1]):
         raise ImageError(f"invalid tar entry '{member.name}' in {label}: a whiteout name is "
@@ -283,15 +383,15 @@ def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
     *parents, name = parts
     if name.startswith(WHITEOUT_PREFIX):
         if whiteouts == "oci":
-            _keep_oci_whiteout(member, root_fd, parents, name, label)
+            _keep_oci_whiteout(member, dirs, parents, name, label)
         else:
-            _unpack_whiteout(member, root_fd, parents, name, label)
+            _unpack_whiteout(member, dirs, parents, name, label)
         return
     if not (member.isreg() or member.isdir() or member.issym() or member.islnk()
             or member.ischr() or member.isblk() or member.isfifo()):
         raise ImageError(f"invalid tar entry '{member.name}' in {label}: unsupported type "
                          f"{member.type!r}")
-    parent_fd = _open_dir(root_fd, parents, member.name, label)
+    parent_fd = dirs.open(parents, member.name, label)
     try:
         existing = _lstat(parent_fd, name)
         # Replace whatever is there, never write into it: it may be a symlink to anywhere.
@@ -300,6 +400,8 @@ def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int,
         # A directory over this layer's own whiteout: the lower layers' one stays hidden.
         opaque = member.isdir() and existing is not None and is_whiteout(existing)
         if existing is not None and not merge:
+            if stat.S_ISDIR(existing.st_mode):
+                dirs.forget()
             _remove(parent_fd, name, existing)
             _forget(dir_times, parts)
         if member.islnk():
@@ -326,7 +428,7 @@ def _create(tar: tarfile.TarFile, member: tarfile.TarInfo, parent_fd: int, name:
         # O_EXCL|O_NOFOLLOW: the name was just cleared; if anything appeared there, fail.
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=parent_fd)
-        with open(fd, "wb") as out:
+        with open(fd, "wb", buffering=_CHUNK) as out:  # a size given: no isatty() ioctl
             src = tar.extractfile(member)
             if src is not None:  # None only for non-regular members
                 shutil.copyfileobj(src, out, _CHUNK)
@@ -377,10 +479,10 @@ def _set_xattr(parent_fd: int, name: str, attr: str, value: bytes) -> None:
         # The filesystem under the store has no xattrs of that kind: the file stays usable.
 
 
-def _unpack_whiteout(member: tarfile.TarInfo, root_fd: int, parents: list[str], name: str,
+def _unpack_whiteout(member: tarfile.TarInfo, dirs: _Dirs, parents: list[str], name: str,
                      label: str) -> None:
     """``.wh.NAME`` -> a 0/0 device ``NAME``; ``.wh..wh..opq`` -> the opaque xattr."""
-    parent_fd = _open_dir(root_fd, parents, member.name, label)
+    parent_fd = dirs.open(parents, member.name, label)
     try:
         if name == OPAQUE_MARKER:
             os.setxattr(f"/proc/self/fd/{parent_fd}", OVERLAY_OPAQUE_XATTR, b"y")
@@ -403,17 +505,19 @@ def _unpack_whiteout(member: tarfile.TarInfo, root_fd: int, parents: list[str], 
         os.close(parent_fd)
 
 
-def _keep_oci_whiteout(member: tarfile.TarInfo, root_fd: int, parents: list[str], name: str,
+def _keep_oci_whiteout(member: tarfile.TarInfo, dirs: _Dirs, parents: list[str], name: str,
                        label: str) -> None:
     """``whiteouts="oci"``: keep ``.wh.NAME`` as an empty file; :class:`Stack` reads it."""
     if name != OPAQUE_MARKER and name.startswith(WHITEOUT_META_PREFIX):
         return
     if name != OPAQUE_MARKER:
         _whiteout_target(member, name, label)
-    parent_fd = _open_dir(root_fd, parents, member.name, label)
+    parent_fd = dirs.open(parents, member.name, label)
     try:
         existing = _lstat(parent_fd, name)
         if existing is not None:
+            if stat.S_ISDIR(existing.st_mode):
+                dirs.forget()
             _remove(parent_fd, name, existing)
         os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o600, dir_fd=parent_fd))
@@ -466,27 +570,34 @@ def _open_dir(root_fd: int, parts: list[str], entry: str, label: str,
     """
     fd = os.dup(root_fd)
     try:
-        for i, part in enumerate(parts):
-            try:
-                next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise ImageError(f"invalid tar entry '{entry}' in {label}: "
-                                     f"'{'/'.join(parts[:i + 1])}' is not in the layer") from None
-                os.mkdir(part, 0o755, dir_fd=fd)
-                os.chmod(part, 0o755, dir_fd=fd)  # whatever the umask
-                next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except NotADirectoryError:
-                # With O_PATH|O_NOFOLLOW, a symlink opens as itself and fails O_DIRECTORY.
-                what = "a symlink" if _is_symlink(fd, part) else "not a directory"
-                raise UnsafeArchive(f"unsafe tar entry '{entry}' in {label}: "
-                                    f"'{'/'.join(parts[:i + 1])}' is {what}") from None
+        for i in range(len(parts)):
+            next_fd = _open_component(fd, parts, i, entry, label, create)
             os.close(fd)
             fd = next_fd
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _open_component(fd: int, parts: list[str], i: int, entry: str, label: str,
+                    create: bool = True) -> int:
+    """Open ``parts[i]`` in the directory ``fd`` (which is ``parts[:i]``), as :func:`_open_dir`."""
+    part = parts[i]
+    try:
+        return os.open(part, _DIR_FLAGS, dir_fd=fd)
+    except FileNotFoundError:
+        if not create:
+            raise ImageError(f"invalid tar entry '{entry}' in {label}: "
+                             f"'{'/'.join(parts[:i + 1])}' is not in the layer") from None
+        os.mkdir(part, 0o755, dir_fd=fd)
+        os.chmod(part, 0o755, dir_fd=fd)  # whatever the umask
+        return os.open(part, _DIR_FLAGS, dir_fd=fd)
+    except NotADirectoryError:
+        # With O_PATH|O_NOFOLLOW, a symlink opens as itself and fails O_DIRECTORY.
+        what = "a symlink" if _is_symlink(fd, part) else "not a directory"
+        raise UnsafeArchive(f"unsafe tar entry '{entry}' in {label}: "
+                            f"'{'/'.join(parts[:i + 1])}' is {what}") from None
 
 
 def _lstat(parent_fd: int, name: str) -> os.stat_result | None:

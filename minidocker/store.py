@@ -748,9 +748,10 @@ class ImageStore:
         if media_type not in _PLAIN_LAYERS + _GZIP_LAYERS:
             raise ImageError(f"layer {digest}: unsupported media type {media_type}")
         blob = layers.HashingReader(raw)
-        # GzipFile reading forward only ever calls read() on the hasher.
-        tar = layers.HashingReader(gzip.GzipFile(fileobj=cast(IO[bytes], blob), mode="rb")
-                                   if media_type in _GZIP_LAYERS else blob)
+        # GzipFile reading forward only ever calls read() on the hasher. An uncompressed
+        # layer's digest is its diff ID: one hash over the bytes is enough.
+        tar = (layers.HashingReader(gzip.GzipFile(fileobj=cast(IO[bytes], blob), mode="rb"))
+               if media_type in _GZIP_LAYERS else blob)
 
         def verify() -> None:
             blob.drain()  # bytes after the end of the tar still belong to the blob
@@ -760,9 +761,13 @@ class ImageStore:
             if tar.digest != diff_id:
                 raise CorruptBlob(f"layer {digest} does not match its diff ID {diff_id}")
 
+        ahead = layers.ReadAhead(tar)  # decompress and hash while the files are made
         try:
-            return layers.unpack_staged(tar, self.tmp_dir, label=f"layer {digest}",
-                                        verify=verify, whiteouts=self.whiteouts)
+            try:
+                return layers.unpack_staged(ahead, self.tmp_dir, label=f"layer {digest}",
+                                            verify=verify, whiteouts=self.whiteouts)
+            finally:
+                ahead.close()  # before anything else reads the blob
         except (ImageError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
             if isinstance(exc, CorruptBlob):
                 raise

@@ -620,7 +620,8 @@ def cmd_commit(argv: list[str]) -> int:
     p.add_argument("-c", "--change", action="append", default=[],
                    help="apply a Dockerfile instruction to the created image")
     p.add_argument("-p", "--pause", default="true", nargs="?", const="true",
-                   help="pause the container during commit (accepted; see the README)")
+                   help="pause the container during commit (if it runs in a cgroup of its "
+                        "own; default true)")
     args = p.parse_args(argv)
     from minidocker.reference import parse
 
@@ -629,10 +630,36 @@ def cmd_commit(argv: list[str]) -> int:
         if reference.digest:
             raise UsageError(f"invalid reference format: cannot commit to a digest "
                              f"({args.reference})")
-    image = commit(_Container(args.container), args.reference, author=args.author,
-                   message=args.message, changes=args.change)
+    c = _Container(args.container)
+    with _paused(c, args.pause.lower() not in ("false", "0")):
+        image = commit(c, args.reference, author=args.author, message=args.message,
+                       changes=args.change)
     print(image.id)
     return 0
+
+
+@contextlib.contextmanager
+def _paused(c: _Container, pause: bool) -> Iterator[None]:
+    """Freeze a running container's cgroup while its files are read, as Docker's commit does.
+
+    A container without a cgroup of its own (a plain ``run``: see the cgroups lesson) cannot be
+    frozen; its files are read while it runs.
+    """
+    record = _read_json(os.path.join(c.dir, "state.json")).get("Cgroup")
+    if not (pause and isinstance(record, dict) and _is_running(c.dir)):
+        yield
+        return
+    from minidocker import cgroups
+
+    group = cgroups.Cgroup.from_dict(record)
+    if group.frozen():  # paused already: leave it so
+        yield
+        return
+    group.freeze()
+    try:
+        yield
+    finally:
+        group.thaw()
 
 
 def commit(c: _Container, ref: str | None, *, author: str | None = None,

@@ -292,6 +292,31 @@ def test_kill_9_during_commit_leaves_the_store_consistent(cli: CLI) -> None:
     assert cli("run", "--rm", "fat:1", "cat", "/d/x", check=True).stdout == "x\n"
 
 
+def test_commit_freezes_a_running_container_with_a_cgroup_and_thaws_it(cli: CLI) -> None:
+    proc = cli.popen("run", "--init", "--name", "busy", "--memory", "64m", "busybox", "sh", "-c",
+                     "echo ready; i=0; while true; do i=$((i+1)); echo $i > /count; done",
+                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        link = cli.root / "names" / "busy"
+        state_file = cli.root / "containers" / os.readlink(link) / "state.json"
+        deadline = time.monotonic() + 10
+        while not (state_file.exists() and "Cgroup" in state_file.read_text()):
+            assert time.monotonic() < deadline, "the container never recorded its cgroup"
+            time.sleep(0.05)
+        cgroup = json.loads(state_file.read_text())["Cgroup"]
+        freezer = Path(cgroup["Paths"]["freezer"]) / "freezer.state" if cgroup["Version"] == 1 \
+            else Path(cgroup["Paths"]["unified"]) / "cgroup.freeze"
+        cli("commit", "busy", "snap:1", check=True)
+        assert freezer.read_text().strip() in ("THAWED", "0"), "commit must thaw what it froze"
+        counted = cli("run", "--rm", "snap:1", "cat", "/count", check=True).stdout
+        assert counted == "" or counted.strip().isdigit()
+        cli("commit", "--pause=false", "busy", "snap:2", check=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 # -- rmi: images in use -----------------------------------------------------------------------
 
 def test_rmi_refuses_images_in_use(cli: CLI) -> None:

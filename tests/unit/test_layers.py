@@ -437,3 +437,34 @@ def test_chain_ids() -> None:
 def test_constants_for_the_reverse_direction() -> None:
     assert layers.WHITEOUT_PREFIX == ".wh."
     assert layers.OPAQUE_MARKER == ".wh..wh..opq"
+
+
+# -- reading ahead ----------------------------------------------------------------------------
+
+def test_read_ahead_returns_the_stream_and_ends_its_thread() -> None:
+    data = os.urandom(3 * (1 << 20) + 17)
+    ahead = layers.ReadAhead(io.BytesIO(data), depth=2)
+    got = ahead.read(10) + ahead.read(1 << 20) + ahead.read()
+    assert got == data and ahead.read(5) == b""
+    ahead.close()
+    assert not ahead._thread.is_alive()
+
+
+def test_read_ahead_raises_the_readers_error_and_stops_early() -> None:
+    class Broken:
+        calls = 0
+
+        def read(self, n: int = -1) -> bytes:
+            self.calls += 1
+            if self.calls == 3:
+                raise OSError(5, "Input/output error")
+            return b"x" * n
+
+    ahead = layers.ReadAhead(Broken())
+    with pytest.raises(OSError, match="Input/output error"):
+        while ahead.read(1 << 20):
+            pass
+    endless = layers.ReadAhead(io.BytesIO(b"y" * (64 << 20)), depth=1)
+    assert endless.read(3) == b"yyy"
+    endless.close()  # with its queue full: close must still end the thread
+    assert not endless._thread.is_alive()
