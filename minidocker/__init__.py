@@ -20,7 +20,12 @@ Every mechanism lives in its own module, and each module's docstring is the less
 - :mod:`minidocker.escapes`    the escape suite: known breakouts, tried from inside
 - :mod:`minidocker.tty`        ``-t``: a real pseudo-terminal, raw mode, window size
 - :mod:`minidocker.init`       PID 1: signals, zombies, and ``--init``
-- :mod:`minidocker.store`      the OCI image layout on disk
+- :mod:`minidocker.store`      the OCI image layout on disk: blobs, names, layers, removal
+- :mod:`minidocker.layers`     layer tars unpacked safely, whiteouts both ways, a stack read back
+- :mod:`minidocker.graphdriver` which storage driver a state root uses (overlay or vfs), and why
+- :mod:`minidocker.vfs`        the copy-based driver, where overlayfs cannot be used
+- :mod:`minidocker.diff`       a container's changes: ``diff``, ``commit``'s layer, ``export``
+- :mod:`minidocker.archive`    ``save``/``load``: docker-archive and oci-archive, all or nothing
 - :mod:`minidocker.container`  the start sequence that composes them all
 - :mod:`minidocker.cli`        the ``minidocker`` command
 

@@ -198,6 +198,8 @@ def test_upper_layer_round_trips_through_the_unpacker(tmp_path: Path) -> None:
     os.chmod(upper / "o" / "sub" / "f", 0o4751)
     os.setxattr(upper / "o" / "sub" / "f", "user.note", b"\xff binary")
     os.utime(upper / "o" / "sub" / "f", (MTIME, MTIME))
+    (upper / "o" / "owned").write_text("o")
+    os.chown(upper / "o" / "owned", 1234, 5678)
     (upper / "proc").mkdir()  # an init-layer placeholder: left out
     out = io.BytesIO()
     diff.write_upper_layer(str(upper), out, {"proc"})
@@ -215,6 +217,8 @@ def test_upper_layer_round_trips_through_the_unpacker(tmp_path: Path) -> None:
     assert (back / "o" / "link").stat().st_ino == f.stat().st_ino
     assert os.readlink(back / "o" / "sym") == "/nowhere"
     assert stat.S_ISFIFO((back / "o" / "fifo").lstat().st_mode)
+    owned = (back / "o" / "owned").stat()
+    assert (owned.st_uid, owned.st_gid) == (1234, 5678)
     assert not (back / "proc").exists()
 
 
