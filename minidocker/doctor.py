@@ -392,7 +392,8 @@ def check_storage(path: str, mountinfo: str, filesystems: str,
     overlay = "overlay" in filesystem_types(filesystems)
     driver, why = storage_driver(path, parse_mountinfo(mountinfo), overlay)
     if recorded is not None:
-        driver, why = recorded[0], f"in use here since the first container ({recorded[1]})"
+        driver, why = recorded[0], (f"in use: chosen when this state root was first used "
+                                    f"({recorded[1]})")
     if driver == "overlay":
         return Check("storage driver", True, f"overlay: {why}")
     return Check("storage driver", None, f"vfs (copies every layer in full): {why}",
