@@ -421,7 +421,7 @@ def cmd_history(argv: list[str]) -> int:
             print(row["id"] if args.no_trunc or row["id"] == "<missing>"
                   else row["id"].removeprefix("sha256:")[:12])
         return 0
-    human = args.human.lower() not in ("false", "0")
+    human = args.human.lower().lstrip("=") not in ("false", "0")  # -H=false, as Docker writes
     table = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]]
     for row in rows:
         created_by = " ".join(row["created_by"].split())
@@ -631,7 +631,7 @@ def cmd_commit(argv: list[str]) -> int:
             raise UsageError(f"invalid reference format: cannot commit to a digest "
                              f"({args.reference})")
     c = _Container(args.container)
-    with _paused(c, args.pause.lower() not in ("false", "0")):
+    with _paused(c, args.pause.lower().lstrip("=") not in ("false", "0")):
         image = commit(c, args.reference, author=args.author, message=args.message,
                        changes=args.change)
     print(image.id)
