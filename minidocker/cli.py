@@ -46,6 +46,24 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "network": ("network", "Manage networks (create, ls, inspect, rm, connect, disconnect, "
                            "prune)"),
     "port": ("network", "List port mappings or a specific mapping for the container"),
+    "create": ("containers", "Create a new container"),
+    "ps": ("containers", "List containers"),
+    "logs": ("containers", "Fetch the logs of a container"),
+    "start": ("containers", "Start one or more stopped containers"),
+    "stop": ("containers", "Stop one or more running containers"),
+    "kill": ("containers", "Kill one or more running containers"),
+    "restart": ("containers", "Restart one or more containers"),
+    "rm": ("containers", "Remove one or more containers"),
+    "wait": ("containers", "Block until one or more containers stop, then print their exit "
+                           "codes"),
+    "attach": ("containers", "Attach local standard input, output, and error streams to a "
+                             "running container"),
+    "exec": ("containers", "Execute a command in a running container"),
+    "inspect": ("containers", "Return low-level information on containers"),
+    "top": ("containers", "Display the running processes of a container"),
+    "rename": ("containers", "Rename a container"),
+    "container": ("containers", "Manage containers (ls, prune, and the commands above)"),
+    "system": ("containers", "Manage minidocker (prune: reconcile records with the kernel)"),
     "doctor": (None, "Check that this host can run containers, with a fix for each problem"),
     "version": (None, "Show the minidocker version"),
 }
@@ -57,6 +75,9 @@ def _run_flags() -> tuple[Flag, ...]:
     host_or_private = ("host", "private")
     return (
         Flag("rm", help="remove the container when it exits"),
+        Flag("detach", "d", help="run the container in the background and print its ID"),
+        Flag("restart", kind="value", metavar="policy",
+             help="no, on-failure[:max-retries], always or unless-stopped"),
         Flag("interactive", "i", help="keep STDIN open"),
         Flag("tty", "t", help="allocate a pseudo-TTY"),
         Flag("name", kind="value", help="assign a name to the container"),
@@ -180,19 +201,35 @@ def _setup_trace(args: Parsed) -> None:
     trace.set_sink(sink)
 
 
-def cmd_run(argv: list[str]) -> int:
+def _restart_policy(args: Parsed) -> dict[str, object] | None:
+    """``--restart`` as Docker's RestartPolicy; None for ``no`` (or none given)."""
+    if not args.restart:
+        return None
+    from minidocker import lifecycle
+
+    policy = lifecycle.parse_restart_policy(args.restart)
+    if policy["Name"] == "no":
+        return None
+    if args.rm:
+        raise UsageError("conflicting options: --restart and --rm")
+    return policy
+
+
+def cmd_run(argv: list[str], create: bool = False) -> int:
     from minidocker import flags
 
     table = _run_flags()
-    args = flags.parse(table, argv, "run")
+    command = "create" if create else "run"
+    args = flags.parse(table, argv, command)
     if args.help:
-        print(flags.usage(table, "minidocker run [OPTIONS] IMAGE [COMMAND] [ARG...]",
-                          COMMANDS["run"][1]))
+        print(flags.usage(table, f"minidocker {command} [OPTIONS] IMAGE [COMMAND] [ARG...]",
+                          COMMANDS[command][1]))
         return 0
     if not args.positional:
-        raise UsageError('"minidocker run" requires at least 1 argument: IMAGE')
-    if args.interactive and args.tty and not os.isatty(0):
+        raise UsageError(f'"minidocker {command}" requires at least 1 argument: IMAGE')
+    if args.interactive and args.tty and not (args.detach or create) and not os.isatty(0):
         raise UsageError("the input device is not a TTY")
+    restart = _restart_policy(args)  # a bad --restart fails before anything is made
     _setup_trace(args)
     from minidocker import cgroups, container, imagecache, namespaces, spec, state
 
@@ -215,6 +252,11 @@ def cmd_run(argv: list[str]) -> int:
         + (["user"] if args.userns == "private" else []),
         resources=resources, cgroup_parent=parent, network=net,
         security=confinement)
+    if create or args.detach or restart:  # the supervisor's: see minidocker.supervisor
+        from minidocker.commands import containers
+
+        return containers.run_supervised(plan, lowers, config, restart, start=not create,
+                                         detach=args.detach)
     return container.run(plan, lowers, layout)
 
 

@@ -379,12 +379,35 @@ def _write_record(cdir: str, name: str, record: dict[str, object]) -> None:
     write_json(os.path.join(cdir, name), record)
 
 
-def _set_state(cdir: str, **state: object) -> None:
-    _write_record(cdir, "state.json", state)
+def _set_state(cdir: str, **changes: object) -> None:
+    """Change ``state.json`` under the container's lock (see :mod:`minidocker.lifecycle`).
+
+    A running container's record also gets its process's start time (/proc/<pid>/stat), by
+    which every later reader tells it apart from a process that reused its PID. A container
+    removed meanwhile (``rm -f`` from another terminal) has nothing left to record.
+    """
+    from minidocker import state
+
+    if not state.lock_container(cdir):
+        return
+    try:
+        record = state.read_state(cdir)
+        record.update(changes)
+        if changes.get("Status") == "running":
+            record["StartTime"] = state.process_start_time(int(str(changes["Pid"])))
+            record.setdefault("Created", changes["StartedAt"])
+        elif changes.get("Status") == "exited":
+            record["Pid"] = 0
+        _write_record(cdir, "state.json", record)
+    finally:
+        state.unlock_container(cdir)
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    """RFC 3339 with nanoseconds, in UTC, as Docker records times."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
+        f".{ns % 1_000_000_000:09d}Z"
 
 
 class Started:
@@ -473,14 +496,17 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
     master = None
     try:
         if console is not None:
-            from minidocker import tty
-
             console[1].close()
-            master = tty.recv_fd(console[0])  # None: the child failed before making the pty
-            console[0].close()
         # Written while the child sets up (on another core): json is slow to import.
         _write_record(cdir, "config.json", spec.as_dict())
         error = _read_reports(read_fd, go_write, pid, host_steps)
+        if console is not None:
+            from minidocker import tty
+
+            # Only now: the child makes the pty after the host-side steps, which run while we
+            # read its reports; the master waits in the socket meanwhile.
+            master = tty.recv_fd(console[0])  # None: the child failed before making the pty
+            console[0].close()
         if error is not None:
             os.waitpid(pid, 0)
             raise ExecError(error[1], error[0])
@@ -587,6 +613,7 @@ def _kill_and_reap(pid: int) -> None:
 def teardown(layout: Layout, cid: str, name: str | None = None, *, pid: int = 0,
              start_time: int | None = None) -> None:
     """Undo everything container ``cid`` holds on the host. Idempotent; any process may call it.
+    ``name``: the name to release; None to look it up, "" if it never claimed one.
 
     The one place that knows what a container leaves behind, so ``run --rm``, ``rm``,
     ``container prune``, ``system prune`` and the supervisor all tear down alike:
@@ -625,9 +652,9 @@ def teardown(layout: Layout, cid: str, name: str | None = None, *, pid: int = 0,
     finally:
         if locked:
             state.unlock_container(cdir)
-    if name is not None:
+    if name:
         layout.release_name(name, cid)
-    else:  # the record is gone: look for a name still pointing at it
+    elif name is None:  # the record is gone: look for a name still pointing at it
         try:
             links = os.listdir(layout.names)
         except FileNotFoundError:

@@ -50,6 +50,7 @@ import time
 
 from minidocker import state
 from minidocker.errors import ContainerError, ContainerNotFound, UsageError
+from minidocker.state import loads, process_start_time  # noqa: F401 -- here for readers
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,45 +93,32 @@ class LifecycleError(ContainerError):
 
 # -- the kernel's view --------------------------------------------------------------------------
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """``/proc/<pid>/stat`` from field 3 (state) on; the command name in field 2 may hold
-    spaces and parentheses, so split after its last ``)``."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            text = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text[text.rindex(b")") + 2:].decode().split()
-
-
-def process_start_time(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks after boot (proc(5), field 22), or None."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
-
-
 def process_alive(pid: int, start_time: int | None) -> bool:
     """Is ``pid`` still the process that started at ``start_time``, and not a zombie?"""
     if not pid:
         return False
-    fields = _stat_fields(pid)
+    fields = state.stat_fields(pid)
     if fields is None or fields[0] in ("Z", "X"):
         return False
     return start_time is None or int(fields[19]) == start_time
 
 
+LIVE = ("running", "starting", "paused")  # recorded states that name a live process
+
+
 def is_running(record: Record) -> bool:
-    """Does the kernel still run the process this record names?"""
-    return record.get("Status") in ("running", "starting") and process_alive(
+    """Does the kernel still run the process this record names (paused counts)?"""
+    return record.get("Status") in LIVE and process_alive(
         int(record.get("Pid") or 0), record.get("StartTime"))
 
 
 def status(record: Record, supervisor_alive: bool = True) -> str:
     """The container's state as Docker names it, with the kernel's word over the record's."""
     recorded = record.get("Status") or "created"
-    if recorded in ("running", "starting"):
-        return "paused" if record.get("Paused") and is_running(record) else \
-            "running" if is_running(record) else "exited"
+    if recorded in LIVE:
+        if not is_running(record):
+            return "exited"
+        return "paused" if recorded == "paused" or record.get("Paused") else "running"
     if recorded == "restarting" and not supervisor_alive:
         return "exited"  # its restart timer died with the supervisor
     return str(recorded)
@@ -138,16 +126,21 @@ def status(record: Record, supervisor_alive: bool = True) -> str:
 
 def exit_code(record: Record) -> int:
     """The exit code to show: the recorded one, or 255 for an end nobody saw."""
-    if record.get("Status") in ("running", "starting") and not is_running(record):
-        return NO_EXIT_CODE if record.get("ExitCode") is None else int(record["ExitCode"])
+    if record.get("Status") in LIVE and not is_running(record):
+        return NO_EXIT_CODE  # a running record's ExitCode is the last run's, or a placeholder
     return int(record.get("ExitCode") or 0)
 
 
-def unseen_end(record: Record) -> Record:
+UNSEEN_END = ("the container ended while no minidocker process was its parent (a killed "
+              "supervisor or run): how it ended is unknown")
+READOPTED_END = ("the supervisor that started it was restarted while it ran, so the new one "
+                 "was not its parent: how it ended is unknown (only a parent learns that)")
+
+
+def unseen_end(record: Record, error: str = UNSEEN_END) -> Record:
     """The changes that record a death nobody reaped (a crashed supervisor or CLI)."""
     return {"Status": "exited", "Pid": 0, "ExitCode": NO_EXIT_CODE, "FinishedAt": now(),
-            "Error": "the container ended while no minidocker process was its parent; "
-                     "its exit status is unknown"}
+            "Error": error}
 
 
 # -- the record on disk -------------------------------------------------------------------------
@@ -197,39 +190,6 @@ def list_ids(layout: state.Layout) -> list[str]:
         return [n for n in os.listdir(layout.containers) if not n.startswith(".")]
     except FileNotFoundError:
         return []
-
-
-class _JSONContext:
-    """What the C scanner of the ``json`` package needs, without importing the package (and
-    the ``re`` module it pulls in, ~5 ms): ``ps`` and ``run -d`` read JSON on every call."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = float
-    memo: dict[str, str] = {}
-
-
-_scanner = None
-
-
-def loads(text: str) -> Any:
-    """``json.loads`` for the records minidocker writes, through the same C scanner."""
-    global _scanner
-    if _scanner is None:
-        import _json
-
-        _scanner = _json.make_scanner(_JSONContext())  # type: ignore[arg-type]
-    start = len(text) - len(text.lstrip())
-    try:
-        value, end = _scanner(text, start)
-    except StopIteration:
-        raise ValueError(f"not JSON: {text[:40]!r}") from None
-    if text[end:].strip():
-        raise ValueError(f"extra data after JSON: {text[end:end + 40]!r}")
-    return value
 
 
 # -- time, as Docker writes it -------------------------------------------------------------------

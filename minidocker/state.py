@@ -7,7 +7,11 @@ Everything minidocker keeps is under one root (``--root``, ``$MINIDOCKER_ROOT``,
     ROOT/layers/<chainid>/  unpacked image layers, the overlay's lower dirs
     ROOT/containers/<id>/   one directory per container:
         config.json         what was asked for (image, command, env, ...)
-        state.json          what happened (status, pid, exit code, times)
+        hostconfig.json     what the host was asked for (restart policy, --rm, stop signal)
+        state.json          what happened (status, pid + its start time, exit code, times);
+                            see minidocker.lifecycle, which also explains the lock (flock(2)
+                            on this directory) that every read-modify-write holds
+        <id>-json.log       a detached container's output, Docker's json-file format
         upper/ work/        the container's writable overlay layer and overlayfs's scratch dir
         merged/             where the overlay is mounted (inside the container's mount ns only)
         hostname hosts resolv.conf   bind-mounted over the image's /etc files
@@ -24,6 +28,10 @@ from __future__ import annotations
 import os
 
 from minidocker.errors import ContainerNotFound, NameConflict, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_ROOT = "/var/lib/minidocker"
 NAME_PATTERN = r"[a-zA-Z0-9][a-zA-Z0-9_.-]+"  # Docker's; compiled only when a name is given
@@ -92,6 +100,65 @@ def read_json(path: str) -> dict[str, object]:
 
     with open(path) as f:
         return json.load(f)  # type: ignore[no-any-return,unused-ignore]
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` from field 3 (state) on; the command name in field 2 may hold
+    spaces and parentheses, so split after its last ``)``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return text[text.rindex(b")") + 2:].decode().split()
+
+
+def process_start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks after boot (proc(5), field 22), or None."""
+    fields = stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+class _JSONContext:
+    """What the C scanner of the ``json`` package needs, without importing the package (and
+    the ``re`` module it pulls in, ~5 ms): ``ps`` and ``run -d`` read JSON on every call."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float
+    memo: dict[str, str] = {}
+
+
+_scanner: Any = None
+
+
+def loads(text: str) -> Any:
+    """``json.loads`` for the records minidocker writes, through the same C scanner."""
+    global _scanner
+    if _scanner is None:
+        import _json
+
+        _scanner = _json.make_scanner(_JSONContext())  # type: ignore[arg-type]
+    start = len(text) - len(text.lstrip())
+    try:
+        value, end = _scanner(text, start)
+    except StopIteration:
+        raise ValueError(f"not JSON: {text[:40]!r}") from None
+    if text[end:].strip():
+        raise ValueError(f"extra data after JSON: {text[end:end + 40]!r}")
+    return value
+
+
+def read_state(cdir: str) -> dict[str, Any]:
+    """A container's ``state.json`` ({} before its first start), without importing json."""
+    try:
+        with open(os.path.join(cdir, "state.json"), "rb") as f:
+            return loads(f.read().decode())
+    except FileNotFoundError:
+        return {}
 
 
 _held: dict[str, list[int]] = {}  # container dir -> [fd, depth]: locks this process holds

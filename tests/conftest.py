@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,34 @@ def _links() -> set[str]:
         return set()
 
 
+def _supervisors() -> list[str]:
+    """Supervisors and keepers (see minidocker.supervisor) still serving a test state root."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            if comm not in ("md-supervisor", "md-keeper"):
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        if TEST_ROOT_MARK in cmdline:
+            found.append(f"{pid} {comm}: {cmdline.split('--root')[-1].strip()}")
+    return found
+
+
+def stop_minidocker(root: Path) -> list[str]:
+    """Stop what a test left running under ``root``: its containers, then its supervisor and
+    keeper, each by PID (minidocker.client.stop_everything). What it had to stop."""
+    if not (root / "containers").is_dir() and not (root / "supervisor").is_dir():
+        return []
+    from minidocker import client, state
+
+    return client.stop_everything(state.Layout(str(root)))
+
+
 def _netns() -> set[str]:
     try:
         return set(os.listdir("/run/netns"))
@@ -85,6 +114,7 @@ def leak_check():
     yield
     leaks = {
         "processes": _our_processes(),
+        "supervisors": _supervisors(),
         "mounts": _our_mounts(),
         "cgroups": sorted(_cgroups() - cgroups_before),
         "netns": sorted(_netns() - netns_before),
@@ -96,9 +126,12 @@ def leak_check():
 
 
 @pytest.fixture
-def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private, empty minidocker state root for one test."""
-    return tmp_path_factory.mktemp(TEST_ROOT_MARK + "root")
+def state_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private, empty minidocker state root for one test; afterwards, whatever still runs
+    there (containers, the supervisor a command started) is stopped by PID."""
+    root = tmp_path_factory.mktemp(TEST_ROOT_MARK + "root")
+    yield root
+    stop_minidocker(root)
 
 
 class CLI:

@@ -1,0 +1,199 @@
+"""The CLI's side of the supervisor: find it, start it if needed, ask it something.
+
+The protocol is described in :mod:`minidocker.supervisor` (and ``docs/supervisor-protocol.md``):
+one JSON object per line over the unix socket ``ROOT/supervisor/sock``, one JSON line back.
+This module stays light on purpose: ``run -d`` speaks it on every call, so it uses the C
+``_socket`` module and the JSON helpers of :mod:`minidocker.state`, not ``socket`` and
+``json`` (~10 ms of imports together).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from minidocker import state
+from minidocker.errors import MinidockerError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+    from typing import Any
+
+SUPERVISOR_DIR = "supervisor"
+START_TIMEOUT = 10.0  # seconds for a new supervisor to answer
+
+
+class SupervisorError(MinidockerError):
+    """The supervisor refused a request (its message and exit code), or cannot be reached."""
+
+    def __init__(self, message: str, exit_code: int = 125) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def paths(layout: state.Layout) -> dict[str, str]:
+    """``ROOT/supervisor/{sock,pid,log}``."""
+    base = os.path.join(layout.root, SUPERVISOR_DIR)
+    return {name: os.path.join(base, name) for name in ("sock", "pid", "log", "keeper")} | \
+        {"dir": base}  # keeper: the keeper's socket; keeper.pid its pid file
+
+
+def supervisor_pid(layout: state.Layout, which: str = "pid") -> int | None:
+    """The live supervisor's PID (its pid file, checked against the kernel), or None;
+    ``which="keeper.pid"``: its keeper's."""
+    try:
+        with open(os.path.join(paths(layout)["dir"], which)) as f:
+            pid, start = (int(x) for x in f.read().split())
+    except (FileNotFoundError, ValueError):
+        return None
+    from minidocker.lifecycle import process_alive
+
+    return pid if process_alive(pid, start) else None
+
+
+def _address(path: str) -> str:
+    """A unix socket address for ``path``; longer than sun_path's 108 bytes, go through the
+    directory's ``/proc/self/fd`` link (the socket is the same file either way)."""
+    if len(path) < 100:
+        return path
+    fd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{os.path.basename(path)}"  # fd lives as long as this process
+
+
+def connect(layout: state.Layout, spawn: bool = True) -> _socket.socket:
+    """A connection to this state root's supervisor, starting one if there is none."""
+    import _socket
+
+    address = _address(paths(layout)["sock"])
+    deadline = None
+    while True:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            sock.connect(address)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if not spawn:
+                raise SupervisorError(f"no supervisor is running for {layout.root}") from None
+        if deadline is None:
+            start_supervisor(layout)
+            deadline = time.monotonic() + START_TIMEOUT
+        elif time.monotonic() > deadline:
+            raise SupervisorError(f"the supervisor for {layout.root} did not start within "
+                                  f"{START_TIMEOUT:.0f}s; see {paths(layout)['log']}")
+        time.sleep(0.005)
+
+
+def send(sock: _socket.socket, message: dict[str, Any]) -> dict[str, Any]:
+    """Send one request line and read the one reply line; raise its error if it has one."""
+    import _socket
+
+    sock.sendall(state.dumps(message).encode() + b"\n")
+    buf = b""
+    while not buf.endswith(b"\n"):  # no further: an attach stream may follow the line
+        chunk = sock.recv(65536, _socket.MSG_PEEK)
+        if not chunk:
+            raise SupervisorError("the supervisor closed the connection without answering")
+        end = chunk.find(b"\n")
+        buf += sock.recv(end + 1 if end >= 0 else len(chunk))
+    reply: dict[str, Any] = state.loads(buf.decode())
+    if not reply.get("ok"):
+        raise SupervisorError(str(reply.get("error", "the supervisor failed")),
+                              int(reply.get("exit", 125)))
+    return reply
+
+
+def request(layout: state.Layout, message: dict[str, Any], spawn: bool = True) -> dict[str, Any]:
+    """One request, one reply, on a connection of its own."""
+    sock = connect(layout, spawn)
+    try:
+        return send(sock, message)
+    finally:
+        sock.close()
+
+
+# -- starting and stopping the supervisor -------------------------------------------------------
+
+def start_supervisor(layout: state.Layout) -> None:
+    """Start a supervisor for ``layout.root``, detached from us: double fork, setsid(2), its
+    stdio on ``ROOT/supervisor/log``. Returns at once; :func:`connect` waits for its socket.
+    Two commands starting one at the same time start two; the second finds the first holding
+    the lock on ``ROOT/supervisor/pid`` and exits quietly.
+    """
+    import minidocker
+
+    os.makedirs(paths(layout)["dir"], mode=0o700, exist_ok=True)
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(minidocker.__file__)))
+    argv = [sys.executable, "-I", "-S", "-c",
+            f"import sys; sys.path.insert(0, {package_parent!r}); "
+            "from minidocker.supervisor import main; sys.exit(main(sys.argv[1:]))",
+            "--root", os.path.abspath(layout.root)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the middle process: a new session, then out of the way
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                log = os.open(paths(layout)["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                              0o600)
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                os.closerange(3, 1 << 16)
+                os.execv(sys.executable, argv)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def stop_supervisor(layout: state.Layout, timeout: float = 10, which: str = "pid") -> bool:
+    """Stop this root's supervisor (SIGTERM, then SIGKILL) and wait for it; False if none ran.
+    ``which="keeper.pid"`` stops its keeper instead (tests, at the end).
+
+    Containers keep running: they do not depend on it (see :mod:`minidocker.supervisor`).
+    """
+    import select
+    import signal
+
+    pid = supervisor_pid(layout, which)
+    if pid is None:
+        return False
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                signal.pidfd_send_signal(pidfd, sig)
+            except ProcessLookupError:
+                return True
+            if poller.poll(int(timeout * 1000)):
+                return True
+        return True
+    finally:
+        os.close(pidfd)
+
+
+def stop_everything(layout: state.Layout) -> list[str]:
+    """Kill every container of this root that still runs, then stop its supervisor and its
+    keeper, each by PID: what a test or a notebook does before it deletes a state root.
+    Returns what it had to stop."""
+    from minidocker import container, lifecycle
+
+    stopped = []
+    for cid, record in lifecycle.iter_records(layout):
+        if lifecycle.is_running(record):
+            container.kill_container(int(record["Pid"]), record.get("StartTime"))
+            stopped.append(f"container {cid[:12]}")
+    if stop_supervisor(layout):
+        stopped.append("supervisor")
+    if stop_supervisor(layout, which="keeper.pid"):
+        stopped.append("keeper")
+    return stopped
