@@ -20,8 +20,7 @@ say no, each used here:
    ``type major:minor access`` rules checked on every open and mknod. Docker's defaults are
    :data:`DEFAULT_RULES`. It needs the container in a cgroup, and moving a process into a v1
    cgroup costs a kernel grace period (about 10 ms here) on a quiet machine, so it is used
-   when the container has a cgroup anyway (limits), or when ``--device`` narrows access to
-   read or write only, which the mount table cannot express.
+   only where the mount table cannot say it: a ``--device`` narrowed to read or write only.
 3. **An eBPF program, cgroup v2** (which has no devices files): a ``BPF_PROG_TYPE_CGROUP_DEVICE``
    program attached to the container's cgroup answers each (type, major, minor, access) with
    0 or 1. :func:`bpf_program` writes it instruction by instruction from the same rules, as

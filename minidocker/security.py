@@ -269,6 +269,11 @@ def enter_userns(spec: Spec, cdir: str) -> str:
 
     syscalls.chdir(cdir)  # while still host uid 0 (unmapped): we may cross 0700 directories
     userns.become_root()
+    # Changing credentials made us non-dumpable, and a non-dumpable process's /proc files belong
+    # to the host's root: we could no longer write our own /proc/self/comm (--init) or
+    # attr/apparmor/exec. No other process is in the container yet, and uid 100000 cannot write
+    # the host's Python anyway, so being dumpable again gives nothing away.
+    syscalls.prctl(syscalls.PR.SET_DUMPABLE, 1)
     return "."
 
 
@@ -327,15 +332,14 @@ def after_pivot(spec: Spec) -> None:
 
 
 def device_cgroup(spec: Spec, cgroup: Any) -> Any:
-    """Add the device rules to the container's cgroup: a v1 ``devices`` group beside the
-    others, or an eBPF program on the v2 group. A ``--device`` narrowed to r/w needs a cgroup
-    even without limits (the mount table can only say all or nothing)."""
+    """Device rules in a cgroup, for a ``--device`` narrowed to r or w (the mount table can
+    only say all or nothing): a v1 ``devices`` group beside the container's others, or an eBPF
+    program on its v2 group. Every other container is protected by the ``nodev`` mounts alone,
+    so it needs no devices group (and none is left for teardown to find)."""
     sec = spec.security
-    if sec is None or sec.privileged:
+    if sec is None or sec.privileged or all(d.access == "rwm" for d in sec.devices):
         return cgroup
     if cgroup is None:
-        if all(d.access == "rwm" for d in sec.devices):
-            return None
         from minidocker import cgroups
 
         cgroup = cgroups.create(spec.id, cgroups.CgroupLimits(), spec.cgroup_parent)
@@ -345,7 +349,7 @@ def device_cgroup(spec: Spec, cgroup: Any) -> Any:
             trace.step("device filter", "an eBPF program on the container's cgroup")
             devices.attach_v2(cgroup.paths["unified"], rules)
         else:
-            trace.step("devices cgroup", "deny all, then Docker's allow list")
+            trace.step("devices cgroup", "deny all, then Docker's allow list and --device")
             if "devices" not in cgroup.paths:
                 _add_v1_devices_group(cgroup, spec)
             devices.set_rules_v1(cgroup.paths["devices"], rules)
@@ -366,15 +370,19 @@ def _add_v1_devices_group(cgroup: Any, spec: Spec) -> None:
     parent = cgroups.check_parent(spec.cgroup_parent) if spec.cgroup_parent \
         else cgroups.DEFAULT_PARENT
     group = os.path.join(hierarchy, parent, spec.id)
-    if not os.path.isdir(os.path.dirname(group)):
-        try:  # noqa: SIM105
-            syscalls.mkdir(os.path.dirname(group))
-        except FileExistsError:  # another container made it just now
-            pass
+    made: list[str] = []
+    path = hierarchy
+    for part in parent.split("/"):  # what we make here we also remove (cgroups.v1 won't look)
+        path = os.path.join(path, part)
+        if not os.path.isdir(path):
+            try:
+                syscalls.mkdir(path)
+                made.append(path)
+            except FileExistsError:  # another container made it just now
+                pass
     syscalls.mkdir(group)
     cgroup.paths["devices"] = group
-    if not spec.cgroup_parent:
-        cgroup.removable.append(os.path.dirname(group))
+    cgroup.removable.extend(reversed(made))
 
 
 # -- the last steps before execve --------------------------------------------------------------

@@ -256,6 +256,15 @@ def test_userns_maps_root_to_the_subordinate_range(subids: CLI) -> None:
     assert "a80425fb" in out[6]
 
 
+def test_userns_with_init_a_user_and_a_terminal_option(subids: CLI) -> None:
+    out = subids("run", "--rm", "--userns", "private", "--init", "busybox", "sh", "-c",
+                 "cat /proc/1/comm; id -u", check=True).stdout.split()
+    assert out == ["init", "0"]
+    out = subids("run", "--rm", "--userns", "private", "-u", "1000", "busybox", "sh", "-c",
+                 "id -u; grep CapEff /proc/self/status", check=True).stdout
+    assert out.split()[0] == "1000" and "CapEff:\t0000000000000000" in out
+
+
 def test_userns_seen_from_the_host(subids: CLI) -> None:
     proc = subids.popen("run", "--rm", "--userns", "private", "busybox", "sh", "-c",
                         "echo ready; sleep 30", stdout=subprocess.PIPE,
