@@ -55,7 +55,12 @@ REPO = Path(__file__).resolve().parent.parent
 LAUNCHER = Path("/usr/local/bin/minidocker")
 DEFAULT_MINIDOCKER = (LAUNCHER if LAUNCHER.is_file() and REPO.as_posix() in LAUNCHER.read_text()
                       else REPO / ".venv" / "bin" / "minidocker")
-MINIDOCKER_ARGS = ("run", "--rm", "busybox", "true")
+# --network none: the same isolation as the runc/crun bundles (a private netns with only lo).
+MINIDOCKER_ARGS = ("run", "--rm", "--network", "none", "busybox", "true")
+# --networking (issue 7): minidocker on its default bridge against podman on its own.
+BRIDGE_ARGS = ("run", "--rm", "busybox", "true")
+DETACHED = 50  # containers per round of the detached comparison
+DETACHED_ROUNDS = 3
 BUILTINS = ("minidocker", "runc", "crun")
 REFERENCES = ("runc", "crun")
 BUSYBOX = Path("/bin/busybox")
@@ -66,6 +71,7 @@ UNIFIED = CGROUP_ROOT / "unified"
 RUN_TIMEOUT_S = 60
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
 MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
@@ -333,6 +339,21 @@ def delete_containers(tool: str, state: Path, mount_ns: int | None) -> None:
                            capture_output=True, check=False)
 
 
+def stop_supervisor(root: Path) -> None:
+    """End the supervisor `run -d` started for our private state root (and its keeper): the
+    processes whose environment names that root, found by PID and signalled by PID."""
+    wanted = f"MINIDOCKER_ROOT={root}".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if comm in ("md-supervisor", "md-keeper") and wanted in environ:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGTERM)
+
+
 def remove_cgroups(prefix: str) -> list[str]:
     """rmdir the cgroups runc/crun name after our container ids, should a killed run leave one."""
     tops = [CGROUP_ROOT, *(d for d in CGROUP_ROOT.iterdir() if d.is_dir())]
@@ -353,6 +374,16 @@ def clean_up(base: Path, prefix: str, runners: list[Runner], say: Callable[[str]
     crun_ns = next((r.mount_ns for r in runners if r.name == "crun"), None)
     for tool in REFERENCES:
         delete_containers(tool, base / f"state-{tool}", crun_ns if tool == "crun" else None)
+    delete_containers("runc", base / "state-runc-detached", None)
+    minidocker = next((r for r in runners if r.name == "minidocker"), None)
+    if minidocker is not None and (base / "minidocker-root" / "containers").is_dir():
+        md = minidocker.argv("")[0]  # detached containers a crash left: remove them, then
+        left = subprocess.run([md, "ps", "-aq"], env=minidocker.env, capture_output=True,
+                              text=True, check=False).stdout.split()
+        if left:
+            subprocess.run([md, "rm", "-f", *left], env=minidocker.env, capture_output=True,
+                           check=False)
+        stop_supervisor(base / "minidocker-root")
     problems = remove_cgroups(prefix)
     for point in mounts_under(base):  # a failed `minidocker run --rm` may leave its overlay
         if _libc.umount2(point.encode(), MNT_DETACH) != 0:
@@ -366,6 +397,154 @@ def clean_up(base: Path, prefix: str, runners: list[Runner], say: Callable[[str]
         shutil.rmtree(base, ignore_errors=True)
     for problem in problems:
         say(f"clean-up: {problem}")
+
+
+# --- issue 7: networking ----------------------------------------------------------------------
+
+
+def enter_sandbox_netns() -> None:
+    """Move this process (and so every runtime it starts) into a new network namespace.
+
+    minidocker's default bridge, podman's ``podman0``, their veths, nft/iptables rules and
+    ``ip_forward`` are then made in a namespace that vanishes with this process: the host's own
+    interfaces and firewall are never touched, whatever a run leaves behind.
+    """
+    _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def podman_base(base: Path) -> list[str]:
+    """podman with a private store and runroot under the benchmark's directory.
+
+    ``--cgroup-manager cgroupfs``: no systemd needed; ``--events-backend none``: no journal.
+    """
+    return ["podman", "--root", str(base / "podman-root"), "--runroot", str(base / "podman-run"),
+            "--storage-driver", "overlay", "--cgroup-manager", "cgroupfs",
+            "--events-backend", "none"]
+
+
+# podman's defaults that this host refuses: crun rejects hybrid cgroups (see the README), and
+# podman asks for RLIMIT_NOFILE/NPROC above the hard limits root has here (HOST.md).
+PODMAN_RUN = ("run", "--rm", "--runtime", "runc", "--ulimit", "nofile=1024:1024",
+              "--ulimit", "nproc=1024:1024")
+
+
+def podman_image(base: Path, layer: Path | None) -> str:
+    """Import the same busybox filesystem into podman's private store; its reference."""
+    rootfs = base / "podman-rootfs"
+    build_rootfs(rootfs, layer)
+    tarball = base / "busybox.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], check=True)
+    shutil.rmtree(rootfs)
+    ref = "localhost/mdbench-busybox:latest"
+    proc = subprocess.run([*podman_base(base), "import", str(tarball), ref],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BenchError(f"podman import: {proc.stderr.strip()[-400:]}")
+    return ref
+
+
+def podman_command(base: Path, image: str) -> Callable[[str], list[str]]:
+    return lambda _cid: [*podman_base(base), *PODMAN_RUN, image, "/bin/true"]
+
+
+def podman_clean_up(base: Path) -> None:
+    if (base / "podman-root").exists():
+        subprocess.run([*podman_base(base), "rm", "-af"], capture_output=True, check=False)
+
+
+@dataclass
+class Detached:
+    """One side of the detached comparison: start N containers that keep running, in a row."""
+
+    name: str
+    start: Callable[[int], list[str]]  # i -> the command that starts container i, detached
+    stop: Callable[[list[str]], None]  # the IDs started -> remove them all (not timed)
+    env: dict[str, str]
+    # runc -d hands its own stdio to the container: a pipe would never reach end of file.
+    prints_id: bool = True
+    totals_ns: list[int] = field(default_factory=list)
+
+    def round(self, count: int) -> None:
+        ids = []
+        out = subprocess.PIPE if self.prints_id else subprocess.DEVNULL
+        try:
+            t0 = time.perf_counter_ns()
+            for i in range(count):
+                argv = self.start(i)
+                with watchdog(argv):
+                    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                          stderr=out, text=True, env=self.env, check=False)
+                if proc.returncode != 0:
+                    raise BenchError(f"{self.name}: `{shlex.join(argv)}` exited with "
+                                     f"{proc.returncode}: {(proc.stderr or '').strip()[-400:]}")
+                ids.append(proc.stdout.strip() if self.prints_id else argv[-1])
+            self.totals_ns.append(time.perf_counter_ns() - t0)
+        finally:
+            self.stop(ids)
+
+
+def minidocker_detached(minidocker: Path, env: dict[str, str]) -> Detached:
+    def stop(ids: list[str]) -> None:
+        if ids:
+            subprocess.run([str(minidocker), "rm", "-f", *ids], env=env, capture_output=True,
+                           check=False)
+
+    counter = [0]
+
+    def start(i: int) -> list[str]:
+        counter[0] += 1  # named: 50 random names from 2560 would clash now and then
+        return [str(minidocker), "run", "-d", "--name", f"mdbench-{counter[0]}", "busybox",
+                "sleep", "600"]
+
+    return Detached("minidocker -d (bridge)", start, stop, env)
+
+
+def runc_detached(runc: str, state: Path, bundle: Path, prefix: str,
+                  env: dict[str, str]) -> Detached:
+    counter = [0]
+
+    def start(i: int) -> list[str]:
+        counter[0] += 1
+        return [runc, "--root", str(state), "run", "-d", "--bundle", str(bundle),
+                f"{prefix}-runcd-{counter[0]}"]
+
+    def stop(ids: list[str]) -> None:
+        for cid in ids:
+            subprocess.run([runc, "--root", str(state), "delete", "-f", cid],
+                           capture_output=True, check=False)
+
+    return Detached("runc run -d (private netns, lo only)", start, stop, env, prints_id=False)
+
+
+def detached_bundle(base: Path, config: dict[str, object], layer: Path | None) -> Path:
+    sleeping = json.loads(json.dumps(config))
+    sleeping["process"]["args"] = ["/bin/sleep", "600"]
+    bundle = base / "bundle-runc-detached"
+    make_bundle(bundle, sleeping, layer)
+    return bundle
+
+
+def detached_results(sides: list[Detached], count: int) -> dict[str, dict[str, object]]:
+    medians = {d.name: statistics.median(d.totals_ns) / 1e6 for d in sides}
+    ref = next((name for name in medians if name.startswith("runc")), None)
+    return {d.name: {"containers": count, "rounds": len(d.totals_ns),
+                     "median_total_ms": medians[d.name],
+                     "per_container_ms": medians[d.name] / count,
+                     "totals_ms": [t / 1e6 for t in d.totals_ns],
+                     **({"ratio_to_runc": medians[d.name] / medians[ref]} if ref else {})}
+            for d in sides}
+
+
+def format_detached(results: dict[str, dict[str, object]]) -> str:
+    lines = [f"{'detached, in a row':40}{'rounds':>7} {'median total':>13} {'per container':>14}"
+             f" {'x runc':>7}"]
+    for name, row in results.items():
+        ratio = row.get("ratio_to_runc")
+        shown = "-" if ratio is None else f"{ratio:.2f}"
+        lines.append(f"{name:40}{row['rounds']:>7} {row['median_total_ms']:>10.0f} ms "
+                     f"{row['per_container_ms']:>11.1f} ms {shown:>7}")
+    return "\n".join(lines)
 
 
 # --- statistics and output ---------------------------------------------------------------------
@@ -382,7 +561,7 @@ def summarise(runners: list[Runner]) -> dict[str, dict[str, object]]:
             "n": len(ms), "median_ms": medians[r.name], "p10_ms": deciles[0],
             "p90_ms": deciles[-1], "samples_ms": ms,
         }
-        for ref in (*REFERENCES, "minidocker"):
+        for ref in (*REFERENCES, "minidocker", "podman"):
             if ref in medians:
                 row[f"ratio_to_{ref}"] = medians[r.name] / medians[ref]
         results[r.name] = row
@@ -390,7 +569,7 @@ def summarise(runners: list[Runner]) -> dict[str, dict[str, object]]:
 
 
 def format_table(results: dict[str, dict[str, object]], extras: bool) -> str:
-    refs = [ref for ref in REFERENCES if ref in results]
+    refs = [ref for ref in (*REFERENCES, "podman") if ref in results]
     if extras and "minidocker" in results:
         refs.append("minidocker")
     width = max(len(name) for name in results) + 2
@@ -422,6 +601,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", action="store_true", help="print JSON on stdout (text on stderr)")
     p.add_argument("--check", action="store_true",
                    help="exit 1 unless minidocker's median <= runc's median")
+    p.add_argument("--networking", action="store_true",
+                   help="issue 7: also minidocker on its default bridge against podman on its "
+                        "default network (same loop), then 50 detached networked containers "
+                        "against runc's (all in a private network namespace)")
+    p.add_argument("--detached", type=int, default=DETACHED, metavar="N",
+                   help=f"containers per round of the detached comparison (default {DETACHED})")
     args = p.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
     if unknown := set(args.only) - set(BUILTINS):
@@ -447,6 +632,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = sys.stderr if args.json else sys.stdout
+    detached: dict[str, dict[str, object]] = {}
 
     def say(text: str) -> None:
         print(text, file=out, flush=True)
@@ -465,7 +651,11 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     runners: list[Runner] = []
     try:
+        if args.networking:
+            enter_sandbox_netns()
         info, results = benchmark(args, base, prefix, runners, say)
+        if args.networking:
+            detached = benchmark_detached(args, base, prefix, runners, say)
     except KeyboardInterrupt:
         say("interrupted")
         return 130
@@ -475,12 +665,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not skip clean-up
+        if args.networking:
+            podman_clean_up(base)
         clean_up(base, prefix, runners, say)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     say(format_table(results, bool(args.variants)))
+    if detached:
+        say(format_detached(detached))
     if args.json:
-        print(json.dumps({**info, "results": results}, indent=2))
+        print(json.dumps({**info, "results": results, "detached": detached}, indent=2))
     if args.check:
         if "minidocker" not in results or "runc" not in results:
             say("--check: needs both minidocker and runc measured")
@@ -491,6 +685,28 @@ def main(argv: list[str] | None = None) -> int:
             f"{'pass' if ok else 'FAIL'}")
         return 0 if ok else 1
     return 0
+
+
+def benchmark_detached(args: argparse.Namespace, base: Path, prefix: str, runners: list[Runner],
+                       say: Callable[[str], None]) -> dict[str, dict[str, object]]:
+    """N detached containers in a row, minidocker (default bridge) against runc (a private
+    netns with lo only), rounds interleaved; clean-up between rounds is not timed."""
+    env = next(r.env for r in runners)
+    runc = shutil.which("runc")
+    if runc is None:
+        raise BenchError("the detached comparison needs runc")
+    layer = find_minidocker_layer(base / "minidocker-root")
+    config = bundle_config(runc, base)
+    state = base / "state-runc-detached"
+    state.mkdir()
+    sides = [minidocker_detached(args.minidocker.absolute(), env),
+             runc_detached(runc, state, detached_bundle(base, config, layer), prefix, env)]
+    say(f"timing {DETACHED_ROUNDS} rounds of {args.detached} detached containers each: "
+        f"{', '.join(d.name for d in sides)}...")
+    for i in range(DETACHED_ROUNDS):
+        for side in sides if i % 2 == 0 else reversed(sides):
+            side.round(args.detached)
+    return detached_results(sides, args.detached)
 
 
 def benchmark(args: argparse.Namespace, base: Path, prefix: str, runners: list[Runner],
@@ -519,7 +735,10 @@ def benchmark(args: argparse.Namespace, base: Path, prefix: str, runners: list[R
             info["minidocker_python"] = f"{interp} ({tool_version([interp.split()[0], '-V'])})"
             if "pyenv" in interp:
                 say(f"warning: {minidocker} starts through a pyenv shim ({interp}): ~150 ms each")
-            for name, words in {"minidocker": list(MINIDOCKER_ARGS), **args.variants}.items():
+            named = {"minidocker": list(MINIDOCKER_ARGS), **args.variants}
+            if args.networking:
+                named["md-bridge"] = list(BRIDGE_ARGS)
+            for name, words in named.items():
                 runners.append(Runner(name, minidocker_command(minidocker, words), env))
     for tool in REFERENCES:
         if tool in wanted:
@@ -559,6 +778,16 @@ def benchmark(args: argparse.Namespace, base: Path, prefix: str, runners: list[R
     say(f"{'rootfs:':19}{info['rootfs']}")
     if "crun_note" in info:
         say(f"{'crun:':19}{info['crun_note']} (hybrid cgroups, see README)")
+
+    if args.networking:
+        if not shutil.which("podman"):
+            raise BenchError("--networking needs podman (apt-get install podman)")
+        info["podman"] = tool_version(["podman", "--version"])
+        image = podman_image(base, layer)
+        runner = Runner("podman", podman_command(base, image), env)
+        runners.append(runner)
+        warm_up(runner, prefix, args.warmup)
+        say(f"{'podman:':19}{info['podman']}, its default network, `{shlex.join(PODMAN_RUN)}`")
 
     order = [r.name for r in runners]
     info["order"] = order

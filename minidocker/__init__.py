@@ -7,7 +7,12 @@ Every mechanism lives in its own module, and each module's docstring is the less
 - :mod:`minidocker.namespaces` pid, mount, uts, ipc, net and cgroup namespaces
 - :mod:`minidocker.overlay`    the union filesystem under each container
 - :mod:`minidocker.rootfs`     private propagation, /proc, /sys, /dev, masked paths, pivot_root
-- :mod:`minidocker.network`    the container's network namespace (loopback for now)
+- :mod:`minidocker.netlink`    the seam for rtnetlink messages (``ip link/addr/route``), traced
+- :mod:`minidocker.network`    the container's network: lo, veth pair, bridge, address, route
+- :mod:`minidocker.ipam`       networks and the addresses leased on them, on disk, locked
+- :mod:`minidocker.ports`      ``-p``/``-P`` parsed as Docker parses them
+- :mod:`minidocker.nftables`   DNAT and masquerade rules, in one table minidocker owns
+- :mod:`minidocker.proxy`      the userland proxy for published ports (docker-proxy's job)
 - :mod:`minidocker.cgroups`    cgroup v1 and v2: limits, priorities, accounting, freezing
 - :mod:`minidocker.users`      ``-u``, /etc/passwd and /etc/group inside the image
 - :mod:`minidocker.capabilities` Docker's 14 capabilities, --cap-add/--cap-drop, the five sets
@@ -27,6 +32,7 @@ Every mechanism lives in its own module, and each module's docstring is the less
 - :mod:`minidocker.diff`       a container's changes: ``diff``, ``commit``'s layer, ``export``
 - :mod:`minidocker.archive`    ``save``/``load``: docker-archive and oci-archive, all or nothing
 - :mod:`minidocker.container`  the start sequence that composes them all
+- :mod:`minidocker.networking` a container's networking, composed (``--network``, ``-p``)
 - :mod:`minidocker.cli`        the ``minidocker`` command
 
 Importing the package imports nothing else: ``minidocker run`` must start fast.

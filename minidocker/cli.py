@@ -264,6 +264,11 @@ def _network_plan(args: Parsed, root: str,
                   image_config: dict[str, object]) -> tuple[dict[str, object], str | None]:
     """The network plan, and the hostname its mode implies (the host's, or the joined
     container's) when ``-h`` is not given."""
+    name = args.network or args.net or os.environ.get("MINIDOCKER_DEFAULT_NETWORK")
+    if name == "none" and not (args.publish or args.publish_all or args.expose or args.ip
+                               or args.network_alias or args.dns or args.dns_search
+                               or args.dns_option or args.add_host):
+        return {"mode": "none"}, None  # nothing to decide: no import of the networking code
     from minidocker import networking
 
     plan = networking.make_plan(

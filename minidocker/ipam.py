@@ -144,6 +144,7 @@ def process_start_time(pid: int) -> int:
 
 
 def live(lease: Lease) -> bool:
+    """Is the lease's process still the one that took it (same PID, same start time)?"""
     return lease.pid > 0 and process_start_time(lease.pid) == lease.start
 
 

@@ -108,7 +108,7 @@ def make_plan(root: str, *, network_name: str | None = None, publish: Iterable[s
         if ip is not None:
             entry["ip"] = ipam.int_ip(ipam.ip_int(ip))
         if aliases:
-            entry["aliases"] = [_valid_name(a, "network alias") for a in aliases]
+            entry["aliases"] = [valid_name(a, "network alias") for a in aliases]
     mappings = _mappings(publish, publish_all, expose, image_config or {})
     if mappings:
         if plan["mode"] in ("host", "none"):
@@ -171,7 +171,7 @@ def _valid_ip(text: str, what: str) -> str:
     return text
 
 
-def _valid_name(text: str, what: str) -> str:
+def valid_name(text: str, what: str) -> str:
     if not text or any(c.isspace() or c in ",/" for c in text):
         raise UsageError(f"invalid {what}: {text!r}")
     return text
@@ -186,7 +186,7 @@ def _parse_add_host(text: str) -> list[str]:
     address = address.strip("[]")
     if address != "host-gateway":
         _valid_ip(address, "add-host")
-    return [_valid_name(name, "add-host name"), address]
+    return [valid_name(name, "add-host name"), address]
 
 
 def _container_target(root: str, target: str) -> str:
@@ -276,9 +276,10 @@ def new_network_record(name: str, subnet: str, gateway: str, bridge: str, intern
 
 def taken_subnets(nl: Netlink, store: ipam.Store, skip: str = "") -> list[tuple[str, str]]:
     """(what, cidr) for every route and address of the host, and every minidocker network."""
-    found = [(f'network "{r["Name"]}"', str(r["Subnet"])) for r in store.all()
+    found = [(f'network "{r["Name"]}" ({r["Subnet"]})', str(r["Subnet"])) for r in store.all()
              if r["Name"] != skip]
-    return found + [(f"the route to {dst}/{n}", f"{dst}/{n}") for dst, n in network.occupied(nl)]
+    return found + [(f"the route to {ipam.int_ip(ipam.ip_int(dst) & ipam.mask(n))}/{n}",
+                     f"{dst}/{n}") for dst, n in network.occupied(nl)]
 
 
 def check_overlap(subnet: str, taken: list[tuple[str, str]]) -> None:
@@ -287,8 +288,7 @@ def check_overlap(subnet: str, taken: list[tuple[str, str]]) -> None:
         address, _, length = cidr.partition("/")
         other = (ipam.ip_int(address) & ipam.mask(int(length)), int(length))
         if ipam.overlaps(value, other):
-            raise ipam.NetworkError(f"invalid subnet {subnet}: it overlaps with {what} "
-                                    f"({ipam.int_ip(other[0])}/{other[1]})")
+            raise ipam.NetworkError(f"invalid subnet {subnet}: it overlaps with {what}")
 
 
 def ensure_network(store: ipam.Store, nl: Netlink, name: str) -> dict[str, object]:
@@ -308,24 +308,25 @@ def ensure_network(store: ipam.Store, nl: Netlink, name: str) -> dict[str, objec
     bridge = str(record["Bridge"])
     if nl.link(bridge) is not None:
         if new:  # adopted: a bridge made by hand still needs the rules out
-            _undo_on_error(store, nl, record, new, False, lambda: outside_rules(store, record))
+            undo_on_error(store, nl, record, new, False, lambda: outside_rules(store, record))
         return record
     if not record.get("Owned", True):
         raise ipam.NetworkError(f"bridge {bridge} of network {name} is gone (it was not made by "
                                 "minidocker, so minidocker does not remake it)")
     trace.step("bridge", f"{bridge} {record['Gateway']}/{prefixlen}: first use")
-    check_overlap(subnet, [t for t in taken_subnets(nl, store, skip=name)
-                           if not t[0].startswith("network")])
+    if not new:  # remade (after a reboot): is its subnet still free? (a new one was chosen so)
+        check_overlap(subnet, [t for t in taken_subnets(nl, store, skip=name)
+                               if not t[0].startswith("network")])
 
     def make() -> None:
         network.ensure_bridge(nl, bridge, str(record["Gateway"]), prefixlen)
         outside_rules(store, record)
 
-    _undo_on_error(store, nl, record, new, True, make)
+    undo_on_error(store, nl, record, new, True, make)
     return record
 
 
-def _undo_on_error(store: ipam.Store, nl: Netlink, record: dict[str, object], new: bool,
+def undo_on_error(store: ipam.Store, nl: Netlink, record: dict[str, object], new: bool,
                    made_bridge: bool, steps: Callable[[], None]) -> None:
     """Run ``steps``; if they fail, remove what they made (the bridge, its rules, the record
     if it is new), so a failed start leaves nothing behind."""
@@ -429,7 +430,7 @@ def reclaim(store: ipam.Store) -> None:
     for record in store.all():
         name = str(record["Name"])
         leases = store.leases(name)
-        keep = [lease for lease in leases if ipam.live(lease)]
+        keep = [lease for lease in leases if ipam.live(lease)]  # a zombie is gone too
         if len(keep) != len(leases):
             stale |= {lease.container for lease in leases if lease not in keep}
             store.write_leases(name, keep)
@@ -455,10 +456,10 @@ def attach_one(store: ipam.Store, nl: Netlink, who: Spec | Who, n: int,
                want: Mapping[str, Any], pid: int, start: int) -> network.Interface:
     """Steps 4-6 for one network: its bridge, an address leased to ``pid``, the veth pair.
     On failure nothing of this network is left but the lease, which :func:`release` (or
-    :func:`_drop_lease`) gives back."""
+    :func:`drop_lease`) gives back."""
     record = ensure_network(store, nl, str(want["name"]))
     name, subnet = str(record["Name"]), ipam.parse_subnet(str(record["Subnet"]))
-    leases = live_leases(store, name)
+    leases = store.leases(name)  # the caller reclaimed the dead ones: the rest are live
     address = ipam.allocate(subnet, str(record["Gateway"]), leases,
                             str(want["ip"]) if want.get("ip") else None)
     names = (who.name, *want.get("aliases", []), who.id[:12])
@@ -472,7 +473,7 @@ def attach_one(store: ipam.Store, nl: Netlink, who: Spec | Who, n: int,
     try:
         network.create_veth(nl, iface, pid)
     except BaseException:
-        _drop_lease(store, name, who.id)
+        drop_lease(store, name, who.id)
         raise
     return iface
 
@@ -575,7 +576,7 @@ class Attachment:
         peers: set[str] = set()
         for iface in self.interfaces:
             if iface.network != DEFAULT_NETWORK:
-                peers |= {lease.container for lease in live_leases(store, iface.network)}
+                peers |= {lease.container for lease in store.leases(iface.network)}
         return peers
 
     def _publish(self) -> None:
@@ -633,7 +634,7 @@ def release(root: str, cid: str, proxy_pid: tuple[int, int] | None = None,
     """
     cdir = os.path.join(root, "containers", cid)
     if published is None:
-        record = _read(os.path.join(cdir, "network.json"))
+        record = read_record(os.path.join(cdir, "network.json"))
         proxy_pid = (int(record["Proxy"][0]), int(record["Proxy"][1])) \
             if record.get("Proxy") else None
         published = bool(record.get("Ports"))
@@ -657,14 +658,14 @@ def release(root: str, cid: str, proxy_pid: tuple[int, int] | None = None,
             if len(keep) != len(leases):
                 store.write_leases(name, keep)
                 if name != DEFAULT_NETWORK:
-                    peers |= {lease.container for lease in keep if ipam.live(lease)}
+                    peers |= {lease.container for lease in keep}
         if peers:
             refresh_hosts(store, root, peers)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(os.path.join(cdir, "network.json"))
 
 
-def _read(path: str) -> dict[str, Any]:
+def read_record(path: str) -> dict[str, Any]:
     from minidocker.lifecycle import loads  # not the json module: ~5 ms of every run
 
     try:
@@ -677,9 +678,9 @@ def _read(path: str) -> dict[str, Any]:
 
 def refresh_hosts(store: ipam.Store, root: str, containers: Iterable[str]) -> None:
     """Rewrite the managed part of these containers' /etc/hosts (in place: it is bind-mounted):
-    their own address on each network, and on user-defined networks every live peer's."""
-    records = {str(r["Name"]): r for r in store.all()}
-    leases = {name: live_leases(store, name) for name in records}
+    their own address on each network, and on user-defined networks every peer's. Called
+    under the lock, after :func:`reclaim` where it matters, so the leases are taken as live."""
+    leases = {str(r["Name"]): store.leases(str(r["Name"])) for r in store.all()}
     for cid in containers:
         entries: list[tuple[str, str]] = []
         for name, held in leases.items():
@@ -700,267 +701,11 @@ def refresh_hosts(store: ipam.Store, root: str, containers: Iterable[str]) -> No
 
 
 
-# -- the network commands ---------------------------------------------------------------------
-
-NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
-
-
-def create_network(root: str, name: str, *, driver: str = "bridge", subnet: str | None = None,
-                   gateway: str | None = None, internal: bool = False) -> dict[str, object]:
-    """``network create``: a record, a bridge ``br-<id>`` with the gateway address, its rules.
-    Refused (with nothing made) for a taken name, a subnet that overlaps a route or another
-    network, or a gateway outside the subnet."""
-    if driver != "bridge":
-        raise UsageError(f"plugin \"{driver}\" not found (minidocker has the bridge driver only)")
-    if name in ("host", "none"):
-        raise UsageError(f"operation is not permitted on predefined {name} network")
-    if not name or name[0] in "_.-" or any(c not in NAME_CHARS for c in name):
-        raise UsageError(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
-                         "allowed")
-    if gateway is not None and subnet is None:
-        raise UsageError("every ip-range or gateway must have a corresponding subnet")
-    store = ipam.Store(root)
-    with store.lock(), network.open_netlink() as nl:
-        if store.get(name) is not None:
-            raise ipam.NetworkError(f"network with name {name} already exists")
-        reclaim(store)
-        taken = taken_subnets(nl, store)
-        if subnet is None:
-            subnet = ipam.choose_subnet(
-                (ipam.ip_int(c.split("/")[0]) & ipam.mask(int(c.split("/")[1])),
-                 int(c.split("/")[1])) for _, c in taken)
-        else:
-            check_overlap(subnet, taken)
-        value = ipam.parse_subnet(subnet)
-        if gateway is None:
-            gateway = ipam.first_host(value)
-        elif not ipam.in_subnet(ipam.ip_int(gateway), value):
-            raise ipam.NetworkError(f"no matching subnet for gateway {gateway}")
-        if value[1] > 30:
-            raise ipam.NetworkError(f"invalid subnet {subnet}: too small for a gateway and a "
-                                    "container")
-        record = new_network_record(name, subnet, gateway, "", internal, owned=True)
-        record["Bridge"] = "br-" + str(record["Id"])[:12]
-        store.save(record)
-        trace.step("bridge", f"{record['Bridge']} {gateway}/{value[1]} for network {name}")
-
-        def make() -> None:
-            network.ensure_bridge(nl, str(record["Bridge"]), str(gateway), value[1])
-            outside_rules(store, record)
-
-        _undo_on_error(store, nl, record, True, True, make)
-    return record
-
-
-def list_networks(root: str) -> list[dict[str, object]]:
-    """``network ls``: the predefined networks first (as Docker lists them), then the rest."""
-    import hashlib
-
-    store = ipam.Store(root)
-    records: dict[str, dict[str, object] | None] = {str(r["Name"]): r for r in store.all()}
-    rows: list[dict[str, object]] = []
-    for name in PREDEFINED:
-        rows.append(records.pop(name, None) or {
-            "Name": name, "Driver": name if name != DEFAULT_NETWORK else "bridge",
-            "Id": hashlib.sha256(f"minidocker {name} {root}".encode()).hexdigest()})
-    return rows + sorted((r for r in records.values() if r), key=lambda r: str(r["Name"]))
-
-
-def find_network(root: str, name: str) -> dict[str, object]:
-    record = ipam.Store(root).find(name)
-    if record is None:
-        if name in PREDEFINED:
-            return next(r for r in list_networks(root) if r["Name"] == name)
-        raise ipam.NetworkError(f"network {name} not found")
-    return record
-
-
-def inspect_network(root: str, name: str) -> dict[str, object]:
-    """``network inspect``: Docker's fields, with the containers holding addresses on it."""
-    from minidocker import lifecycle
-    from minidocker.state import Layout
-
-    record = find_network(root, name)
-    store = ipam.Store(root)
-    containers: dict[str, object] = {}
-    prefix = str(record.get("Subnet", "/")).split("/")[1]
-    for lease in live_leases(store, str(record["Name"])):
-        config = lifecycle.read(Layout(root).container(lease.container), "config", {})
-        containers[lease.container] = {"Name": config.get("name", ""),
-                                       "IPv4Address": f"{lease.address}/{prefix}"}
-    subnet = record.get("Subnet")
-    return {
-        "Name": record["Name"], "Id": record["Id"], "Created": record.get("Created", ""),
-        "Scope": "local", "Driver": record.get("Driver", "bridge"), "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": {},
-                 "Config": [{"Subnet": subnet, "Gateway": record["Gateway"]}] if subnet else []},
-        "Internal": bool(record.get("Internal")), "Attachable": False, "Ingress": False,
-        "Containers": containers,
-        "Options": {"com.docker.network.bridge.name": record["Bridge"]} if subnet else {},
-        "Labels": {},
-    }
-
-
-def remove_network_by_name(root: str, name: str) -> None:
-    """``network rm``: refused for a predefined network or one a container still uses."""
-    store = ipam.Store(root)
-    with store.lock():
-        record = store.find(name)
-        if record is None:
-            if name in PREDEFINED:
-                raise ipam.NetworkError(f"{name} is a pre-defined network and cannot be removed")
-            raise ipam.NetworkError(f"network {name} not found")
-        if record["Name"] == DEFAULT_NETWORK:
-            raise ipam.NetworkError(f"{name} is a pre-defined network and cannot be removed")
-        _refuse_in_use(store, record)
-        remove_network(store, record)
-
-
-def _refuse_in_use(store: ipam.Store, record: dict[str, object]) -> None:
-    users = live_leases(store, str(record["Name"]))
-    if users:
-        raise ipam.NetworkError(f"error while removing network: network {record['Name']} id "
-                                f"{record['Id']} has active endpoints (container "
-                                f"{users[0].container[:12]})")
-
-
-def prune_networks(root: str) -> list[str]:
-    """``network prune``: every unused user-defined network, and (unlike Docker, which keeps
-    docker0 while the daemon runs) the default bridge too if no container uses it, so that
-    the host is left as it was: no bridge, no nft table, ``ip_forward`` restored."""
-    store = ipam.Store(root)
-    removed = []
-    with store.lock():
-        reclaim(store)
-        records = sorted(store.all(), key=lambda r: r["Name"] == DEFAULT_NETWORK)
-        for record in records:
-            if live_leases(store, str(record["Name"])):
-                continue
-            remove_network(store, record)
-            if record["Name"] != DEFAULT_NETWORK:
-                removed.append(str(record["Name"]))
-    return removed
-
-
-def _running(root: str, name: str) -> tuple[str, int]:
-    from minidocker.state import Layout
-
-    cid = Layout(root).resolve(name)
-    return cid, container_pid(root, cid)
-
-
-def connect_container(root: str, net_name: str, container: str, *, ip: str | None = None,
-                      aliases: list[str] | None = None) -> None:
-    """``network connect``: a running container gets one more veth (eth1, eth2...) now; a
-    stopped one gets the network added to its plan, for its next start."""
-    from minidocker import lifecycle
-    from minidocker.state import Layout, lock_container, unlock_container
-
-    store = ipam.Store(root)
-    record = store.find(net_name)
-    if record is None:
-        if net_name in ("host", "none"):
-            raise ipam.NetworkError(f"container cannot be disconnected from host network or "
-                                    f"connected to {net_name} network")
-        if net_name != DEFAULT_NETWORK:
-            raise ipam.NetworkError(f"network {net_name} not found")
-    name = str(record["Name"]) if record else DEFAULT_NETWORK
-    if ip is not None and name == DEFAULT_NETWORK:
-        raise UsageError("user specified IP address is supported on user defined networks only")
-    cid, pid = _running(root, container)
-    cdir = Layout(root).container(cid)
-    config = lifecycle.read(cdir, "config")
-    plan = config.get("network") or {}
-    if plan.get("mode") != "bridge":
-        raise ipam.NetworkError(f"container sharing network namespace with another container or "
-                                f"host cannot be connected to any other network "
-                                f"(--network {plan.get('mode')})")
-    if any(n["name"] == name for n in plan.get("networks", [])):
-        raise ipam.NetworkError(f"endpoint with name {config.get('name')} already exists in "
-                                f"network {name}")
-    want: dict[str, object] = {"name": name}
-    if ip is not None:
-        want["ip"] = ip
-    if aliases:
-        want["aliases"] = [_valid_name(a, "alias") for a in aliases]
-    if pid:
-        held = _read(os.path.join(cdir, "network.json"))
-        interfaces = held.get("Interfaces", [])
-        with store.lock():
-            reclaim(store)
-            with network.open_netlink() as nl:
-                who = Who(cid, str(config.get("name")), str(config.get("hostname")))
-                iface = attach_one(store, nl, who, len(interfaces), want, pid,
-                                   ipam.process_start_time(pid))
-                try:
-                    with network.open_netlink_in(pid) as inside:
-                        network.configure_inside(inside, iface)
-                except BaseException:
-                    _drop_lease(store, name, cid)
-                    network.delete_link(nl, iface.host_ifname)  # it runs: the kernel won't
-                    raise
-            refresh_hosts(store, root, {cid} | {lease.container
-                                                for lease in live_leases(store, name)})
-        held["Interfaces"] = [*interfaces, iface.as_dict()]
-        from minidocker.state import write_json
-
-        write_json(os.path.join(cdir, "network.json"), held)
-    locked = lock_container(cdir)
-    try:
-        config = lifecycle.read(cdir, "config")
-        config["network"]["networks"].append(want)
-        lifecycle.write(cdir, "config", config)
-    finally:
-        if locked:
-            unlock_container(cdir)
-
-
-def _drop_lease(store: ipam.Store, name: str, cid: str) -> None:
+def drop_lease(store: ipam.Store, name: str, cid: str) -> None:
     store.write_leases(name, [lease for lease in store.leases(name) if lease.container != cid])
-
-
-def disconnect_container(root: str, net_name: str, container: str) -> None:
-    """``network disconnect``: delete the container's veth on that network (it is running, so
-    the kernel would not), give back the address, update /etc/hosts."""
-    from minidocker import lifecycle
-    from minidocker.state import Layout, lock_container, unlock_container, write_json
-
-    store = ipam.Store(root)
-    record = store.find(net_name)
-    name = str(record["Name"]) if record else net_name
-    if record is None and net_name != DEFAULT_NETWORK:
-        raise ipam.NetworkError(f"network {net_name} not found")
-    cid, pid = _running(root, container)
-    cdir = Layout(root).container(cid)
-    config = lifecycle.read(cdir, "config")
-    plan = config.get("network") or {}
-    if not any(n["name"] == name for n in plan.get("networks", [])):
-        raise ipam.NetworkError(f"container {container} is not connected to network {net_name}")
-    if pid:
-        held = _read(os.path.join(cdir, "network.json"))
-        interfaces = held.get("Interfaces", [])
-        with store.lock():
-            with network.open_netlink() as nl:
-                for d in interfaces:
-                    if d["network"] == name:
-                        network.delete_link(nl, str(d["host_ifname"]))
-            _drop_lease(store, name, cid)
-            peers = {lease.container for lease in live_leases(store, name)}
-            refresh_hosts(store, root, peers | {cid})
-        held["Interfaces"] = [d for d in interfaces if d["network"] != name]
-        write_json(os.path.join(cdir, "network.json"), held)
-    locked = lock_container(cdir)
-    try:
-        config = lifecycle.read(cdir, "config")
-        config["network"]["networks"] = [n for n in config["network"]["networks"]
-                                         if n["name"] != name]
-        lifecycle.write(cdir, "config", config)
-    finally:
-        if locked:
-            unlock_container(cdir)
 
 
 def port_bindings(root: str, cid: str) -> list[dict[str, object]]:
     """What ``port`` prints: the host addresses and ports actually bound, from network.json."""
-    held = _read(os.path.join(root, "containers", cid, "network.json"))
+    held = read_record(os.path.join(root, "containers", cid, "network.json"))
     return list(held.get("Ports", []))

@@ -72,6 +72,7 @@ class Sandbox:
         self.root = cli.root
         self.env = {**cli.env, "MINIDOCKER_DEFAULT_NETWORK": "bridge"}
         self.background: list[subprocess.Popen[str]] = []
+        self.host_links_before = host_links()
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         try:
             for cmd in ("link set lo up", "link add uplink0 type bridge",
@@ -171,6 +172,23 @@ class Sandbox:
             os.kill(pid, signal.SIGKILL)
         subprocess.run(["ip", "netns", "del", self.name], check=True)
 
+    def ours_on_the_host(self) -> list[str]:
+        """Links on this machine's own namespace named after this test's containers or
+        networks: there must never be any (everything happens in the sandbox)."""
+        names = set()
+        for d in (self.root / "containers").glob("*"):
+            names.add("veth" + d.name.lstrip(".")[:7])
+        for record in (self.root / "networks").glob("*.json"):
+            names.add(json.loads(record.read_text()).get("Bridge", ""))
+        for leases in (self.root / "networks").glob("*.leases"):
+            names |= {"veth" + line.split()[1][:7] for line in leases.read_text().splitlines()}
+        new = host_links() - self.host_links_before
+        return sorted(n for n in new if n in names or n[:-1] in names)  # eth1+: vethXXXXXXX1
+
+
+def host_links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
 
 @pytest.fixture
 def sandbox(cli: CLI):
@@ -179,6 +197,7 @@ def sandbox(cli: CLI):
         yield box
     finally:
         box.close()
+    assert box.ours_on_the_host() == [], "a test made links in this machine's own namespace"
 
 
 def wait_gone(check, timeout: float = 5) -> bool:
