@@ -215,7 +215,10 @@ def _restart_policy(args: Parsed) -> dict[str, object] | None:
     return policy
 
 
-def cmd_run(argv: list[str], create: bool = False) -> int:
+def cmd_run(argv: list[str], create: bool = False, here: bool = False) -> int:
+    """``run`` (and ``create``). Detached, the plan is made by the supervisor, which has the
+    modules it needs loaded already (see :func:`minidocker.client.forward_run`); ``here``:
+    make it in this process, as the supervisor itself does."""
     from minidocker import flags
 
     table = _run_flags()
@@ -227,11 +230,15 @@ def cmd_run(argv: list[str], create: bool = False) -> int:
         return 0
     if not args.positional:
         raise UsageError(f'"minidocker {command}" requires at least 1 argument: IMAGE')
+    restart = _restart_policy(args)  # a bad --restart fails before anything is made
+    if (args.detach or create) and not (here or args.trace or args.trace_json):
+        from minidocker import client
+
+        return client.forward_run(argv, create)
     if args.interactive and args.tty and not (args.detach or create) and not os.isatty(0):
         raise UsageError("the input device is not a TTY")
-    restart = _restart_policy(args)  # a bad --restart fails before anything is made
     _setup_trace(args)
-    from minidocker import cgroups, container, imagecache, namespaces, spec, state
+    from minidocker import cgroups, imagecache, namespaces, spec, state
 
     resources = cgroups.from_flags(args).as_dict()  # bad limits fail before anything is made
     parent = cgroups.check_parent(args.cgroup_parent) if args.cgroup_parent else ""
@@ -257,6 +264,8 @@ def cmd_run(argv: list[str], create: bool = False) -> int:
 
         return containers.run_supervised(plan, lowers, config, restart, start=not create,
                                          detach=args.detach)
+    from minidocker import container  # the start sequence: only a foreground run needs it here
+
     return container.run(plan, lowers, layout)
 
 

@@ -251,6 +251,7 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
         if child:
             trace.set_sink(None)  # its pipe is about to close: init reports nothing more
             os.close(channel.report_fd)  # only the command's exec should end the parent's wait
+            os.closerange(3, 1 << 20)  # never execs: nothing of its caller's may stay open
             if channel.tied:
                 syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
             security.confine_init(spec.security)

@@ -20,8 +20,10 @@ it means putting a new process into the same ones, with setns(2), which is all `
    ``/etc/passwd`` for ``-u``, opens a terminal in the container's devpts for ``-t``, changes
    to ``-w``, and executes the command with the container's environment plus ``-e``.
 
-Like the container's own start, the child closes every descriptor it inherited before exec
-(runc's CVE-2024-21626 was exactly an ``exec`` that leaked one), and reports a failure to start
+Like the container's own start, the child then takes on the container's confinement (its
+capabilities, seccomp filter and rlimits, rebuilt from ``config.json``: see
+:func:`minidocker.security.apply`), closes every descriptor it inherited before exec (runc's
+CVE-2024-21626 was exactly an ``exec`` that leaked one), and reports a failure to start
 (``!<code> <message>``) over a pipe that closes on exec.
 
 Notebook: ``09_lifecycle``. Man pages: setns(2), nsenter(1), pid_namespaces(7),
@@ -34,7 +36,7 @@ import os
 import signal
 import sys
 
-from minidocker import container, namespaces, syscalls, trace, users
+from minidocker import container, namespaces, security, syscalls, trace, users
 from minidocker.errors import EXIT_CANNOT_INVOKE, ExecError, MinidockerError
 
 TYPE_CHECKING = False
@@ -45,24 +47,28 @@ if TYPE_CHECKING:
 
 
 class ExecPlan:
-    """What ``exec`` will run, decided (and checked) before anything is touched."""
+    """What ``exec`` will run, decided (and checked) before anything is touched. ``security``
+    is the container's own confinement, rebuilt from its record: an exec'd process gets the
+    same capabilities, seccomp filter and limits as the container's first one."""
 
-    __slots__ = ("argv", "env", "user", "workdir", "tty", "interactive", "detach")
+    __slots__ = ("argv", "env", "user", "workdir", "tty", "interactive", "detach", "security")
 
     def __init__(self, argv: list[str], env: dict[str, str], user: str, workdir: str,
-                 tty: bool, interactive: bool, detach: bool) -> None:
+                 tty: bool, interactive: bool, detach: bool, security: Any = None) -> None:
         self.argv, self.env, self.user, self.workdir = argv, env, user, workdir
         self.tty, self.interactive, self.detach = tty, interactive, detach
+        self.security = security
 
 
 def make_plan(config: dict[str, Any], argv: list[str], *, env: Sequence[str] = (),
               env_files: Sequence[str] = (), user: str | None = None,
               workdir: str | None = None, tty: bool = False, interactive: bool = False,
-              detach: bool = False, host_env: dict[str, str] | None = None) -> ExecPlan:
+              detach: bool = False, host_env: dict[str, str] | None = None,
+              cdir: str | None = None) -> ExecPlan:
     """Docker's rules: the container's environment, then ``--env-file``, then ``-e``
     (``TERM=xterm`` with ``-t``); the container's user and working directory unless ``-u`` or
-    ``-w`` says otherwise."""
-    from minidocker import spec
+    ``-w`` says otherwise; the container's confinement (``cdir`` finds its seccomp cache)."""
+    from minidocker import security, spec
 
     if not argv:
         from minidocker.errors import UsageError
@@ -80,7 +86,10 @@ def make_plan(config: dict[str, Any], argv: list[str], *, env: Sequence[str] = (
                          "absolute path")
     user = user or str(config.get("user") or "0")
     users.parse_spec(user)
-    return ExecPlan(list(argv), merged, user, workdir, tty, interactive, detach)
+    record = config.get("security")
+    confinement = security.from_record(record if isinstance(record, dict) else None,
+                                       security.cache_dir_for(cdir) if cdir else None)
+    return ExecPlan(list(argv), merged, user, workdir, tty, interactive, detach, confinement)
 
 
 def joinable(pid: int) -> list[str]:
@@ -206,7 +215,7 @@ def _child(pid: int, kinds: list[str], plan: ExecPlan, report_fd: int,
                             f"{(exc.strerror or str(exc)).lower()}", EXIT_CANNOT_INVOKE) from None
         _stdio(plan, slave)
         exe = container.find_executable(plan.argv[0], env.get("PATH", ""))
-        users.become(user)
+        security.apply(plan.security, user, exe, plan.argv[0])  # the user, then caps, seccomp
         for sig in (signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(sig, signal.SIG_DFL)
         container.close_inherited_fds(keep=report_fd)

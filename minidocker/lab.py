@@ -235,6 +235,10 @@ def _clean_up(root: str, background: list[Background], netns: str = "") -> None:
     for bg in background:
         bg.stop()
     background.clear()
+    if os.path.isdir(os.path.join(root, "supervisor")):  # run -d started one: stop it, by PID
+        from minidocker import client, state
+
+        client.stop_everything(state.Layout(root))
     if netns:  # its bridge, veths and rules go with it
         subprocess.run(["ip", "netns", "del", netns], check=False)
     shutil.rmtree(root, ignore_errors=True)

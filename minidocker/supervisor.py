@@ -155,6 +155,7 @@ class Supervisor:
         self.boxes: dict[str, Box] = {}
         self.timers: list[tuple[float, int, Callable[[], None]]] = []
         self.delays: dict[str, float] = {}  # the last restart delay, per container
+        self._fresh: dict[str, tuple[Spec, list[str], dict[str, Any]]] = {}  # created, to start
         self.conns: dict[int, Conn] = {}
         self.stopping = False
         self.in_select = False
@@ -373,9 +374,12 @@ class Supervisor:
         op = message.get("op")
         if op == "ping":
             return {"pid": os.getpid(), "containers": sorted(self.boxes)}
+        if op == "run":
+            message = self.plan_run(message)
+            op = "create"
         if op == "create":
-            cid = self.create(message["spec"], message["lowers"],
-                              message.get("hostconfig") or {})
+            cid = self.create(message.get("plan") or message["spec"], message["lowers"],
+                              message.get("hostconfig") or {}, bool(message.get("start")))
             if message.get("start"):
                 try:
                     self.start(cid, (conn, message.get("attach")))
@@ -383,7 +387,8 @@ class Supervisor:
                     self.detach(conn)
                     container.teardown(self.layout, cid)
                     raise
-            return {"id": cid}
+            output = message.get("output")
+            return {"id": cid, **({"output": output} if output else {})}
         if op == "start":
             cid = self.resolve(message["id"])
             started = self.start(cid, (conn, message.get("attach")))
@@ -411,6 +416,36 @@ class Supervisor:
             return {}
         raise MinidockerError(f"unknown request {op!r}")
 
+    def plan_run(self, message: dict[str, Any]) -> dict[str, Any]:
+        """``run -d``/``create`` as typed: make the plan here, with the client's environment
+        and working directory (``-e NAME``, ``--env-file ./x``), by ``run``'s own code; what
+        it prints goes back to the client. Returns the ``create`` request it comes to."""
+        import io
+
+        from minidocker import cli
+        from minidocker.commands import containers
+
+        captured: list[dict[str, Any]] = []
+        saved_env, output = dict(os.environ), io.StringIO()
+        saved_streams = sys.stdout, sys.stderr
+        try:
+            os.environ.clear()
+            os.environ.update({str(k): str(v) for k, v in (message.get("env") or {}).items()})
+            os.chdir(str(message.get("cwd") or "/"))
+            sys.stdout = sys.stderr = output
+            containers.CAPTURE = captured
+            cli.cmd_run([str(a) for a in message["argv"]], create=bool(message.get("create")),
+                        here=True)
+        finally:
+            containers.CAPTURE = None
+            sys.stdout, sys.stderr = saved_streams
+            os.chdir("/")
+            os.environ.clear()
+            os.environ.update(saved_env)
+        if not captured:
+            raise MinidockerError("run: no container was planned")
+        return {**captured[0], "output": output.getvalue()}
+
     def resolve(self, ref: str) -> str:
         try:
             return self.layout.resolve(ref)
@@ -432,22 +467,28 @@ class Supervisor:
 
     # -- containers -------------------------------------------------------------------------
 
-    def create(self, spec_fields: dict[str, Any], lowers: list[str],
-               hostconfig: dict[str, Any]) -> str:
-        """Make a container's directory and records, as ``create`` (and ``run -d``) do."""
-        spec = spec_from_record(spec_fields, self.layout.container(str(spec_fields["id"])))
+    def create(self, spec_fields: dict[str, Any] | Spec, lowers: list[str],
+               hostconfig: dict[str, Any], starting: bool = False) -> str:
+        """Make a container's directory and records, as ``create`` (and ``run -d``) do.
+        ``starting``: it starts at once, and :meth:`start` writes the records while the
+        container's process sets itself up (they are not needed before)."""
+        spec = spec_fields if not isinstance(spec_fields, dict) else \
+            spec_from_record(spec_fields, self.layout.container(str(spec_fields["id"])))
         cdir = container.prepare(spec, self.layout, lowers)
         claimed = False
         try:
             self.layout.claim_name(spec.name, spec.id)
             claimed = True
-            lifecycle.write(cdir, "config", spec.as_dict())
-            lifecycle.write(cdir, "hostconfig", {**hostconfig, "LowerDirs": lowers})
-            lifecycle.write(cdir, "state", {"Status": "created", "Created": lifecycle.now(),
-                                            "Supervised": True, "RestartCount": 0})
+            if not starting:
+                lifecycle.write(cdir, "config", spec.as_dict())
+                lifecycle.write(cdir, "hostconfig", {**hostconfig, "LowerDirs": lowers})
+                lifecycle.write(cdir, "state", {"Status": "created", "Supervised": True,
+                                                "Created": lifecycle.now(), "RestartCount": 0})
         except BaseException:
             container.teardown(self.layout, spec.id, spec.name if claimed else "")
             raise
+        if starting:
+            self._fresh[spec.id] = (spec, lowers, {**hostconfig, "LowerDirs": lowers})
         log(f"created {spec.id[:12]} ({spec.name})")
         return spec.id
 
@@ -461,15 +502,20 @@ class Supervisor:
                 if attach and cid in self.boxes:
                     self.join(self.boxes[cid], *attach)
                 return False
-            spec, lowers = self._plan(cdir)
+            fresh = self._fresh.pop(cid, None)  # just created: its plan is still here
+            spec, lowers = fresh[:2] if fresh else self._plan(cdir)
             base: dict[str, Any] = {key: record[key] for key in
                                     ("Created", "RestartCount", "FinishedAt") if key in record}
+            if fresh:
+                base.update(Created=lifecycle.now(), RestartCount=0)
             base.update(Supervised=True, ManuallyStopped=False, Error="", ExitCode=0,
                         OOMKilled=False, Paused=False)
 
             def on_fork(pid: int) -> None:  # recorded at once: a crash now leaves no orphan
                 lifecycle.write(cdir, "state", {**base, "Status": "starting", "Pid": pid,
                                                 "StartTime": lifecycle.process_start_time(pid)})
+                if fresh:  # written while the child sets up (config.json: by start())
+                    lifecycle.write(cdir, "hostconfig", fresh[2])
 
             ours, theirs, stdio = self._pipes(spec)
             try:
@@ -622,7 +668,7 @@ class Supervisor:
                 box.child = False
         if not box.child:
             error = lifecycle.READOPTED_END
-        oom = self._release_cgroup(box)
+        oom = self._release(box)
         self.forget(box)
         hostconfig: dict[str, Any] = {}
         restart = False
@@ -654,14 +700,23 @@ class Supervisor:
             if hostconfig.get("AutoRemove"):
                 container.teardown(self.layout, box.id)
 
-    def _release_cgroup(self, box: Box) -> bool:
-        """The kernel's OOM count, then remove the cgroup (as the foreground run does)."""
+    def _release(self, box: Box) -> bool:
+        """Give back what the container held on the host while it ran, as a foreground run
+        does when its container exits: its cgroup (made at start, or later by ``pause``,
+        ``stats`` or ``update``; the kernel's OOM count is read first) and its network.
+        Returns whether the kernel killed it for memory."""
+        from minidocker import cgroups
+
         cgroup = box.cgroup
         if cgroup is None:
-            return False
-        oom = bool(cgroup.oom_killed()) if hasattr(cgroup, "oom_killed") else False
-        if hasattr(cgroup, "destroy"):
+            parent = str(lifecycle.read(box.cdir, "config", {}).get("cgroup_parent") or "") \
+                if os.path.isdir(box.cdir) else ""
+            cgroup = cgroups.find(box.id, parent)
+        oom = False
+        if cgroup is not None:
+            oom = cgroup.oom_killed()
             cgroup.destroy()
+        container.release_network(box.cdir, box.id)
         return oom
 
     def forget(self, box: Box) -> None:

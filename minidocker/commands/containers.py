@@ -265,6 +265,9 @@ def wait_exit(c: Container) -> int:
 
 # -- the supervisor's part ---------------------------------------------------------------------
 
+CAPTURE: list[dict[str, Any]] | None = None  # set by the supervisor while it plans a run
+
+
 def run_supervised(plan: Spec, lowers: list[str], image_config: dict[str, Any],
                    restart: dict[str, Any] | None, *, start: bool, detach: bool) -> int:
     """``run -d``, ``create``, and ``run --restart ...`` in the foreground: the supervisor
@@ -278,6 +281,9 @@ def run_supervised(plan: Spec, lowers: list[str], image_config: dict[str, Any],
                   "Cmd": image_config.get("Cmd"), "Entrypoint": image_config.get("Entrypoint")}
     message: dict[str, Any] = {"op": "create", "spec": plan.as_dict(), "lowers": lowers,
                                "hostconfig": hostconfig, "start": start}
+    if CAPTURE is not None:  # planned inside the supervisor: it takes it from here
+        CAPTURE.append({**message, "plan": plan})
+        return 0
     if start and not detach:
         message["attach"] = _attach_request(plan.interactive, plan.tty)
         sock = client.connect(layout)
@@ -786,7 +792,8 @@ def cmd_exec(argv: list[str]) -> int:
         raise UsageError("the input device is not a TTY")
     plan = enter.make_plan(c.config, args.positional[1:], env=args.env,
                            env_files=args.env_file, user=args.user, workdir=args.workdir,
-                           tty=args.tty, interactive=args.interactive, detach=args.detach)
+                           tty=args.tty, interactive=args.interactive, detach=args.detach,
+                           cdir=c.dir)
     pidfd = c.pidfd()  # pins the process while we enter it
     if pidfd is None:
         raise LifecycleError(f"container {c.id} is not running")

@@ -383,6 +383,10 @@ def test_exec_joins_every_namespace_of_the_container(cli):
     assert cli("exec", "xbox", "cat", "/proc/self/cgroup", check=True).stdout == \
         cli("exec", "xbox", "cat", "/proc/1/cgroup", check=True).stdout
     assert cli("exec", "xbox", "sh", "-c", "echo $$", check=True).stdout.strip() != "1"
+    # ...and is confined as the container is: the same capabilities and seccomp filter.
+    confinement = "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|Seccomp|NoNewPrivs):' /proc/{}/status"
+    assert cli("exec", "xbox", "sh", "-c", confinement.format("self"), check=True).stdout == \
+        cli("exec", "xbox", "sh", "-c", confinement.format(1), check=True).stdout
 
 
 def test_exec_options(cli):
