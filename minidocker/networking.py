@@ -424,9 +424,12 @@ def live_leases(store: ipam.Store, name: str) -> list[ipam.Lease]:
 
 
 def reclaim(store: ipam.Store) -> None:
-    """Give back the leases of processes that are gone (a ``run`` killed by SIGKILL), with the
-    DNAT rules that may still point at their addresses. Under the lock."""
+    """Give back the leases of processes that are gone (a ``run`` killed by SIGKILL, a
+    detached container that exited), with the DNAT rules that may still point at their
+    addresses and their lines in their peers' /etc/hosts. Under the lock."""
+    root = os.path.dirname(store.dir)
     stale: set[str] = set()
+    peers: set[str] = set()
     for record in store.all():
         name = str(record["Name"])
         leases = store.leases(name)
@@ -434,11 +437,20 @@ def reclaim(store: ipam.Store) -> None:
         if len(keep) != len(leases):
             stale |= {lease.container for lease in leases if lease not in keep}
             store.write_leases(name, keep)
-    if stale:
-        trace.step("reclaim", f"{len(stale)} lease(s) of exited containers")
+            if name != DEFAULT_NETWORK:
+                peers |= {lease.container for lease in keep}
+    if not stale:
+        return
+    trace.step("reclaim", f"{len(stale)} lease(s) of exited containers")
+    published = [cid for cid in stale
+                 if read_record(os.path.join(root, "containers", cid, "network.json"))
+                 .get("Ports")]
+    if published:  # normally their proxy removed these as they exited: nft only if need be
         from minidocker import nftables
 
-        nftables.remove_owned(f"c={cid}" for cid in stale)
+        nftables.remove_owned(f"c={cid}" for cid in published)
+    if peers:
+        refresh_hosts(store, root, peers)
 
 
 # -- one container ----------------------------------------------------------------------------

@@ -307,6 +307,18 @@ def test_exit_removes_rules_lease_proxy_and_veth(sandbox: Sandbox, state_root: P
     assert inspect[0]["Containers"] == {}
 
 
+def test_rm_of_a_detached_container_removes_veth_lease_rules_proxy(sandbox: Sandbox) -> None:
+    cid = sandbox.md("run", "-d", "--name", "det", "-p", "8080:80", "busybox", "sleep", "60",
+                     check=True).stdout.strip()
+    assert f"veth{cid[:7]}" in sandbox.links()
+    assert f'comment "c={cid}"' in sandbox.rules() and len(sandbox.proxies()) == 1
+    assert cid in (sandbox.root / "networks" / "bridge.leases").read_text()
+    sandbox.md("rm", "-f", "det", check=True)
+    assert (sandbox.root / "networks" / "bridge.leases").read_text() == ""
+    assert "dnat" not in sandbox.rules()
+    assert wait_gone(lambda: sandbox.proxies() == [] and f"veth{cid[:7]}" not in sandbox.links())
+
+
 def test_publish_all_uses_random_ports(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.start("run", "--rm", "--name", "pa", "-P", "--expose", "80", "--expose", "53/udp",
                   "busybox", "sleep", "60")
@@ -516,7 +528,7 @@ def test_kill_9_in_the_middle_of_network_setup_leaves_nothing(sandbox: Sandbox,
 # -- what minidocker did not make, it leaves alone --------------------------------------------
 
 def test_hand_made_bridge_and_rules_are_never_removed(sandbox: Sandbox) -> None:
-    sandbox.sh("sysctl -qw net.ipv4.ip_forward=0")
+    sandbox.sh("echo 0 > /proc/sys/net/ipv4/ip_forward")
     sandbox.ip("link", "add", "minidocker0", "type", "bridge")
     sandbox.ip("addr", "add", "10.123.0.1/24", "dev", "minidocker0")
     sandbox.sh("nft add table ip mine; nft add chain ip mine c; nft add rule ip mine c accept")
@@ -531,7 +543,7 @@ def test_hand_made_bridge_and_rules_are_never_removed(sandbox: Sandbox) -> None:
 
 
 def test_prune_puts_the_host_back(sandbox: Sandbox) -> None:
-    sandbox.sh("sysctl -qw net.ipv4.ip_forward=0")
+    sandbox.sh("echo 0 > /proc/sys/net/ipv4/ip_forward")
     sandbox.md("network", "create", "spare", check=True)
     sandbox.md("run", "--rm", "busybox", "true", check=True)
     assert sandbox.sh("cat /proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
