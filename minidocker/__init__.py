@@ -31,7 +31,15 @@ Every mechanism lives in its own module, and each module's docstring is the less
 - :mod:`minidocker.vfs`        the copy-based driver, where overlayfs cannot be used
 - :mod:`minidocker.diff`       a container's changes: ``diff``, ``commit``'s layer, ``export``
 - :mod:`minidocker.archive`    ``save``/``load``: docker-archive and oci-archive, all or nothing
-- :mod:`minidocker.container`  the start sequence that composes them all
+- :mod:`minidocker.container`  the start sequence that composes them all, and teardown
+- :mod:`minidocker.lifecycle`  container states, the record, status from the kernel, --restart
+- :mod:`minidocker.supervisor` the parent of detached containers: logs, exits, restarts
+- :mod:`minidocker.keeper`     holds their pipes and terminals, so they outlive the supervisor
+- :mod:`minidocker.client`     the CLI's side of the supervisor's socket (JSON lines)
+- :mod:`minidocker.logs`       Docker's json-file logs, written and read back
+- :mod:`minidocker.enter`      ``exec``: a new process in a running container's namespaces
+- :mod:`minidocker.attach`     the client's side of ``attach``: frames, detach keys, signals
+- :mod:`minidocker.gotemplate` the Go-template subset behind ``--format``
 - :mod:`minidocker.networking` a container's networking, composed (``--network``, ``-p``)
 - :mod:`minidocker.cli`        the ``minidocker`` command
 

@@ -516,3 +516,86 @@ def format_ns_table(rows: list[NsRow]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
                      for row in [header, *body])
+
+
+# -- the lifecycle: process trees and state diagrams (lesson 09) ------------------------------
+
+def process_tree(pid: int, depth: int = 0) -> list[str]:
+    """``pid`` and its descendants as seen from the host, one indented line each:
+    ``PID  comm  [pid namespace]  command line`` (what ``ps --forest`` shows)."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        ns = os.readlink(f"/proc/{pid}/ns/pid")
+        children: list[int] = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children += [int(c) for c in f.read().split()]
+    except OSError:  # it exited while we looked
+        return []
+    if len(cmdline) > 60:
+        cmdline = cmdline[:57] + "..."
+    lines = [f"{'    ' * depth}{pid:<7} {comm:<14} {ns:<18} {cmdline}"]
+    for child in sorted(children):
+        lines += process_tree(child, depth + 1)
+    return lines
+
+
+# Where each state sits in the diagram (x, y).
+_STATE_XY = {"gone": (0.0, 1.0), "created": (1.5, 2.0), "running": (3.0, 1.0),
+             "restarting": (3.0, -0.4), "exited": (5.0, 1.0)}
+
+
+def plot_lifecycle(transitions: tuple[tuple[str, str, str], ...],
+                   path: list[tuple[str, str, str]], ax: Axes | None = None) -> Axes:
+    """Docker's container states and the edges between them (``lifecycle.TRANSITIONS``), with
+    the edges one container actually took (``path``: ``(from, to, command)``, observed live)
+    drawn thick and numbered in the order it took them."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Arc
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3), layout="constrained")
+    ax.set_aspect("equal", adjustable="box")  # so an arc bends the same way in data units
+    taken: dict[tuple[str, str], list[int]] = {}
+    for i, (a, b, _) in enumerate(path, 1):
+        taken.setdefault((a, b), []).append(i)
+    edges = {(a, b) for a, b, _ in transitions} | set(taken)
+    edges = {(a, b) for a, b in edges if a in _STATE_XY and b in _STATE_XY}
+    orange, grey = "#dd8452", "#999999"
+    for a, b in sorted(edges):
+        used = (a, b) in taken
+        colour, width = (orange, 2.2) if used else (grey, 0.8)
+        x0, y0 = _STATE_XY[a]
+        if a == b:  # a loop above the state (restart: running -> running)
+            ax.add_patch(Arc((x0, y0 + 0.45), 0.6, 0.6, theta1=-40, theta2=220, color=colour,
+                             lw=width))
+            label_xy = (x0, y0 + 0.9)
+        else:
+            x1, y1 = _STATE_XY[b]
+            rad = 0.25 if (b, a) in edges else 0.12
+            ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                        arrowprops={"arrowstyle": "-|>", "lw": width, "color": colour,
+                                    "connectionstyle": f"arc3,rad={rad}", "shrinkA": 16,
+                                    "shrinkB": 16})
+            # arc3's control point is the midpoint moved rad * (dy, -dx); the curve's own
+            # midpoint is half way there.
+            dx, dy = x1 - x0, y1 - y0
+            label_xy = ((x0 + x1) / 2 + 0.5 * rad * dy, (y0 + y1) / 2 - 0.5 * rad * dx)
+        if used:
+            ax.text(*label_xy, ",".join(map(str, taken[(a, b)])), fontsize=8, color=orange,
+                    ha="center", va="center", fontweight="bold",
+                    bbox={"boxstyle": "circle,pad=0.15", "fc": "white", "ec": "none"})
+    visited = {s for a, b, _ in path for s in (a, b)}
+    for state, (x, y) in _STATE_XY.items():
+        ax.text(x, y, state, ha="center", va="center", fontsize=9,
+                bbox={"boxstyle": "round", "fc": "#4c72b0" if state in visited else "white",
+                      "ec": "#4c72b0"},
+                color="white" if state in visited else "#4c72b0")
+    ax.set_xlim(-0.6, 5.6)
+    ax.set_ylim(-0.8, 2.5)
+    ax.axis("off")
+    ax.set_title("container states (Docker's), and the edges one container took", fontsize=9)
+    return ax

@@ -24,6 +24,7 @@ APT_PACKAGES=(
     runc crun
     skopeo umoci
     util-linux ca-certificates
+    procps
     libseccomp2 gcc libc6-dev
 )
 

@@ -564,7 +564,7 @@ def ellipsis(text: str, width: int) -> str:
 def ps_row(cid: str, config: dict[str, Any], record: dict[str, Any], status: str,
            now_ns: int, trunc: bool = True) -> dict[str, Any]:
     """One row of ``ps``, the fields of Docker's ``ContainerContext``."""
-    import json
+    from _json import encode_basestring as quote  # Go's strconv.Quote, near enough; no re
 
     command = " ".join(config.get("argv") or [])
     created = lifecycle.parse_time(str(record.get("Created") or record.get("StartedAt") or ""))
@@ -572,7 +572,7 @@ def ps_row(cid: str, config: dict[str, Any], record: dict[str, Any], status: str
     return {
         "ID": cid[:12] if trunc else cid,
         "Image": str(config.get("image") or ""),
-        "Command": json.dumps(ellipsis(command, 20) if trunc else command, ensure_ascii=False),
+        "Command": quote(ellipsis(command, 20) if trunc else command),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z",
                                    time.localtime(created / 1e9)) if created else "",
         "RunningFor": lifecycle.human_duration((now_ns - created) / 1e9) + " ago"

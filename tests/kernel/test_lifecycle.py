@@ -389,6 +389,19 @@ def test_exec_joins_every_namespace_of_the_container(cli):
         cli("exec", "xbox", "sh", "-c", confinement.format(1), check=True).stdout
 
 
+def test_exec_joins_the_containers_cgroup(cli):
+    run_d(cli, "--name", "limited", "-m", "64m", "busybox", "sleep", "60")
+    pid = int(inspect(cli, "limited", "{{.State.Pid}}"))
+    host_view = cli("exec", "-d", "limited", "sleep", "30")
+    assert host_view.returncode == 0, host_view.stderr
+    sleeper = wait_for(lambda: [p for p in os.listdir("/proc") if p.isdigit()
+                                and _cmdline(p) == "sleep 30"
+                                and _in_root_namespace(p, cli.root)], what="the exec'd sleep")
+    with open(f"/proc/{pid}/cgroup") as f, open(f"/proc/{sleeper[0]}/cgroup") as g:
+        assert g.read() == f.read(), "the exec'd process must be in the container's cgroup"
+    assert "memory" in inspect(cli, "limited", "{{json .HostConfig}}").lower()
+
+
 def test_exec_options(cli):
     run_d(cli, "--name", "xbox", "-e", "FROM_RUN=1", "busybox", "sleep", "60")
     out = cli("exec", "-e", "A=2", "-u", "nobody", "-w", "/tmp", "xbox", "sh", "-c",
@@ -476,6 +489,28 @@ def test_a_container_that_dies_while_no_supervisor_runs_is_reported(cli):
     time.sleep(2)
     assert inspect(cli, "short", "{{.State.Status}} {{.State.ExitCode}}") == "exited 255"
     assert cli("ps", "-q", check=True).stdout == ""
+
+
+def test_a_new_supervisor_restarts_what_died_while_none_ran(cli):
+    """--restart always: a container that died while no supervisor ran (a crash, a reboot)
+    is started again by the next one; unless-stopped, stopped by hand, is not."""
+    run_d(cli, "--name", "always", "--restart", "always", "busybox", "sleep", "60")
+    run_d(cli, "--name", "stopped", "--restart", "unless-stopped", "busybox", "sleep", "60")
+    cli("stop", "-t", "1", "stopped", check=True)
+    pid = int(inspect(cli, "always", "{{.State.Pid}}"))
+    os.kill(supervisor_pid(cli.root), signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not alive(pid), what="the container's death")
+    assert status(cli, "always") == "exited"
+    cli("start", "stopped", check=True)  # starts a supervisor (and this one, by hand)
+    wait_for(lambda: status(cli, "always") == "running", what="its restart")
+    assert int(inspect(cli, "always", "{{.State.Pid}}")) != pid
+    cli("stop", "-t", "1", "stopped", check=True)
+    os.kill(supervisor_pid(cli.root), signal.SIGKILL)
+    cli("ps", check=True)
+    cli("start", "always", check=True)  # a new supervisor again
+    time.sleep(0.5)
+    assert status(cli, "stopped") == "exited"  # stopped by hand: stays stopped
 
 
 def test_kill_9_of_run_leaves_a_record_that_is_not_running(cli):
