@@ -482,6 +482,22 @@ class Detached:
             self.totals_ns.append(time.perf_counter_ns() - t0)
         finally:
             self.stop(ids)
+            settle()
+
+
+def settle(timeout: float = 30, pause: float = 1) -> None:
+    """Wait until the kernel has dismantled the namespaces of the containers just removed.
+
+    That happens after `rm`/`delete` return, in a kernel worker holding the lock every
+    network change needs (rtnl): the next round would otherwise pay for the last one's
+    clean-up (a veth pair goes with its namespace). Then a moment for the supervisor.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and subprocess.run(  # netlink: /sys shows the host's
+            ["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True,
+            check=False).stdout.strip():
+        time.sleep(0.05)
+    time.sleep(pause)
 
 
 def minidocker_detached(minidocker: Path, env: dict[str, str]) -> Detached:
@@ -703,6 +719,7 @@ def benchmark_detached(args: argparse.Namespace, base: Path, prefix: str, runner
              runc_detached(runc, state, detached_bundle(base, config, layer), prefix, env)]
     say(f"timing {DETACHED_ROUNDS} rounds of {args.detached} detached containers each: "
         f"{', '.join(d.name for d in sides)}...")
+    settle(pause=5)  # the loop above destroyed ~200 namespaces: the kernel may still be at it
     for i in range(DETACHED_ROUNDS):
         for side in sides if i % 2 == 0 else reversed(sides):
             side.round(args.detached)
