@@ -195,15 +195,16 @@ def stop_supervisor(layout: state.Layout, timeout: float = 10, which: str = "pid
 
 
 def stop_everything(layout: state.Layout) -> list[str]:
-    """Kill every container of this root that still runs, then stop its supervisor and its
-    keeper, each by PID: what a test or a notebook does before it deletes a state root.
-    Returns what it had to stop."""
+    """Remove every container of this root that still runs (teardown: killed, its cgroup and
+    network given back), then stop its supervisor and its keeper, each by PID: what a test or a
+    notebook does before it deletes a state root. Returns what it had to stop."""
     from minidocker import container, lifecycle
 
     stopped = []
     for cid, record in lifecycle.iter_records(layout):
         if lifecycle.is_running(record):
-            container.kill_container(int(record["Pid"]), record.get("StartTime"))
+            container.teardown(layout, cid, pid=int(record["Pid"]),
+                               start_time=record.get("StartTime"))
             stopped.append(f"container {cid[:12]}")
     if stop_supervisor(layout):
         stopped.append("supervisor")

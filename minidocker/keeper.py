@@ -42,6 +42,8 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from minidocker.state import Layout
 
 MAX_FDS = 16  # per message: a container has at most pidfd, stdin, stdout, stderr, master
@@ -53,7 +55,7 @@ class Keeper:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
 
-    def _send(self, text: str, fds: list[int] = ()) -> None:  # type: ignore[assignment]
+    def _send(self, text: str, fds: Sequence[int] = ()) -> None:
         try:
             socket.send_fds(self.sock, [text.encode()], list(fds))
         except OSError as exc:  # the keeper died: containers lose their safety net, not more

@@ -52,6 +52,8 @@ reads one JSON line back: ``{"ok": true, ...}`` or ``{"ok": false, "error": "...
 
 ==================================================== ============================================
 ``{"op": "ping"}``                                   ``{"ok": true, "pid": P, "containers": [...]}``
+``{"op": "run", "argv": [...], "create": B,          ``run -d``/``create`` as typed: the plan
+``"env": {...}, "cwd": "..."}``                      is made here by ``run``'s code; ``{"id": ID}``
 ``{"op": "create", "spec": {...}, "lowers": [...],   make the container (the plan is
 ``"hostconfig": {...}, "start": B, "attach": A}``    :class:`minidocker.spec.Spec` as a dict);
                                                      start it if ``B``; ``{"id": ID}``
@@ -384,6 +386,7 @@ class Supervisor:
                 try:
                     self.start(cid, (conn, message.get("attach")))
                 except BaseException:
+                    self._fresh.pop(cid, None)
                     self.detach(conn)
                     container.teardown(self.layout, cid)
                     raise
@@ -869,6 +872,9 @@ class Supervisor:
     def shutdown(self) -> None:
         """Stop serving. Containers keep running; the keeper keeps their pipes for the next
         supervisor (and exits by itself once they have all ended)."""
+        for box in list(self.boxes.values()):  # what has ended is recorded (and released)
+            if _readable(box.pidfd):
+                self.exited(box)
         log("shutting down" + (f"; {len(self.boxes)} containers keep running"
                                if self.boxes else ""))
         with contextlib.suppress(FileNotFoundError):

@@ -400,6 +400,26 @@ def test_exec_joins_the_containers_cgroup(cli):
     with open(f"/proc/{pid}/cgroup") as f, open(f"/proc/{sleeper[0]}/cgroup") as g:
         assert g.read() == f.read(), "the exec'd process must be in the container's cgroup"
     assert "memory" in inspect(cli, "limited", "{{json .HostConfig}}").lower()
+    cid = inspect(cli, "limited", "{{.Id}}")
+    record = json.loads((cli.root / "containers" / cid / "state.json").read_text())
+    groups = list(record["Cgroup"]["Paths"].values())
+    assert groups and all(os.path.isdir(g) for g in groups)
+    cli("rm", "-f", "limited", check=True)
+    assert not any(os.path.exists(g) for g in groups), "rm -f must remove its cgroup"
+
+
+def test_a_supervisor_stopping_still_records_and_releases_what_ended(cli):
+    from minidocker import client, state
+
+    run_d(cli, "--name", "ending", "-m", "32m", "busybox", "sleep", "60")
+    cid = inspect(cli, "ending", "{{.Id}}")
+    record = json.loads((cli.root / "containers" / cid / "state.json").read_text())
+    groups = list(record["Cgroup"]["Paths"].values())
+    os.kill(record["Pid"], signal.SIGKILL)
+    wait_for(lambda: not alive(record["Pid"]), what="its death")
+    assert client.stop_supervisor(state.Layout(str(cli.root)))
+    assert inspect(cli, "ending", "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
+    assert not any(os.path.exists(g) for g in groups)
 
 
 def test_exec_options(cli):
