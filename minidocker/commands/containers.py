@@ -561,14 +561,27 @@ def ellipsis(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def ps_ports(net: dict[str, Any]) -> str:
+    """``0.0.0.0:8080->80/tcp, :::8080->80/tcp``: the published ports, as ``ps`` shows them
+    (from the container's ``network.json``, see :mod:`minidocker.networking`)."""
+    shown = []
+    for b in net.get("Ports") or []:
+        ip, port = str(b.get("host_ip")), b.get("host_port")
+        host = f":::{port}" if ip == "::" else f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        shown.append(f"{host}->{b.get('container_port')}/{b.get('proto')}")
+    return ", ".join(shown)
+
+
 def ps_row(cid: str, config: dict[str, Any], record: dict[str, Any], status: str,
-           now_ns: int, trunc: bool = True) -> dict[str, Any]:
+           now_ns: int, trunc: bool = True, net: dict[str, Any] | None = None) -> dict[str, Any]:
     """One row of ``ps``, the fields of Docker's ``ContainerContext``."""
     from _json import encode_basestring as quote  # Go's strconv.Quote, near enough; no re
 
     command = " ".join(config.get("argv") or [])
     created = lifecycle.parse_time(str(record.get("Created") or record.get("StartedAt") or ""))
     network = config.get("network")
+    net = net or {}
+    attached = sorted({str(i.get("network")) for i in net.get("Interfaces") or []})
     return {
         "ID": cid[:12] if trunc else cid,
         "Image": str(config.get("image") or ""),
@@ -577,7 +590,7 @@ def ps_row(cid: str, config: dict[str, Any], record: dict[str, Any], status: str
                                    time.localtime(created / 1e9)) if created else "",
         "RunningFor": lifecycle.human_duration((now_ns - created) / 1e9) + " ago"
         if created else "",
-        "Ports": "",
+        "Ports": ps_ports(net),
         "State": status,
         "Status": lifecycle.status_text(record, status, now_ns),
         "Size": "0B",
@@ -585,8 +598,8 @@ def ps_row(cid: str, config: dict[str, Any], record: dict[str, Any], status: str
         "Labels": "",
         "Label": "",
         "Mounts": "",
-        "Networks": str(network.get("name") or network.get("mode") or "")
-        if isinstance(network, dict) else "none",
+        "Networks": ",".join(attached) or (str(network.get("mode") or "")
+                                           if isinstance(network, dict) else "none"),
         "LocalVolumes": "0",
     }
 
@@ -669,8 +682,11 @@ def cmd_ps(argv: list[str]) -> int:
         lines.append(template.render(gotemplate.Strict(PS_HEADERS,
                                                        "*formatter.ContainerContext")))
     for cid, config, record, status in rows:
+        net = lifecycle.read(layout.container(cid), "network", {}) \
+            if status in ("running", "paused") else {}
         row = gotemplate.Strict(ps_row(cid, config, record, status, now_ns,
-                                       trunc=not args.no_trunc), "*formatter.ContainerContext")
+                                       trunc=not args.no_trunc, net=net),
+                                "*formatter.ContainerContext")
         lines.append(template.render(row))
     out = tabulate(lines) if table else lines
     for line in out:
@@ -834,10 +850,7 @@ def inspect_container(c: Container) -> dict[str, Any]:
     log_path = logs.log_path(c.dir)
     pid = int(record.get("Pid") or 0) if status in ("running", "paused") else 0
     lowers = host.get("LowerDirs") or []
-    network = record.get("NetworkSettings") or {
-        "Bridge": "", "SandboxID": "", "SandboxKey": f"/proc/{pid}/ns/net" if pid else "",
-        "Ports": {}, "IPAddress": "", "IPPrefixLen": 0, "Gateway": "", "MacAddress": "",
-        "Networks": {}}
+    network = network_settings(lifecycle.read(c.dir, "network", {}) if pid else {}, pid)
     return {
         "Id": c.id,
         "Created": record.get("Created") or record.get("StartedAt") or lifecycle.ZERO_TIME,
@@ -876,7 +889,8 @@ def inspect_container(c: Container) -> dict[str, Any]:
             "RestartPolicy": host.get("RestartPolicy") or {"Name": "no",
                                                            "MaximumRetryCount": 0},
             "LogConfig": {"Type": "json-file", "Config": {}},
-            "NetworkMode": "none" if "net" in kinds else "host",
+            "NetworkMode": str((config.get("network") or {}).get("mode") or "none")
+            if "net" in kinds or (config.get("network") or {}).get("mode") else "host",
             "PidMode": mode("pid"),
             "UTSMode": mode("uts"),
             "IpcMode": "private" if "ipc" in kinds else "host",
@@ -911,6 +925,23 @@ def inspect_container(c: Container) -> dict[str, Any]:
         },
         "NetworkSettings": network,
     }
+
+
+def network_settings(net: dict[str, Any], pid: int) -> dict[str, Any]:
+    """``NetworkSettings`` as Docker shows it, from the container's ``network.json``."""
+    networks = {str(i.get("network")): {"IPAddress": i.get("address") or "",
+                                        "IPPrefixLen": i.get("prefixlen") or 0,
+                                        "Gateway": i.get("gateway") or ""}
+                for i in net.get("Interfaces") or []}
+    ports: dict[str, list[dict[str, str]]] = {}
+    for b in net.get("Ports") or []:
+        ports.setdefault(f"{b.get('container_port')}/{b.get('proto')}", []).append(
+            {"HostIp": str(b.get("host_ip")), "HostPort": str(b.get("host_port"))})
+    first = next(iter(networks.values()), {})
+    return {"Bridge": "", "SandboxID": "", "SandboxKey": f"/proc/{pid}/ns/net" if pid else "",
+            "Ports": ports, "IPAddress": first.get("IPAddress", ""),
+            "IPPrefixLen": first.get("IPPrefixLen", 0), "Gateway": first.get("Gateway", ""),
+            "MacAddress": "", "Networks": networks}
 
 
 def _resources(config: dict[str, Any]) -> dict[str, Any]:

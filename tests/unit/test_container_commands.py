@@ -36,6 +36,23 @@ def test_a_ps_row_has_dockers_fields():
     assert full["ID"] == cid and full["Command"] == '"sh -c while true; do echo hi; done"'
 
 
+def test_published_ports_and_networks_as_docker_shows_them():
+    net = {"Interfaces": [{"network": "bridge", "address": "172.17.0.2", "prefixlen": 16,
+                           "gateway": "172.17.0.1"}],
+           "Ports": [{"container_port": 80, "proto": "tcp", "host_ip": ip, "host_port": 8080}
+                     for ip in ("0.0.0.0", "::")] +
+                    [{"container_port": 53, "proto": "udp", "host_ip": "::1", "host_port": 53}]}
+    assert containers.ps_ports(net) == \
+        "0.0.0.0:8080->80/tcp, :::8080->80/tcp, [::1]:53->53/udp"
+    row = containers.ps_row("a" * 64, CONFIG, RECORD, "running", NOW, net=net)
+    assert row["Networks"] == "bridge"
+    settings = containers.network_settings(net, 42)
+    assert settings["IPAddress"] == "172.17.0.2" and settings["SandboxKey"] == "/proc/42/ns/net"
+    assert settings["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": "8080"},
+                                           {"HostIp": "::", "HostPort": "8080"}]
+    assert settings["Networks"]["bridge"]["Gateway"] == "172.17.0.1"
+
+
 def test_the_table_is_aligned_as_dockers_tabwriter():
     lines = containers.tabulate(["CONTAINER ID\tIMAGE\tNAMES", "0123456789ab\tbusybox\tweb"])
     assert lines == ["CONTAINER ID   IMAGE     NAMES", "0123456789ab   busybox   web"]
