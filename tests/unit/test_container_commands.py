@@ -172,3 +172,11 @@ def test_reconcile_fixes_what_the_kernel_contradicts(tmp_path):
     assert sorted(os.listdir(layout.names)) == ["web"]
     assert sorted(os.listdir(layout.containers)) == [cid]
     assert containers.reconcile(layout) == []  # nothing left to fix
+
+
+def test_stop_uses_the_images_stop_signal_or_sigterm(tmp_path):
+    layout, _ = _container(tmp_path, host={"StopSignal": "SIGUSR1"})
+    assert containers.Container(layout, "web").stop_signal() == signal.SIGUSR1
+    other = tmp_path / "other"
+    layout, _ = _container(other, host={"StopSignal": ""})  # no store there to ask either
+    assert containers.Container(layout, "web").stop_signal() == signal.SIGTERM
