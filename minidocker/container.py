@@ -68,14 +68,6 @@ if TYPE_CHECKING:
     from minidocker.spec import Spec
     from minidocker.state import Layout
 
-HOSTS = """127.0.0.1\tlocalhost
-::1\tlocalhost ip6-localhost ip6-loopback
-fe00::0\tip6-localnet
-ff00::0\tip6-mcastprefix
-ff02::1\tip6-allnodes
-ff02::2\tip6-allrouters
-"""
-
 ETC_FILES = ("hostname", "hosts", "resolv.conf")
 
 
@@ -117,7 +109,7 @@ def prepare(spec: Spec, layout: Layout, lowers: list[str]) -> str:
     except FileNotFoundError:
         host_resolv = ""
     files = {"hostname": spec.hostname + "\n",
-             "hosts": HOSTS,
+             "hosts": network.HOSTS,
              "resolv.conf": resolv_conf(host_resolv)}
     if len(spec.network) > 1 or spec.network.get("mode", "none") != "none":
         from minidocker import networking  # --add-host, --dns, host and container: modes

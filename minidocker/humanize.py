@@ -14,6 +14,8 @@ import json
 import re
 import time
 
+from minidocker.lifecycle import human_duration as duration  # Docker's HumanDuration
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -46,33 +48,6 @@ def parse_time(text: str) -> float | None:
         sign = 1 if zone[0] == "+" else -1
         t -= sign * (int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
     return t
-
-
-def duration(seconds: float) -> str:
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def ago(timestamp: str, now: float | None = None) -> str:
