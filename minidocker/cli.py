@@ -248,7 +248,8 @@ def cmd_run(argv: list[str], create: bool = False, here: bool = False) -> int:
     confinement = _security_plan(args, layout.root)
     cid = state.new_id()
     plan = spec.make_spec(
-        cid=cid, name=state.validate_name(args.name) if args.name else state.random_name(),
+        cid=cid,
+        name=state.validate_name(args.name) if args.name else state.random_name(layout.names),
         image_ref=args.positional[0], image_id=image_id, image_config=config,
         args=args.positional[1:], entrypoint=args.entrypoint, env=args.env,
         env_files=args.env_file, workdir=args.workdir, user=args.user,

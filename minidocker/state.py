@@ -51,9 +51,19 @@ def new_id() -> str:
     return os.urandom(32).hex()
 
 
-def random_name() -> str:
-    a, b, n = os.urandom(3)
-    return f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_SCIENTISTS[b % len(_SCIENTISTS)]}{n % 10}"
+def random_name(names_dir: str | None = None) -> str:
+    """A Docker-style name (``jolly_turing3``), one not taken in ``names_dir`` when given.
+
+    Only 2,560 names exist, so a state root with a few containers would soon draw a taken
+    one, and the start would fail on a name nobody asked for. (Two starts racing for the same
+    free name still meet at the atomic claim, as with --name.)
+    """
+    for _ in range(64):
+        a, b, n = os.urandom(3)
+        name = f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_SCIENTISTS[b % len(_SCIENTISTS)]}{n % 10}"
+        if names_dir is None or not os.path.lexists(os.path.join(names_dir, name)):
+            return name
+    return f"{name}_{os.urandom(3).hex()}"  # a crowded root: still a valid, unused name
 
 
 def validate_name(name: str) -> str:

@@ -103,3 +103,20 @@ def test_state_dumps_is_json():
     assert json.loads(dumps(record)) == {**record, "d": ["t"]}
     with pytest.raises(TypeError):
         dumps({"x": 1.5})
+
+
+def test_random_names_avoid_taken_ones(tmp_path):
+    from minidocker import state
+
+    names = tmp_path / "names"
+    names.mkdir()
+    for adjective in state._ADJECTIVES:
+        for scientist in state._SCIENTISTS:
+            for digit in range(10):
+                if (adjective, scientist, digit) != ("happy", "turing", 7):
+                    os.symlink("x", names / f"{adjective}_{scientist}{digit}")
+    # Every short name but one is taken: the one left, or a longer unused one, comes back.
+    for _ in range(20):
+        name = state.random_name(str(names))
+        assert not (names / name).exists()
+        assert state.NAME_PATTERN and name.startswith(tuple(state._ADJECTIVES))
