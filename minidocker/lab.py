@@ -108,8 +108,10 @@ class RunResult:
     def check(self) -> RunResult:
         """Return self, or raise ``CalledProcessError`` (with stderr) if the command failed."""
         if self.exit_code != 0:
-            raise subprocess.CalledProcessError(self.exit_code, self.argv, self.stdout,
-                                                self.stderr)
+            error = subprocess.CalledProcessError(self.exit_code, self.argv, self.stdout,
+                                                  self.stderr)
+            error.add_note(f"stderr: {self.stderr.strip()}")  # what the learner needs to see
+            raise error
         return self
 
     def __repr__(self) -> str:
