@@ -495,6 +495,28 @@ def create(cid: str, limits: CgroupLimits, parent: str = "", root: str = ROOT,
 
 # -- helpers both drivers use ----------------------------------------------------------------
 
+def write_value(cgroup_dir: str, name: str, value: object) -> None:
+    """Write one cgroup file, traced (``--trace`` shows every file a limit writes)."""
+    from minidocker import syscalls
+
+    syscalls.write_file(os.path.join(cgroup_dir, name), str(value))
+
+
+def set_cpuset(cgroup_dir: str, limits: CgroupLimits) -> None:
+    """cpuset.cpus and cpuset.mems: the same files, and meaning, in v1 and v2."""
+    if limits.cpuset_cpus:
+        write_value(cgroup_dir, "cpuset.cpus", limits.cpuset_cpus)
+    if limits.cpuset_mems:
+        write_value(cgroup_dir, "cpuset.mems", limits.cpuset_mems)
+
+
+def set_pids(cgroup_dir: str, limits: CgroupLimits) -> None:
+    """pids.max: the same file, and meaning, in v1 and v2."""
+    if limits.pids_limit is not None:
+        write_value(cgroup_dir, "pids.max",
+                    "max" if limits.pids_limit <= 0 else limits.pids_limit)
+
+
 def read_text(path: str) -> str:
     with open(path) as f:
         return f.read()

@@ -46,18 +46,17 @@ from minidocker.cgroups import (
     read_keyed,
     read_pids,
     read_text,
+    set_cpuset,
+    set_pids,
     wait_until,
 )
+from minidocker.cgroups import write_value as _write
 
 CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "freezer")
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-
-def _write(cgroup_dir: str, name: str, value: object) -> None:
-    syscalls.write_file(os.path.join(cgroup_dir, name), str(value))
 
 
 # -- placing the group ------------------------------------------------------------------------
@@ -172,18 +171,6 @@ def set_cpu(cgroup_dir: str, limits: CgroupLimits) -> None:
         _write(cgroup_dir, "cpu.cfs_period_us", period)
     if quota:
         _write(cgroup_dir, "cpu.cfs_quota_us", quota)
-
-
-def set_cpuset(cgroup_dir: str, limits: CgroupLimits) -> None:
-    if limits.cpuset_cpus:
-        _write(cgroup_dir, "cpuset.cpus", limits.cpuset_cpus)
-    if limits.cpuset_mems:
-        _write(cgroup_dir, "cpuset.mems", limits.cpuset_mems)
-
-
-def set_pids(cgroup_dir: str, limits: CgroupLimits) -> None:
-    if limits.pids_limit is not None:
-        _write(cgroup_dir, "pids.max", "max" if limits.pids_limit <= 0 else limits.pids_limit)
 
 
 def set_blkio(cgroup_dir: str, limits: CgroupLimits) -> None:

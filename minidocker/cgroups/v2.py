@@ -45,9 +45,12 @@ from minidocker.cgroups import (
     read_keyed,
     read_pids,
     read_text,
+    set_cpuset,
+    set_pids,
     swap_only,
     wait_until,
 )
+from minidocker.cgroups import write_value as _write
 
 CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 KEY = "unified"  # the one entry in a v2 Cgroup's paths
@@ -55,10 +58,6 @@ KEY = "unified"  # the one entry in a v2 Cgroup's paths
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-
-def _write(cgroup_dir: str, name: str, value: object) -> None:
-    syscalls.write_file(os.path.join(cgroup_dir, name), str(value))
 
 
 # -- placing the group ------------------------------------------------------------------------
@@ -132,18 +131,6 @@ def set_cpu(cgroup_dir: str, limits: CgroupLimits) -> None:
         shown = current_max if quota == 0 else "max" if quota < 0 else str(quota)
         trace.note(f"cpu.cfs_quota_us and cpu.cfs_period_us -> cpu.max \"{shown} {period}\"")
         _write(cgroup_dir, "cpu.max", f"{shown} {period}")
-
-
-def set_cpuset(cgroup_dir: str, limits: CgroupLimits) -> None:
-    if limits.cpuset_cpus:
-        _write(cgroup_dir, "cpuset.cpus", limits.cpuset_cpus)
-    if limits.cpuset_mems:
-        _write(cgroup_dir, "cpuset.mems", limits.cpuset_mems)
-
-
-def set_pids(cgroup_dir: str, limits: CgroupLimits) -> None:
-    if limits.pids_limit is not None:
-        _write(cgroup_dir, "pids.max", "max" if limits.pids_limit <= 0 else limits.pids_limit)
 
 
 def set_io(cgroup_dir: str, limits: CgroupLimits) -> None:
