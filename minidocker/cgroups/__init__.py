@@ -517,6 +517,21 @@ def set_pids(cgroup_dir: str, limits: CgroupLimits) -> None:
                     "max" if limits.pids_limit <= 0 else limits.pids_limit)
 
 
+def remove_parents(removable: list[str] | tuple[str, ...]) -> None:
+    """Remove the parent groups minidocker made (the default ``minidocker``), once empty: one
+    still holding another container's group stays (EBUSY/ENOTEMPTY), a gone one is fine."""
+    import errno
+
+    from minidocker import syscalls
+
+    for parent in removable:
+        try:
+            syscalls.rmdir(parent)
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.ENOENT, errno.ENOTEMPTY):
+                raise
+
+
 def read_text(path: str) -> str:
     with open(path) as f:
         return f.read()

@@ -46,6 +46,7 @@ from minidocker.cgroups import (
     read_keyed,
     read_pids,
     read_text,
+    remove_parents,
     set_cpuset,
     set_pids,
     wait_until,
@@ -271,12 +272,7 @@ def destroy(paths: dict[str, str], removable: list[str], timeout: float = 10) ->
             syscalls.rmdir(cgroup_dir)
         except FileNotFoundError:
             pass
-    for parent in removable:
-        try:
-            syscalls.rmdir(parent)
-        except OSError as exc:
-            if exc.errno not in (errno.EBUSY, errno.ENOENT, errno.ENOTEMPTY):
-                raise
+    remove_parents(removable)
 
 
 # -- accounting -----------------------------------------------------------------------------

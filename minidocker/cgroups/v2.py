@@ -45,6 +45,7 @@ from minidocker.cgroups import (
     read_keyed,
     read_pids,
     read_text,
+    remove_parents,
     set_cpuset,
     set_pids,
     swap_only,
@@ -215,12 +216,7 @@ def destroy(paths: dict[str, str], removable: list[str], timeout: float = 10) ->
             syscalls.rmdir(paths[KEY])
         except FileNotFoundError:
             pass
-    for parent in removable:
-        try:
-            syscalls.rmdir(parent)
-        except OSError as exc:
-            if exc.errno not in (errno.EBUSY, errno.ENOENT, errno.ENOTEMPTY):
-                raise
+    remove_parents(removable)
 
 
 # -- accounting -----------------------------------------------------------------------------

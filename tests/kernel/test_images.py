@@ -25,26 +25,12 @@ from minidocker import layers
 from minidocker.store import ImageStore
 from tests.conftest import CLI, TEST_ROOT_MARK, needs_root
 from tests.kernel.test_bad_input import assert_one_line_error, assert_unchanged, snapshot
+from tests.tarfiles import make_tar
 
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb04, pytest.mark.nb05]
 
 needs_tools = pytest.mark.skipif(not (shutil.which("skopeo") and shutil.which("umoci")),
                                  reason="needs skopeo and umoci (apt-get install skopeo umoci)")
-
-
-def tar_of(*files: tuple[str, bytes | None]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files:
-            info = tarfile.TarInfo(name)
-            info.mtime = 1_600_000_000
-            if data is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            else:
-                info.mode, info.size = 0o644, len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def in_mount_namespace(script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -58,7 +44,7 @@ def busybox_image(cli: CLI, *files: tuple[str, bytes | None], ref: str) -> None:
     cli("run", "--rm", "busybox", "true", check=True)
     store = ImageStore(cli.root)
     base = store.resolve("busybox")
-    top = store.add_layer(io.BytesIO(tar_of(*files)), parent=base.chain_ids()[-1])
+    top = store.add_layer(io.BytesIO(make_tar(*files)), parent=base.chain_ids()[-1])
     config = {**base.config, "history": [*base.history, {"created_by": "test"}]}
     store.write_image(config, [*base.layers(), top], ref)
 
@@ -67,11 +53,11 @@ def busybox_image(cli: CLI, *files: tuple[str, bytes | None], ref: str) -> None:
 
 def test_stack_matches_the_kernels_merge(tmp_path: Path) -> None:
     tars = [
-        tar_of(("a", None), ("a/x", b"1"), ("a/y", b"2"), ("b", None), ("b/z", b"3"),
+        make_tar(("a", None), ("a/x", b"1"), ("a/y", b"2"), ("b", None), ("b/z", b"3"),
                ("f", b"f"), ("d2f", None), ("d2f/k", b"k"), ("o", None), ("o/old", b"o")),
-        tar_of(("a/.wh.x", b""), ("b/.wh..wh..opq", b""), ("b/new", b"n"), ("d2f", b"file"),
+        make_tar(("a/.wh.x", b""), ("b/.wh..wh..opq", b""), ("b/new", b"n"), ("d2f", b"file"),
                ("f", b"f2")),
-        tar_of(("o/.wh..wh..opq", b""), ("o/fresh", b"fr"), ("f", None), ("f/in", b"in"),
+        make_tar(("o/.wh..wh..opq", b""), ("o/fresh", b"fr"), ("f", None), ("f/in", b"in"),
                ("a/.wh.y", b""), ("a/y", b"kept: the same layer")),
     ]
     dirs = []
@@ -151,7 +137,7 @@ def test_many_layers_fit_the_mount_options_and_stack_in_order(cli: CLI) -> None:
     stack = base.layers()
     for i in range(80):  # 80 paths of ~120 bytes: twice what one page of options holds
         chain = layers.chain_ids([x.diff_id for x in stack])[-1]
-        stack.append(store.add_layer(io.BytesIO(tar_of((f"layers/{i:03}", b"x"),
+        stack.append(store.add_layer(io.BytesIO(make_tar((f"layers/{i:03}", b"x"),
                                                        ("top", str(i).encode()))),
                                      parent=chain))
     store.write_image({**base.config, "history": []}, stack, "tall:1")
@@ -250,8 +236,8 @@ def big_archive(cli: CLI, tmp_path: Path) -> Path:
     image = store.resolve("big:1")
     stack = image.layers()
     for name in ("b", "c"):
-        stack.append(store.add_layer(io.BytesIO(tar_of((f"big/{name}", chunk[::-1] + name.encode()),
-                                                       ("big/.wh.a", b""))),
+        tar = make_tar((f"big/{name}", chunk[::-1] + name.encode()), ("big/.wh.a", b""))
+        stack.append(store.add_layer(io.BytesIO(tar),
                                      parent=layers.chain_ids([x.diff_id for x in stack])[-1]))
     store.write_image({**image.config, "history": []}, stack, "big:1")
     path = tmp_path / "big.tar"

@@ -25,6 +25,7 @@ from minidocker import archive, layers
 from minidocker.errors import CorruptBlob, ImageError, InvalidReference
 from minidocker.reference import parse
 from minidocker.store import MEDIA_LAYER_GZIP, ImageStore
+from tests.tarfiles import make_tar
 
 pytestmark = pytest.mark.nb05
 
@@ -34,22 +35,6 @@ needs_skopeo = pytest.mark.skipif(shutil.which("skopeo") is None,
                                   reason="needs skopeo (apt-get install skopeo)")
 needs_umoci = pytest.mark.skipif(shutil.which("umoci") is None,
                                  reason="needs umoci (apt-get install umoci)")
-
-
-def make_tar(*entries: tuple[str, bytes | None]) -> bytes:
-    """(name, data) files; data None makes a directory."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in entries:
-            info = tarfile.TarInfo(name)
-            info.mtime = 1_600_000_000
-            if data is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            else:
-                info.size, info.mode = len(data), 0o644
-                tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 BASE = make_tar(("etc", None), ("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
