@@ -255,7 +255,8 @@ class LayerWriter:
         if info.type == tarfile.REGTYPE:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             with open(fd, "rb") as f:
-                self._write(info, f)
+                info.size = os.fstat(fd).st_size  # the size of what we opened, not of the lstat
+                self._write(info, _Exactly(f, info.size))
         else:
             self._write(info)
 
@@ -273,12 +274,31 @@ class LayerWriter:
         info.type, info.mode, info.mtime = tarfile.REGTYPE, 0o600, 0
         self._write(info)
 
-    def _write(self, info: tarfile.TarInfo, f: BinaryIO | None = None) -> None:
+    def _write(self, info: tarfile.TarInfo, f: BinaryIO | _Exactly | None = None) -> None:
         self.tar.addfile(info, f)
         self.count += 1
 
     def close(self) -> None:
         self.tar.close()
+
+
+class _Exactly:
+    """``size`` bytes of ``f``, whatever happens to the file while we read it.
+
+    A running container may shrink or grow a file as ``commit --pause=false`` (or ``export``)
+    reads it; the tar header already promised ``size`` bytes. As GNU tar does, a file that
+    shrank is padded with zeros and one that grew is cut at the promised size.
+    """
+
+    def __init__(self, f: BinaryIO, size: int) -> None:
+        self.f, self.left = f, size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.f.read(n)
+        data += b"\0" * (n - len(data))
+        self.left -= n
+        return data
 
 
 def write_upper_layer(upper: str, out: BinaryIO, ignore: set[str] | frozenset[str] = frozenset()

@@ -291,3 +291,14 @@ def test_container_record(tmp_path: Path) -> None:
     assert graphdriver.recorded(str(tmp_path)) == ("overlay", [])  # an older container
     graphdriver.record(str(tmp_path), "vfs", ["/l/top", "/l/base"])
     assert graphdriver.recorded(str(tmp_path)) == ("vfs", ["/l/top", "/l/base"])
+
+
+def test_a_file_that_changes_while_read_still_gives_the_promised_size():
+    import io as _io
+
+    from minidocker.diff import _Exactly
+
+    shrunk = _Exactly(_io.BytesIO(b"abc"), 6)
+    assert shrunk.read(4) + shrunk.read(4) == b"abc\0\0\0"
+    grown = _Exactly(_io.BytesIO(b"abcdefgh"), 5)
+    assert grown.read() == b"abcde" and grown.read(3) == b""
