@@ -223,13 +223,10 @@ def cmd_run(argv: list[str], create: bool = False, here: bool = False) -> int:
 
     table = _run_flags()
     command = "create" if create else "run"
-    args = flags.parse(table, argv, command)
-    if args.help:
-        print(flags.usage(table, f"minidocker {command} [OPTIONS] IMAGE [COMMAND] [ARG...]",
-                          COMMANDS[command][1]))
+    args = flags.parse_command(table, argv, command, COMMANDS[command][1], ("IMAGE",),
+                               "IMAGE [COMMAND] [ARG...]")
+    if args is None:
         return 0
-    if not args.positional:
-        raise UsageError(f'"minidocker {command}" requires at least 1 argument: IMAGE')
     restart = _restart_policy(args)  # a bad --restart fails before anything is made
     if (args.detach or create) and not (here or args.trace or args.trace_json):
         from minidocker import client

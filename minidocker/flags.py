@@ -137,6 +137,24 @@ def _set(out: Parsed, flag: Flag, value: object) -> None:
         setattr(out, flag.dest, value)
 
 
+def parse_command(flags: tuple[Flag, ...], argv: list[str], command: str, description: str,
+                  operands: tuple[str, ...], synopsis: str) -> Parsed | None:
+    """Parse a command's flags as Docker does; None once ``--help`` has printed the usage.
+
+    ``operands`` are the positional arguments it needs at least (``("CONTAINER", "COMMAND")``),
+    ``synopsis`` what follows ``[OPTIONS]`` in the usage line.
+    """
+    args = parse(flags, argv, command)
+    if args.help:
+        print(usage(flags, f"minidocker {command} [OPTIONS] {synopsis}", description))
+        return None
+    if len(args.positional) < len(operands):
+        n = len(operands)
+        raise UsageError(f'"minidocker {command}" requires at least {n} '
+                         f'argument{"s" if n > 1 else ""}: {" ".join(operands)}')
+    return args
+
+
 def usage(flags: tuple[Flag, ...], synopsis: str, description: str) -> str:
     lines = [f"Usage:  {synopsis}", "", description, "", "Options:"]
     for flag in flags:

@@ -790,13 +790,10 @@ def cmd_exec(argv: list[str]) -> int:
     from minidocker import enter, flags
 
     table = _exec_flags()
-    args = flags.parse(table, argv, "exec")
-    if args.help:
-        print(flags.usage(table, "minidocker exec [OPTIONS] CONTAINER COMMAND [ARG...]",
-                          COMMANDS["exec"][1]))
+    args = flags.parse_command(table, argv, "exec", COMMANDS["exec"][1],
+                               ("CONTAINER", "COMMAND"), "CONTAINER COMMAND [ARG...]")
+    if args is None:
         return 0
-    if len(args.positional) < 2:
-        raise UsageError('"minidocker exec" requires at least 2 arguments: CONTAINER COMMAND')
     if args.privileged:
         raise UsageError("--privileged is not supported by minidocker exec")
     c = Container(state.Layout(), args.positional[0])

@@ -126,13 +126,10 @@ def cmd_update(argv: list[str]) -> int:
     from minidocker import flags
 
     table = _resource_flags()
-    args = flags.parse(table, argv, "update")
-    if args.help:
-        print(flags.usage(table, "minidocker update [OPTIONS] CONTAINER [CONTAINER...]",
-                          COMMANDS["update"][1]))
+    args = flags.parse_command(table, argv, "update", COMMANDS["update"][1], ("CONTAINER",),
+                               "CONTAINER [CONTAINER...]")
+    if args is None:
         return 0
-    if not args.positional:
-        raise UsageError('"minidocker update" requires at least 1 argument: CONTAINER')
     given = cgroups.parse_flags(args)
     if not given.changed():
         raise UsageError("you must provide one or more flags when using this command")

@@ -68,3 +68,16 @@ def test_usage_lists_every_flag():
     text = flags.usage(TABLE, "minidocker run IMAGE", "Run")
     for flag in TABLE:
         assert f"--{flag.name}" in text
+
+
+def test_parse_command_prints_help_or_requires_operands(capsys):
+    assert flags.parse_command(TABLE, ["--help"], "exec", "Run a command", ("CONTAINER", "COMMAND"),
+                               "CONTAINER COMMAND [ARG...]") is None
+    assert "Usage:  minidocker exec [OPTIONS] CONTAINER COMMAND [ARG...]" in capsys.readouterr().out
+    with pytest.raises(UsageError, match='"minidocker exec" requires at least 2 arguments: '
+                                         'CONTAINER COMMAND'):
+        flags.parse_command(TABLE, ["web"], "exec", "", ("CONTAINER", "COMMAND"), "")
+    with pytest.raises(UsageError, match="requires at least 1 argument: IMAGE"):
+        flags.parse_command(TABLE, ["--rm"], "run", "", ("IMAGE",), "")
+    assert flags.parse_command(TABLE, ["-it", "web", "sh"], "exec", "",
+                               ("CONTAINER", "COMMAND"), "").positional == ["web", "sh"]
