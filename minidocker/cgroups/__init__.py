@@ -71,7 +71,7 @@ from minidocker.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any
 
 ROOT = "/sys/fs/cgroup"
@@ -515,6 +515,23 @@ def set_pids(cgroup_dir: str, limits: CgroupLimits) -> None:
     if limits.pids_limit is not None:
         write_value(cgroup_dir, "pids.max",
                     "max" if limits.pids_limit <= 0 else limits.pids_limit)
+
+
+def make_parents(top: str, parent: str, prepare: Callable[[str], None] | None = None) -> None:
+    """``mkdir -p top/parent``, calling ``prepare`` on every level: also on one another
+    minidocker made just now, whose maker may not have prepared it yet."""
+    from minidocker import syscalls
+
+    path = top
+    for part in parent.split("/"):
+        path = os.path.join(path, part)
+        if not os.path.isdir(path):
+            try:  # noqa: SIM105 -- contextlib costs start-up time
+                syscalls.mkdir(path)
+            except FileExistsError:  # another minidocker made it just now
+                pass
+        if prepare:
+            prepare(path)
 
 
 def remove_parents(removable: list[str] | tuple[str, ...]) -> None:

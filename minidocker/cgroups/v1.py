@@ -42,6 +42,7 @@ from minidocker import syscalls, trace
 from minidocker.cgroups import (
     CgroupLimits,
     cfs,
+    make_parents,
     read_int,
     read_keyed,
     read_pids,
@@ -91,8 +92,8 @@ def create(root: str, parent: str, cid: str, own_parent: bool = True,
             if own_parent:
                 removable.append(os.path.join(hierarchy, parent))
             for _ in range(5):  # another container's exit may remove the parent under us
-                _make_parents(hierarchy, parent, "cpuset" in names)
                 try:
+                    make_parents(hierarchy, parent, _inherit_cpuset if "cpuset" in names else None)
                     syscalls.mkdir(group)
                     break
                 except FileNotFoundError:
@@ -115,20 +116,6 @@ def _by_hierarchy(found: dict[str, str]) -> dict[str, list[str]]:
     for controller, hierarchy in found.items():
         out.setdefault(hierarchy, []).append(controller)
     return out
-
-
-def _make_parents(hierarchy: str, parent: str, cpuset: bool) -> None:
-    path = hierarchy
-    for part in parent.split("/"):
-        path = os.path.join(path, part)
-        if os.path.isdir(path):
-            continue
-        try:
-            syscalls.mkdir(path)
-        except FileExistsError:  # another minidocker made it just now
-            continue
-        if cpuset:
-            _inherit_cpuset(path)
 
 
 def _inherit_cpuset(group: str) -> None:

@@ -41,6 +41,7 @@ from minidocker.cgroups import (
     cfs,
     cpu_weight,
     io_weight,
+    make_parents,
     read_int,
     read_keyed,
     read_pids,
@@ -79,17 +80,9 @@ def create(root: str, parent: str, cid: str,
     removable = [os.path.join(root, parent)] if own_parent else []
     try:
         for _ in range(5):  # another container's exit may remove the parent under us
-            path = root
-            enable_controllers(path)
-            for part in parent.split("/"):
-                path = os.path.join(path, part)
-                if not os.path.isdir(path):
-                    try:  # noqa: SIM105
-                        syscalls.mkdir(path)
-                    except FileExistsError:  # another minidocker made it just now
-                        pass
-                enable_controllers(path)
             try:
+                enable_controllers(root)
+                make_parents(root, parent, enable_controllers)
                 syscalls.mkdir(group)
                 break
             except FileNotFoundError:

@@ -291,3 +291,18 @@ def test_a_failed_start_leaves_no_cgroup(cli: CLI, parent: str) -> None:
             "busybox", "no-such-command")
     assert r.returncode == 127
     assert list(ROOT.glob(f"*/{parent}/*/")) == []
+
+
+def test_a_cpuset_parent_another_run_has_not_filled_in_yet_is_filled(cli: CLI,
+                                                                      parent: str) -> None:
+    # Two containers started together: the first makes the parent and has not yet copied
+    # cpuset.cpus/mems into it when the second finds it. Joining a group under it would fail
+    # with ENOSPC unless the second fills the parent in too.
+    made = ROOT / "cpuset" / parent
+    made.mkdir()
+    assert (made / "cpuset.mems").read_text().strip() == ""
+    r = cli("run", "--rm", "--cgroup-parent", parent, "--cpuset-cpus", "0", "busybox", "cat",
+            "/proc/self/status")
+    assert r.returncode == 0, r.stderr
+    assert "Cpus_allowed_list:\t0\n" in r.stdout
+    assert (made / "cpuset.mems").read_text().strip() != ""
