@@ -52,15 +52,47 @@ def _our_mounts() -> list[str]:
 
 
 def _cgroups() -> set[str]:
+    """minidocker's cgroups: the default parent (``minidocker``) in each hierarchy and the
+    containers' groups in it, and the test-made parents (tests/kernel/test_cgroups.py)."""
     found = set()
     base = Path("/sys/fs/cgroup")
-    if base.is_dir():
-        for path in base.glob("*/*"):
-            if "minidocker" in path.name or TEST_ROOT_MARK in path.name:
-                found.add(str(path))
-        for path in base.glob("*minidocker*"):
-            found.add(str(path))
+    for pattern in ("*minidocker*", "*/*minidocker*", "minidocker/*", "*/minidocker/*"):
+        found.update(str(p) for p in base.glob(pattern) if p.is_dir())
     return found
+
+
+def _held_by_others(cgroup_dir: str) -> bool:
+    """A group some other session's process is in (another test run, a CI run beside us)."""
+    try:
+        with open(os.path.join(cgroup_dir, "cgroup.procs")) as f:
+            pids = f.read().split()
+    except OSError:
+        return False
+    return any(not _is_ours(pid) for pid in pids)
+
+
+def _is_ours(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().decode(errors="replace")
+        with open(f"/proc/{pid}/mountinfo") as f:
+            mounts = f.read()
+    except OSError:
+        return False
+    return TEST_ROOT_MARK in cmdline or TEST_ROOT_MARK in mounts
+
+
+def _leaked_cgroups(before: set[str], grace: float = 5) -> list[str]:
+    """New cgroups that are this session's: another session's groups hold its processes, or
+    go away within ``grace`` seconds as its containers exit; a leak of ours stays."""
+    import time
+
+    deadline = time.monotonic() + grace
+    while True:
+        new = sorted(p for p in _cgroups() - before if not _held_by_others(p))
+        if not new or time.monotonic() > deadline:
+            return new
+        time.sleep(0.2)
 
 
 def _supervisors() -> list[str]:
@@ -92,10 +124,12 @@ def stop_minidocker(root: Path) -> list[str]:
 
 
 def _netns() -> set[str]:
+    """Named network namespaces, but those of other sessions (``mdtest<their pid>-``)."""
     try:
-        return set(os.listdir("/run/netns"))
+        names = os.listdir("/run/netns")
     except FileNotFoundError:
         return set()
+    return {n for n in names if TEST_ROOT_MARK in n or "mdtest" not in n}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -108,7 +142,7 @@ def leak_check():
         "processes": _our_processes(),
         "supervisors": _supervisors(),
         "mounts": _our_mounts(),
-        "cgroups": sorted(_cgroups() - cgroups_before),
+        "cgroups": _leaked_cgroups(cgroups_before),
         "netns": sorted(_netns() - netns_before),
     }
     leaks = {k: v for k, v in leaks.items() if v}
