@@ -46,6 +46,17 @@ def groups_of(cid: str, parent: str) -> list[str]:
     return [str(p) for p in ROOT.glob(f"*/{parent}/{cid}")]
 
 
+def by_hierarchy(proc_cgroup: str, controllers: set[str]) -> dict[str, str]:
+    """``/proc/<pid>/cgroup`` ("4:memory:/path") -> {controller: path}, for ``controllers``."""
+    out = {}
+    for line in proc_cgroup.splitlines():
+        _, names, path = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
+        for name in names.split(","):
+            if name in controllers:
+                out[name] = path
+    return out
+
+
 def state_of(cli: CLI, name: str) -> dict[str, object]:
     cid = os.readlink(cli.root / "names" / name)
     return json.loads((cli.root / "containers" / cid / "state.json").read_text())
@@ -113,12 +124,17 @@ def test_limits_are_written_and_the_container_sees_itself_at_root(background, pa
     assert (bg.group("pids") / "pids.max").read_text() == "50\n"
     assert (bg.group("cpuset") / "cpuset.cpus").read_text() == "0\n"
     assert (bg.group("blkio") / "blkio.bfq.weight").read_text().split()[-1] == "300"
-    # From the host, the container's process is in the group in every hierarchy...
-    host_view = Path(f"/proc/{bg.pid}/cgroup").read_text()
-    assert f"memory:/{parent}/{bg.id}" in host_view and f"pids:/{parent}/{bg.id}" in host_view
+    # From the host, the container's process is in the group in every hierarchy (joined
+    # through `tasks`, one thread at a time: the whole process must have moved)...
+    controllers = set(bg.state["Cgroup"]["Paths"])  # type: ignore[index]
+    assert by_hierarchy(Path(f"/proc/{bg.pid}/cgroup").read_text(), controllers) \
+        == {c: f"/{parent}/{bg.id}" for c in controllers}
+    # ...so is a process `exec` starts in it...
+    r = bg.cli("exec", "lim", "cat", "/proc/self/cgroup")
+    assert by_hierarchy(r.stdout, controllers) == {c: "/" for c in controllers}, r.stderr
     code, out = bg.stop()
     # ...and from inside, its cgroup namespace makes that group its root.
-    assert "memory:/\n" in out and "pids:/\n" in out, out
+    assert by_hierarchy(out, controllers) == {c: "/" for c in controllers}, out
     assert groups_of(bg.id, parent) == []
 
 

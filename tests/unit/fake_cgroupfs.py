@@ -58,6 +58,8 @@ class FakeCgroupfs:
 
     def _populate(self, path: Path, files: dict[str, str]) -> None:
         (path / "cgroup.procs").write_text("")
+        if self.version == 1:
+            (path / "tasks").write_text("")
         for name, value in files.items():
             (path / name).write_text(value)
 

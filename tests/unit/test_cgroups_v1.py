@@ -86,12 +86,23 @@ def test_cpu_period_and_quota_and_unlimited_pids(fs: FakeCgroupfs) -> None:
                          (f"pids/{G}/pids.max", "max")]
 
 
-def test_join_writes_zero_to_every_cgroup_procs(fs: FakeCgroupfs) -> None:
+def test_move_writes_the_pid_to_every_cgroup_procs(fs: FakeCgroupfs) -> None:
     cg = make(fs)
     fs.writes.clear()
-    # The fake records the write; the real join is exercised by the kernel tests.
-    cg.driver().move(cg.paths, 0)
-    assert fs.writes == [(f"{c}/{G}/cgroup.procs", "0") for c in v1.CONTROLLERS]
+    cg.driver().move(cg.paths, 4242)
+    assert fs.writes == [(f"{c}/{G}/cgroup.procs", "4242") for c in v1.CONTROLLERS]
+
+
+@pytest.mark.parametrize(("one_thread", "file"), [(True, "tasks"), (False, "cgroup.procs")])
+def test_join_moves_a_lone_thread_through_tasks(fs: FakeCgroupfs, monkeypatch: pytest.MonkeyPatch,
+                                                one_thread: bool, file: str) -> None:
+    # tasks skips the kernel's threadgroup lock (and its grace period); only right for a
+    # process with one thread, so one with more moves through cgroup.procs.
+    cg = make(fs)
+    fs.writes.clear()
+    monkeypatch.setattr(v1, "single_threaded", lambda: one_thread)
+    cg.join()
+    assert fs.writes == [(f"{c}/{G}/{file}", "0") for c in v1.CONTROLLERS]
 
 
 def test_freeze_and_thaw(fs: FakeCgroupfs, monkeypatch: pytest.MonkeyPatch) -> None:
