@@ -195,19 +195,23 @@ def stop_supervisor(layout: state.Layout, timeout: float = 10, which: str = "pid
 
 
 def stop_everything(layout: state.Layout) -> list[str]:
-    """Remove every container of this root that still runs (teardown: killed, its cgroup and
-    network given back), then stop its supervisor and its keeper, each by PID: what a test or a
-    notebook does before it deletes a state root. Returns what it had to stop."""
+    """Stop this root's supervisor, remove every container of it (teardown: killed if it still
+    runs, its cgroup and network given back, also those of one whose ``run`` was killed), then
+    stop its keeper; processes by PID. What a test or a notebook does before it deletes a state
+    root. Returns what it had to stop."""
     from minidocker import container, lifecycle
 
     stopped = []
+    # The supervisor first, so that it cannot start (restart) a container behind our back.
+    if stop_supervisor(layout):
+        stopped.append("supervisor")
     for cid, record in lifecycle.iter_records(layout):
         if lifecycle.is_running(record):
             container.teardown(layout, cid, pid=int(record["Pid"]),
                                start_time=record.get("StartTime"))
             stopped.append(f"container {cid[:12]}")
-    if stop_supervisor(layout):
-        stopped.append("supervisor")
+        else:
+            container.teardown(layout, cid)
     if stop_supervisor(layout, which="keeper.pid"):
         stopped.append("keeper")
     return stopped

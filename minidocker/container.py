@@ -410,7 +410,7 @@ class Started:
     __slots__ = ("pid", "pidfd", "master", "cgroup")
 
     def __init__(self, pid: int, pidfd: int, master: int | None,
-                 cgroup: cgroups.Cgroup | None = None) -> None:
+                 cgroup: cgroups.Cgroup) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self.master = master
@@ -432,36 +432,40 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
     """
     security.of(spec, cdir)  # Docker's defaults, if the caller made the spec without a plan
     host_steps = [*security.host_steps(spec, cdir, lowers), *host_steps]  # --userns private
-    net = None
-    if spec.network.get("mode") == "bridge":  # the veth, address, rules: networking's steps
-        from minidocker import networking
-
-        net = networking.Attachment(spec, cdir)
-        net.bind_ports()  # a published port in use fails here, before anything exists
-        host_steps = [net.connect, *host_steps]
-    console = None
-    if spec.tty:
-        import socket
-
-        console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    read_fd, write_fd = os.pipe()
-    go_read, go_write = os.pipe() if host_steps else (None, None)
-    sys.stdout.flush()
-    sys.stderr.flush()
-
-    own_pidns = None
-    if "pid" in spec.namespaces and "user" not in spec.namespaces:  # userns: see fork below
-        trace.step("unshare", "a new PID namespace for our next child")
-        own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        syscalls.unshare(namespaces.FLAGS["pid"])
     cgroup = security.device_cgroup(spec, _make_cgroup(spec))
-    trace.step("fork")
-    parent_fd = os.pidfd_open(os.getpid())
+    net = None
+    own_pidns = None
     try:
-        pid = security.fork(spec)  # --userns private: clone(CLONE_NEWUSER|CLONE_NEWPID)
+        if spec.network.get("mode") == "bridge":  # the veth, address, rules: networking's steps
+            from minidocker import networking
+
+            net = networking.Attachment(spec, cdir)
+            net.bind_ports()  # a published port in use fails here, before anything exists
+            host_steps = [net.connect, *host_steps]
+        if "pid" in spec.namespaces and "user" not in spec.namespaces:  # userns: see fork
+            trace.step("unshare", "a new PID namespace for our next child")
+            own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            syscalls.unshare(namespaces.FLAGS["pid"])
+        console = None
+        if spec.tty:
+            import socket
+
+            console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        read_fd, write_fd = os.pipe()
+        go_read, go_write = os.pipe() if host_steps else (None, None)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        trace.step("fork")
+        parent_fd = os.pidfd_open(os.getpid())
+        # --userns private: clone(CLONE_NEWUSER|CLONE_NEWPID); v2: born in its cgroup
+        pid, born_in_cgroup = security.fork(spec, cgroup)
     except BaseException:
-        if cgroup is not None:
-            cgroup.destroy()
+        if own_pidns is not None:  # a supervisor's next container must not start in this one
+            syscalls.setns(own_pidns, namespaces.FLAGS["pid"], "/proc/self/ns/pid")
+            os.close(own_pidns)
+        cgroup.destroy()
+        if net is not None:
+            net.release()
         raise
     if pid == 0:
         # The container starts with no signal blocked, whatever its caller had blocked.
@@ -473,7 +477,7 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
             console[0].close()
         _child(spec, lowers, cdir,
                Channel(write_fd, go_read, console[1] if console else None, stdio, tied),
-               parent_fd, cgroup)
+               parent_fd, None if born_in_cgroup else cgroup)
     if on_fork is not None:
         on_fork(pid)
     security.close_parent_ends()
@@ -505,8 +509,7 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
             raise ExecError(error[1], error[0])
     except BaseException:
         _kill_and_reap(pid)
-        if cgroup is not None:
-            cgroup.destroy()
+        cgroup.destroy()
         if net is not None:
             net.release()
         os.close(pidfd)
@@ -516,8 +519,7 @@ def start(spec: Spec, lowers: list[str], cdir: str, *,
     finally:
         if go_write is not None:
             os.close(go_write)
-    _set_state(cdir, Status="running", Pid=pid, StartedAt=_now(),
-               Cgroup=cgroup.as_dict() if cgroup is not None else None)
+    _set_state(cdir, Status="running", Pid=pid, StartedAt=_now(), Cgroup=cgroup.as_dict())
     return Started(pid, pidfd, master, cgroup)
 
 
@@ -556,19 +558,15 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
                 with tty.raw_mode(0) if spec.interactive else contextlib.nullcontext():
                     tty.relay(started.master, started.pidfd, 0 if spec.interactive else None)
             _, status = os.waitpid(started.pid, 0)
-            # Made at start, or later by pause/stats/update; OOM kills counted by the kernel.
-            cgroup = cgroup or cgroups.find(spec.id, spec.cgroup_parent)
-            oom_killed = cgroup is not None and cgroup.oom_killed()
+            oom_killed = cgroup.oom_killed()  # counted by the kernel, not guessed from 137
         except BaseException:
             _kill_and_reap(started.pid)
-            cgroup = cgroup or cgroups.find(spec.id, spec.cgroup_parent)
             raise
         finally:
             os.close(started.pidfd)
             if started.master is not None:
                 os.close(started.master)
-            if cgroup is not None:
-                cgroup.destroy()
+            cgroup.destroy()
             release_network(cdir, spec.id)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
@@ -584,15 +582,13 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
     return code
 
 
-def _make_cgroup(spec: Spec) -> cgroups.Cgroup | None:
+def _make_cgroup(spec: Spec) -> cgroups.Cgroup:
     """The container's cgroup, made and limited before fork so the limits hold from the
-    child's first instruction; None when it has no limits (see :mod:`minidocker.cgroups`
-    for why: joining a cgroup costs every start a kernel grace period)."""
-    limits = cgroups.CgroupLimits.from_dict(spec.resources)
-    if not cgroups.needed(limits, spec.cgroup_parent):
-        return None
+    child's first instruction (every container has one, as in Docker: see
+    :mod:`minidocker.cgroups` for why that costs a start well under a millisecond)."""
     trace.step("cgroup", "made and limited before fork")
-    return cgroups.create(spec.id, limits, spec.cgroup_parent)
+    return cgroups.create(spec.id, cgroups.CgroupLimits.from_dict(spec.resources),
+                          spec.cgroup_parent)
 
 
 def _kill_and_reap(pid: int) -> None:

@@ -18,9 +18,9 @@ say no, each used here:
    bind-mounted, as runc does for rootless containers: a user namespace may not create devices.
 2. **The devices cgroup, v1** (``devices.deny`` / ``devices.allow``): a list of
    ``type major:minor access`` rules checked on every open and mknod. Docker's defaults are
-   :data:`DEFAULT_RULES`. It needs the container in a cgroup, and moving a process into a v1
-   cgroup costs a kernel grace period (about 10 ms here) on a quiet machine, so it is used
-   only where the mount table cannot say it: a ``--device`` narrowed to read or write only.
+   :data:`DEFAULT_RULES`. Every container has a cgroup, but the rules are one more group (the
+   ``devices`` hierarchy) and a dozen writes per start, so they are used only where the mount
+   table cannot say it: a ``--device`` narrowed to read or write only.
 3. **An eBPF program, cgroup v2** (which has no devices files): a ``BPF_PROG_TYPE_CGROUP_DEVICE``
    program attached to the container's cgroup answers each (type, major, minor, access) with
    0 or 1. :func:`bpf_program` writes it instruction by instruction from the same rules, as

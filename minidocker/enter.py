@@ -124,7 +124,7 @@ def exec_in(pid: int, plan: ExecPlan, cgroup: Any = None) -> int:
             os.close(target)
     trace.step("fork")
     try:
-        child = os.fork()
+        child, born_in_cgroup = cgroup.fork_into() if cgroup is not None else (os.fork(), False)
     except BaseException:
         if own_pidns is not None:
             syscalls.setns(own_pidns, namespaces.FLAGS["pid"], "/proc/self/ns/pid")
@@ -135,7 +135,7 @@ def exec_in(pid: int, plan: ExecPlan, cgroup: Any = None) -> int:
         if console is not None:
             console[0].close()
         _child(pid, [k for k in kinds if k != "pid"], plan, write_fd,
-               console[1] if console else None, cgroup)
+               console[1] if console else None, None if born_in_cgroup else cgroup)
     if own_pidns is not None:  # our own later children belong in *our* PID namespace
         syscalls.setns(own_pidns, namespaces.FLAGS["pid"], "/proc/self/ns/pid")
         os.close(own_pidns)

@@ -203,14 +203,18 @@ def of(spec: Spec, cdir: str) -> SecurityPlan:
 _rootfs_socket: Any = None  # --userns private: the child's end, where its root filesystem comes
 
 
-def fork(spec: Spec) -> int:
-    """os.fork(), or with --userns private a clone into new user and PID namespaces at once."""
-    if spec.security is None or spec.security.userns is None:
-        return os.fork()
-    flags = syscalls.CLONE.NEWUSER
-    if "pid" in spec.namespaces:
-        flags |= syscalls.CLONE.NEWPID
-    return syscalls.clone(flags)
+def fork(spec: Spec, cgroup: Any = None) -> tuple[int, bool]:
+    """os.fork(), or with --userns private a clone into new user and PID namespaces at once;
+    born in ``cgroup`` where the kernel can (see :meth:`minidocker.cgroups.Cgroup.fork_into`).
+    Returns (pid, born in the cgroup)."""
+    flags = 0
+    if spec.security is not None and spec.security.userns is not None:
+        flags = syscalls.CLONE.NEWUSER
+        if "pid" in spec.namespaces:
+            flags |= syscalls.CLONE.NEWPID
+    if cgroup is not None:
+        return cgroup.fork_into(flags)
+    return (syscalls.clone(flags) if flags else os.fork()), False
 
 
 def host_steps(spec: Spec, cdir: str, lowers: list[str]) -> list[Callable[[int], None]]:
@@ -339,10 +343,6 @@ def device_cgroup(spec: Spec, cgroup: Any) -> Any:
     sec = spec.security
     if sec is None or sec.privileged or all(d.access == "rwm" for d in sec.devices):
         return cgroup
-    if cgroup is None:
-        from minidocker import cgroups
-
-        cgroup = cgroups.create(spec.id, cgroups.CgroupLimits(), spec.cgroup_parent)
     rules = devices.rules_for(sec.devices)
     try:
         if cgroup.version == 2:

@@ -705,8 +705,8 @@ class Supervisor:
 
     def _release(self, box: Box) -> bool:
         """Give back what the container held on the host while it ran, as a foreground run
-        does when its container exits: its cgroup (made at start, or later by ``pause``,
-        ``stats`` or ``update``; the kernel's OOM count is read first) and its network.
+        does when its container exits: its cgroup (the kernel's OOM count is read first) and
+        its network.
         Returns whether the kernel killed it for memory."""
         from minidocker import cgroups
 
@@ -789,8 +789,9 @@ class Supervisor:
         status = record.get("Status")
         alive = lifecycle.is_running(record)
         if not record.get("Supervised"):  # a foreground run's: its CLI is its parent
-            if status in lifecycle.LIVE and not alive:
+            if status in lifecycle.LIVE and not alive:  # ... and that was killed
                 lifecycle.write(cdir, "state", {**record, **lifecycle.unseen_end(record)})
+                container.release_cgroup(cdir, cid)
                 if _config_says_remove(cdir):
                     container.teardown(self.layout, cid)
             return
@@ -804,6 +805,7 @@ class Supervisor:
             record.update(lifecycle.unseen_end(record))
             lifecycle.write(cdir, "state", record)
             log(f"{cid[:12]} ended while no supervisor ran")
+            container.release_cgroup(cdir, cid)
         if hostconfig.get("AutoRemove") and status != "created":
             container.teardown(self.layout, cid)
             return

@@ -328,13 +328,14 @@ _SYS = {
     "aarch64": {"clone": 220, "seccomp": 277, "bpf": 280},
     "riscv64": {"clone": 220, "seccomp": 277, "bpf": 280},
 }
-_SYS_NEW_MOUNT_API = {"open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
-                      "fsmount": 432, "mount_setattr": 442}  # the same on every architecture
+# Calls added since Linux 5.1 have one number on every architecture.
+_SYS_UNIFIED = {"open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431,
+                "fsmount": 432, "clone3": 435, "mount_setattr": 442}
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
 def _sysno(name: str) -> int:
-    return _SYS_NEW_MOUNT_API.get(name) or _SYS[os.uname().machine][name]
+    return _SYS_UNIFIED.get(name) or _SYS[os.uname().machine][name]
 
 
 class _CapHeader(ctypes.Structure):
@@ -405,7 +406,18 @@ def prlimit(resource: int, soft: int, hard: int, name: str = "") -> None:
 _pylib = ctypes.PyDLL(None, use_errno=True)  # keeps the GIL held across the call, as os.fork
 
 
-def clone(flags: CLONE | int) -> int:
+class _CloneArgs(ctypes.Structure):
+    """struct clone_args (linux/sched.h), up to ``cgroup`` (CLONE_ARGS_SIZE_VER2, 88 bytes)."""
+
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size",
+        "tls", "set_tid", "set_tid_size", "cgroup")]
+
+
+CLONE_INTO_CGROUP = 0x200000000  # clone3 only: the flag does not fit clone(2)'s int
+
+
+def clone(flags: CLONE | int, cgroup_fd: int | None = None) -> int:
     """fork(2) with namespace flags: clone(flags|SIGCHLD); returns 0 in the child.
 
     Python's ``os.fork`` takes no flags, and ``unshare(CLONE_NEWUSER)`` followed by fork would
@@ -414,19 +426,34 @@ def clone(flags: CLONE | int) -> int:
     ``CLONE_NEWUSER|CLONE_NEWPID`` at once (the kernel creates the user namespace first and
     makes it the owner of the other). The interpreter is told about the fork the way
     ``os.fork`` tells it (``PyOS_BeforeFork`` / ``PyOS_AfterFork_*``).
+
+    With ``cgroup_fd`` (an O_DIRECTORY fd of a cgroup v2 group) it is clone3(2) with
+    ``CLONE_INTO_CGROUP``: the child is born in that group, so nobody has to move it there
+    (a write to ``cgroup.procs``, which waits for an RCU grace period). Linux 5.7 and later;
+    older kernels answer ENOSYS (no clone3) or E2BIG (a shorter struct clone_args).
     """
     api = ctypes.pythonapi
     t0 = time.monotonic_ns()
     api.PyOS_BeforeFork()
-    pid = _pylib.syscall(_sysno("clone"), ctypes.c_ulong(int(flags) | 17), None, None, None,
-                         None)  # 17: SIGCHLD, the signal the parent gets when the child ends
+    if cgroup_fd is None:
+        pid = _pylib.syscall(_sysno("clone"), ctypes.c_ulong(int(flags) | 17), None, None, None,
+                             None)  # 17: SIGCHLD, the signal the parent gets when the child ends
+    else:
+        args = _CloneArgs(flags=int(flags) | CLONE_INTO_CGROUP, exit_signal=17, cgroup=cgroup_fd)
+        size = ctypes.c_size_t(ctypes.sizeof(args))
+        pid = _pylib.syscall(_sysno("clone3"), ctypes.byref(args), size)
     if pid == 0:
         api.PyOS_AfterFork_Child()
         return 0
     err = ctypes.get_errno()
     api.PyOS_AfterFork_Parent()
     ctypes.set_errno(err)
-    _record("clone", [flag_names(CLONE(flags), "CLONE") + "|SIGCHLD"], pid, t0)
+    if cgroup_fd is None:
+        _record("clone", [flag_names(CLONE(flags), "CLONE") + "|SIGCHLD"], pid, t0)
+    else:
+        names = flag_names(CLONE(flags), "CLONE") + "|" if flags else ""
+        _record("clone3", [f"{{flags={names}CLONE_INTO_CGROUP, exit_signal=SIGCHLD, "
+                           f"cgroup={cgroup_fd}}}", str(ctypes.sizeof(_CloneArgs))], pid, t0)
     return int(pid)
 
 

@@ -32,32 +32,38 @@ conversion is spelled out in the trace (``run --trace``):
   alone, so it gets ``--memory-swap`` minus ``--memory``;
 - ``blkio.weight`` (10..1000) becomes ``io.weight`` (1..10000): ``1 + (w - 10) * 9999 / 990``.
 
-**The order of a start.** The parent (``minidocker run``) makes the container's cgroup and
-writes its limits *before* fork(2); the child's very first step is to write itself into
-``cgroup.procs``, so nothing it does is ever counted anywhere else; only then does it unshare
-its cgroup namespace, after which ``/proc/self/cgroup`` shows ``/``: the container sees its
-own group as the root. When the container exits, whatever is left in the group is killed, the
-group is waited until empty, then removed (``rmdir``). See :mod:`minidocker.container`.
+**The order of a start.** Every container gets a cgroup, as in Docker. The parent
+(``minidocker run``) makes it and writes its limits *before* fork(2), so they hold from the
+child's first instruction; the child is in the group before it does anything (below), and
+only then unshares its cgroup namespace, after which ``/proc/self/cgroup`` shows ``/``: the
+container sees its own group as the root. When the container exits, whatever is left in the
+group is killed, the group is waited until empty, then removed (``rmdir``). See
+:mod:`minidocker.container`.
+
+**Getting the child in without waiting.** The obvious way, writing its PID to
+``cgroup.procs``, moves a whole thread group, so the kernel takes the writer side of its global
+``cgroup_threadgroup_rwsem`` (no process anywhere may fork, exit or exec meanwhile), and taking
+that waits for an RCU grace period: 4-30 ms on these hosts, more than the whole start of a
+container, on every start. runc pays it (it is in runc's figure in ``benchmarks/README.md``).
+minidocker does not:
+
+- **v2:** the child is *born* in its group. ``clone3(2)`` with ``CLONE_INTO_CGROUP`` and an fd
+  of the group's directory (Linux 5.7) forks straight into it: nothing moves, nothing waits
+  (:meth:`Cgroup.fork_into`).
+- **v1** has no such flag, but it has a ``tasks`` file that moves a single *thread*. The child
+  between fork and exec has exactly one thread, so writing ``0`` ("me") to ``tasks`` in each
+  hierarchy moves all of it, and a thread moving itself cannot race a fork or exec of its own
+  process, so the kernel skips the global lock (``cgroup_procs_write_start`` in
+  kernel/cgroup/cgroup.c): 0.2 ms for the seven hierarchies (:func:`v1.join`).
+
+``run --trace`` shows which one happened. Measured in ``benchmarks/README.md`` (issue 4's
+budget: setup plus teardown at most 2 ms).
 
 **Layout.** ``/sys/fs/cgroup/<controller>/minidocker/<id>`` on v1 (one per controller),
 ``/sys/fs/cgroup/minidocker/<id>`` on v2. ``--cgroup-parent`` replaces ``minidocker``. The
 default parent is removed again when its last container goes; a parent you name is created if
-missing and then left, as Docker leaves it.
-
-**Not every container gets a cgroup at start: only one with a limit (or a
-``--cgroup-parent``).** Docker gives every container one. Measured here (issue 4's budget,
-``benchmarks/README.md``): making, limiting and removing the seven v1 groups is ~0.6 ms of work,
-but *joining* a group (the write to ``cgroup.procs``) waits for an RCU grace period in the
-kernel (the writer side of ``cgroup_threadgroup_rwsem``), 4-30 ms on these hosts, median ~10
-ms, more than the whole 2 ms budget and enough to put ``run --rm busybox true`` well above
-runc's median (runc pays the same wait: it is in runc's figure). So a container without limits
-starts without a cgroup and pays nothing; ``stats``, ``pause`` and ``update`` give a running
-container one when they first need it (:func:`adopt`: made then, its processes moved in, usage
-counted from then on). A run *with* limits pays the one grace period, where runc always does.
-The fixes belong to the kernel side: ``clone3(CLONE_INTO_CGROUP)`` (v2, no migration at all)
-or the ``favordynmods`` mount option; neither is available to Python's ``os.fork`` on this v1
-host. To keep the start path short, this package imports only ``os``; the driver for the other
-cgroup version is never imported.
+missing and then left, as Docker leaves it. To keep the start path short, this package imports
+only ``os``; the driver for the other cgroup version is never imported.
 
 Notebook: ``02_cgroups``. Man pages: cgroups(7), cgroup_namespaces(7); the kernel's
 Documentation/admin-guide/cgroup-v1/ and cgroup-v2.rst.
@@ -390,6 +396,26 @@ class Cgroup:
     def freeze(self) -> None:
         self.driver().freeze(self.paths)
 
+    def fork_into(self, flags: int = 0) -> tuple[int, bool]:
+        """fork(2) (``flags``: namespaces for clone(2)) with the child born in this group where
+        the kernel can do that: v2's ``clone3(CLONE_INTO_CGROUP)`` (Linux 5.7). Returns (pid,
+        born inside); when it was not (v1, an older kernel), the child must :meth:`join`."""
+        import errno
+
+        from minidocker import syscalls, trace
+
+        if self.version == 2:
+            fd = os.open(self.paths["unified"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                return syscalls.clone(flags, fd), True
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSYS, errno.E2BIG):
+                    raise
+                trace.note("no clone3(CLONE_INTO_CGROUP) here: the child moves itself in")
+            finally:
+                os.close(fd)
+        return (syscalls.clone(flags) if flags else os.fork()), False
+
     def thaw(self) -> None:
         self.driver().thaw(self.paths)
 
@@ -406,14 +432,19 @@ class Cgroup:
         return bool(self.driver().oom_kills(self.paths))
 
     def destroy(self) -> None:
-        """Kill what is left, wait until empty, remove. Idempotent."""
+        """Kill what is left, wait until empty, remove. Idempotent, and safe to race: ``rm -f``
+        and the supervisor may tear the same container down at once, and a file of a group
+        the other one has just removed answers ENODEV (or is gone: ENOENT)."""
+        import errno
+
+        for _ in range(3):
+            try:
+                self.driver().destroy(self.paths, self.removable)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.ENODEV, errno.ENOENT):
+                    raise
         self.driver().destroy(self.paths, self.removable)
-
-
-def needed(limits: CgroupLimits, parent: str = "") -> bool:
-    """Does the container need a cgroup from its first instant? Only for a limit or a parent
-    (see "Not every container gets a cgroup at start" above)."""
-    return bool(limits.changed() or parent)
 
 
 def _placement(cid: str, parent: str, root: str) -> tuple[int, dict[str, str]]:
@@ -428,7 +459,7 @@ def _placement(cid: str, parent: str, root: str) -> tuple[int, dict[str, str]]:
 
 
 def find(cid: str, parent: str = "", root: str = ROOT) -> Cgroup | None:
-    """The container's cgroup if it exists (made at start, or later by :func:`adopt`).
+    """The container's cgroup if it exists.
 
     Every ``run`` asks when its container exits, so a miss costs only a few stat(2) calls.
     """
@@ -445,34 +476,6 @@ def find(cid: str, parent: str = "", root: str = ROOT) -> Cgroup | None:
     return Cgroup(v, paths, removable)
 
 
-def adopt(cid: str, parent: str, list_pids: Any, root: str = ROOT) -> Cgroup:
-    """Give a running container without a cgroup one now, and move its processes in.
-
-    ``list_pids()`` returns the container's processes. They are moved one by one, and the list
-    is read again until a pass finds none left outside: a process that forks meanwhile has its
-    child born in whichever group it was in at that instant. Memory charged before the move
-    stays charged to the old group (the kernel does not move it), so usage counts from now.
-    """
-    import contextlib
-
-    cgroup = find(cid, parent, root) or create(cid, CgroupLimits(), parent, root)
-    try:
-        for _ in range(20):
-            inside = set(cgroup.pids())
-            outside = [pid for pid in list_pids() if pid not in inside]
-            if not outside:
-                break
-            for pid in outside:
-                with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
-                    cgroup.driver().move(cgroup.paths, pid)
-        if not cgroup.pids():
-            raise ProcessLookupError(f"container {cid[:12]} has no process left to move")
-    except BaseException:
-        cgroup.destroy()
-        raise
-    return cgroup
-
-
 def create(cid: str, limits: CgroupLimits, parent: str = "", root: str = ROOT,
            cgroup_version: int | None = None) -> Cgroup:
     """Make the container's cgroup under ``root/[controller/]parent/cid``, write its limits.
@@ -480,12 +483,25 @@ def create(cid: str, limits: CgroupLimits, parent: str = "", root: str = ROOT,
     On failure, everything made so far is removed again before the error propagates.
     """
     v = cgroup_version or version(root)
-    parent = check_parent(parent) if parent else DEFAULT_PARENT
+    named = check_parent(parent) if parent else DEFAULT_PARENT
     cgroup = Cgroup(v, {})
     driver = cgroup.driver()
     try:
-        cgroup.paths, cgroup.removable = driver.create(root, parent, cid,
-                                                       own_parent=parent == DEFAULT_PARENT)
+        try:
+            cgroup.paths, cgroup.removable = driver.create(root, named, cid,
+                                                           own_parent=named == DEFAULT_PARENT)
+        except FileExistsError:
+            # Left by an earlier start of this same container that nobody cleaned up after
+            # (its `run` was killed, its supervisor crashed): clear it out, then start afresh.
+            stale = find(cid, parent, root)
+            if stale is None:
+                raise
+            from minidocker import trace
+
+            trace.note(f"a group of an earlier start of this container was left: removing {stale}")
+            stale.destroy()
+            cgroup.paths, cgroup.removable = driver.create(root, named, cid,
+                                                           own_parent=named == DEFAULT_PARENT)
         driver.set_limits(cgroup.paths, limits)
     except BaseException:
         driver.destroy(cgroup.paths, cgroup.removable)
@@ -574,11 +590,15 @@ def read_keyed(path: str) -> dict[str, int]:
 
 
 def read_pids(path: str) -> list[int]:
-    """A ``cgroup.procs`` file; a group already removed holds nobody."""
+    """A ``cgroup.procs`` file; a group already removed (or being removed) holds nobody."""
+    import errno
+
     try:
         return [int(line) for line in read_text(path).split()]
-    except FileNotFoundError:
-        return []
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENODEV):
+            return []
+        raise
 
 
 def wait_until(done: Any, timeout: float, what: str) -> None:

@@ -208,7 +208,7 @@ def join(paths: dict[str, str]) -> None:
     kernel then skips the global ``cgroup_threadgroup_rwsem``, whose writer waits for an RCU
     grace period (5-30 ms here), because a thread moving itself cannot race a fork or an exec
     of its own process (``cgroup_procs_write_start`` in kernel/cgroup/cgroup.c). 0.2 ms
-    instead of a grace period, on every start with a limit.
+    instead of a grace period, on every start.
     """
     if not single_threaded():  # more threads: move them all together
         move(paths, 0)

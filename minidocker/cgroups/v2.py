@@ -90,7 +90,7 @@ def create(root: str, parent: str, cid: str,
         else:
             raise FileNotFoundError(errno.ENOENT, "parent cgroup keeps vanishing", group)
     except BaseException:
-        destroy({KEY: group}, removable)
+        remove_parents(removable)  # the group itself was not made (EEXIST: not ours to remove)
         raise
     return {KEY: group}, removable
 

@@ -642,8 +642,8 @@ def cmd_commit(argv: list[str]) -> int:
 def _paused(c: _Container, pause: bool) -> Iterator[None]:
     """Freeze a running container's cgroup while its files are read, as Docker's commit does.
 
-    A container without a cgroup of its own (a plain ``run``: see the cgroups lesson) cannot be
-    frozen; its files are read while it runs.
+    A container without a cgroup record (started by an older minidocker) cannot be frozen;
+    its files are read while it runs.
     """
     record = _read_json(os.path.join(c.dir, "state.json")).get("Cgroup")
     if not (pause and isinstance(record, dict) and _is_running(c.dir)):

@@ -2,9 +2,8 @@
 
 Each finds the container by name or ID (:meth:`minidocker.state.Layout.resolve`), its process
 in ``state.json`` (``Pid``) and its cgroup (``Cgroup``), then reads or writes cgroup files
-through :mod:`minidocker.cgroups`. A container started without limits has no cgroup yet (see
-that module for why); the first of these commands to need one makes it and moves the
-container's processes in (:func:`minidocker.cgroups.adopt`).
+through :mod:`minidocker.cgroups`. Every container gets its cgroup at start, so each of these
+works on any running container, with or without limits.
 
 Notebook: ``02_cgroups``.
 """
@@ -47,29 +46,14 @@ class Running:
         return str(self.config.get("name", self.id[:12]))
 
     def cgroup(self) -> cgroups.Cgroup:
-        """Its cgroup, made now (and its processes moved in) if it was started without one."""
+        """Its cgroup: every container gets one at start."""
         record = self.state.get("Cgroup")
         if isinstance(record, dict):
             return cgroups.Cgroup.from_dict(record)
-        parent = str(self.config.get("cgroup_parent") or "")
-        cgroup = cgroups.adopt(self.id, parent, self.pids)
-        self.save_state(Cgroup=cgroup.as_dict())
-        return cgroup
-
-    def pids(self) -> list[int]:
-        """The container's processes, as host PIDs: those in its PID namespace (or, with
-        ``--pid host``, its first process and that one's descendants)."""
-        if "pid" in (self.config.get("namespaces") or []):  # type: ignore[operator]
-            try:
-                ns = os.readlink(f"/proc/{self.pid}/ns/pid")
-            except FileNotFoundError:
-                return []
-            return [pid for pid in _all_pids() if _ns_of(pid) == ns]
-        found, todo = [], [self.pid]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            todo += _children(pid)
+        found = cgroups.find(self.id, str(self.config.get("cgroup_parent") or ""))
+        if found is None:
+            raise ContainerError(f"container {self.id[:12]} has no cgroup (it was started by "
+                                 "an older minidocker): restart it")
         return found
 
     def save_state(self, **changes: object) -> None:
@@ -86,32 +70,6 @@ def _alive(pid: object) -> bool:
     except (ValueError, ProcessLookupError):
         return False
     return True
-
-
-def _all_pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _ns_of(pid: int) -> str:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/pid")
-    except OSError:
-        return ""
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except FileNotFoundError:
-        return []
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out += [int(c) for c in f.read().split()]
-        except FileNotFoundError:
-            continue
-    return out
 
 
 def _layout() -> Layout:

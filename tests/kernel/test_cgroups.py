@@ -144,9 +144,17 @@ def test_cgroupns_host_shows_the_whole_path(cli: CLI, parent: str) -> None:
     assert f"pids:/{parent}/" in r.stdout
 
 
-def test_no_limits_no_cgroup(cli: CLI) -> None:
-    r = cli("run", "--rm", "--trace", "busybox", "true", check=True)
-    assert "cgroup.procs" not in r.stderr and "== cgroup" not in r.stderr
+def test_every_container_gets_a_cgroup_and_joins_it_without_the_global_lock(cli: CLI) -> None:
+    r = cli("run", "--rm", "--trace", "busybox", "cat", "/proc/self/cgroup", check=True)
+    assert "== cgroup (made and limited before fork)" in r.stderr
+    # v1: the child's one thread moves itself through `tasks` in every hierarchy, never
+    # through cgroup.procs (which would wait for an RCU grace period).
+    joins = [line for line in r.stderr.splitlines() if "[container]    write(" in line
+             and "/minidocker/" in line]
+    assert len(joins) == len(set(v1.hierarchies(str(ROOT)).values()))
+    assert all('/tasks", "0") = 1' in line for line in joins), joins
+    assert all(line.endswith(":/") for line in r.stdout.splitlines() if "devices" not in line
+               and "name=" not in line and not line.startswith("0::")), r.stdout
 
 
 def test_the_default_layout_and_the_trace(cli: CLI) -> None:
@@ -250,10 +258,11 @@ def test_stats_agrees_with_the_cgroup_files(cli: CLI, background, parent: str) -
     assert table.splitlines()[0].split()[:3] == ["CONTAINER", "ID", "NAME"]
 
 
-def test_stats_gives_a_container_without_limits_a_cgroup(cli: CLI, background) -> None:
+def test_stats_counts_a_container_without_limits(cli: CLI, background) -> None:
     bg = background("plain", "busybox", "sh", "-c", "sleep 60 & sleep 60")
-    r = cli("stats", "--no-stream", "--format", "json", "--interval", "0.2", "plain", check=True)
     group = ROOT / "pids" / "minidocker" / bg.id
+    assert group.is_dir()  # from the start, as in Docker
+    r = cli("stats", "--no-stream", "--format", "json", "--interval", "0.2", "plain", check=True)
     inside = sorted(map(int, (group / "cgroup.procs").read_text().split()))
     assert json.loads(r.stdout)["PIDs"] == str(len(inside)) == "2"  # sh execs the last sleep
     assert inside == sorted([bg.pid, *[int(p) for p in Path(

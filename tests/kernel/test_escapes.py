@@ -12,19 +12,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from minidocker import escapes
-from tests.conftest import CLI, needs_root
+from tests.conftest import CLI, needs_root, stop_minidocker
 from tests.escapes.image import probe_cli
 
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb03]
 
 
 @pytest.fixture(scope="module")
-def probe(tmp_path_factory: pytest.TempPathFactory) -> CLI:
-    return probe_cli(tmp_path_factory, "escapes")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CLI]:
+    cli = probe_cli(tmp_path_factory, "escapes")
+    yield cli
+    stop_minidocker(cli.root)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import pytest
 
 from minidocker import layers
 from minidocker.store import ImageStore
-from tests.conftest import CLI, TEST_ROOT_MARK, needs_root
+from tests.conftest import CLI, TEST_ROOT_MARK, needs_root, stop_minidocker
 from tests.kernel.test_bad_input import assert_one_line_error, assert_unchanged, snapshot
 from tests.tarfiles import make_tar
 
@@ -346,12 +347,13 @@ def test_rmi_refuses_images_in_use(cli: CLI) -> None:
 # -- bad input: one line, nothing changed -------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def populated(tmp_path_factory: pytest.TempPathFactory) -> tuple[CLI, Path]:
+def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CLI, Path]]:
     cli = CLI(tmp_path_factory.mktemp(TEST_ROOT_MARK + "imgbad"))
     cli("run", "--name", "c1", "busybox", "true", check=True)
     archive = cli.root.parent / "good.tar"
     cli("save", "-o", str(archive), "busybox", check=True)
-    return cli, archive
+    yield cli, archive
+    stop_minidocker(cli.root)
 
 
 def _damaged(archive: Path, how: str) -> bytes:

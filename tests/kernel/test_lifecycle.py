@@ -509,6 +509,11 @@ def test_a_container_that_dies_while_no_supervisor_runs_is_reported(cli):
     time.sleep(2)
     assert inspect(cli, "short", "{{.State.Status}} {{.State.ExitCode}}") == "exited 255"
     assert cli("ps", "-q", check=True).stdout == ""
+    # Nobody was there to remove its cgroup: `rm` (or the next supervisor) does.
+    cid = inspect(cli, "short", "{{.Id}}")
+    cli("rm", "short", check=True)
+    assert list(Path("/sys/fs/cgroup").glob(f"*/minidocker/{cid}")) == []
+    assert not Path(f"/sys/fs/cgroup/minidocker/{cid}").exists()
 
 
 def test_a_new_supervisor_restarts_what_died_while_none_ran(cli):

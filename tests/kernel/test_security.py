@@ -8,12 +8,13 @@ import json
 import os
 import resource
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from minidocker import capabilities, devices, lsm
-from tests.conftest import CLI, TEST_ROOT_MARK, needs_root
+from tests.conftest import CLI, TEST_ROOT_MARK, needs_root, stop_minidocker
 from tests.escapes.image import probe_cli
 from tests.kernel.test_bad_input import assert_one_line_error, assert_unchanged, snapshot
 
@@ -26,15 +27,18 @@ def status(cli: CLI, *options: str, image: str = "busybox") -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> CLI:
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CLI]:
     cli = CLI(tmp_path_factory.mktemp(TEST_ROOT_MARK + "security"))
     cli("run", "--rm", "busybox", "true", check=True)
-    return cli
+    yield cli
+    stop_minidocker(cli.root)  # what a test's killed `run` left: its cgroup
 
 
 @pytest.fixture(scope="module")
-def probe(tmp_path_factory: pytest.TempPathFactory) -> CLI:
-    return probe_cli(tmp_path_factory, "secprobe")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CLI]:
+    cli = probe_cli(tmp_path_factory, "secprobe")
+    yield cli
+    stop_minidocker(cli.root)
 
 
 # -- capabilities -------------------------------------------------------------------------------

@@ -68,12 +68,6 @@ def test_docker_defaults_and_names() -> None:
     assert limits(memory="64m", memory_swap="-1").memory_swap == -1
 
 
-def test_a_cgroup_only_when_asked_for() -> None:
-    assert not cgroups.needed(limits())
-    assert cgroups.needed(limits(pids_limit="10"))
-    assert cgroups.needed(limits(), "/ci")
-
-
 @pytest.mark.parametrize("parent", ["", "/", "a/../b", "a//b"])
 def test_bad_parent(parent: str) -> None:
     with pytest.raises(UsageError):

@@ -196,3 +196,15 @@ def test_the_trace_shows_the_v1_notes(fs: FakeCgroupfs) -> None:
     assert "memory.memsw.limit_in_bytes is memory + swap: 134217728" in notes
     assert fs.writes[-2:] == [(f"memory/{G}/memory.limit_in_bytes", str(64 << 20)),
                              (f"memory/{G}/memory.memsw.limit_in_bytes", str(128 << 20))]
+
+
+def test_a_group_left_by_an_earlier_start_is_replaced(fs: FakeCgroupfs) -> None:
+    # A `run` killed with -9 leaves its (empty) groups; starting the container again must
+    # not fail with EEXIST, and must not keep the old values.
+    old = make(fs, CgroupLimits(pids_limit=5))
+    assert fs.read(f"pids/{G}/pids.max") == "5"
+    new = make(fs, CgroupLimits(pids_limit=9))
+    assert new.paths == old.paths
+    assert fs.read(f"pids/{G}/pids.max") == "9"
+    assert ("pids/" + G) in fs.dirs()
+

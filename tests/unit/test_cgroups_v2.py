@@ -150,3 +150,19 @@ def test_oom_and_stats(fs: FakeCgroupfs) -> None:
         "memory_inactive_file": 1000, "oom_kills": 1, "pids_current": 3, "pids_limit": None,
         "io_read_bytes": 4096, "io_write_bytes": 8192,
     }
+
+
+def test_a_group_left_by_an_earlier_start_is_replaced(fs: FakeCgroupfs) -> None:
+    make(fs, CgroupLimits(pids_limit=5))
+    make(fs, CgroupLimits(pids_limit=9))
+    assert fs.read(f"{G}/pids.max") == "9"
+
+
+def test_create_never_removes_a_group_it_did_not_make(fs: FakeCgroupfs,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from minidocker.cgroups import v2
+
+    make(fs)
+    with pytest.raises(FileExistsError):
+        v2.create(str(fs.root), "minidocker", CID)
+    assert G in fs.dirs()
