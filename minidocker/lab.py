@@ -326,6 +326,14 @@ def wall_ms(argv: list[str]) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
+def join_latency(rounds: int = 15) -> dict[str, list[float]]:
+    """Milliseconds from fork until a child is in a new cgroup, through ``cgroup.procs`` and
+    minidocker's way (:mod:`minidocker.cgroups.joinbench`, run in a process of its own)."""
+    r = subprocess.run([sys.executable, "-m", "minidocker.cgroups.joinbench", "--rounds",
+                        str(rounds)], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
 # -- reading /proc on the host -----------------------------------------------------------------
 
 def proc_status(pid: int | str) -> dict[str, str]:

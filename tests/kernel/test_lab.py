@@ -24,11 +24,14 @@ def test_run_returns_output_and_the_trace_of_both_sides(bench):
     result = bench.run("--rm", "busybox", "echo", "hi")
     assert result.check().stdout == "hi\n"
     assert result.wall_ms > 0
-    calls = [e["call"] for e in result.events if e["kind"] == "syscall"]
+    calls = [e["call"] for e in result.events if e["kind"] == "syscall"
+             and e["where"] == "container"]
     assert "pivot_root" in calls
     assert calls[-1] == "execve"
     container_steps = [g.name for g in lab.steps(result.events) if g.where == "container"]
-    assert container_steps[:3] == ["die-with-parent", "namespaces", "rootfs"]
+    # v1: the child moves itself into its cgroup first; v2: it was born there (no step).
+    assert [s for s in container_steps if s != "cgroup"][:3] == \
+        ["die-with-parent", "namespaces", "rootfs"]
     assert container_steps[-1] == "exec"
     assert {e["where"] for e in result.events} == {"host", "container"}
     assert not os.listdir(bench.root + "/lab")  # the trace file is gone once read
@@ -81,3 +84,18 @@ def test_a_lab_never_closed_cleans_up_when_the_interpreter_exits():
     pid, root = int(out[0]), out[1]
     assert not os.path.exists(root)
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_join_latency_times_both_ways_into_fresh_groups_and_leaves_none() -> None:
+    # Lesson 02's experiment. Only its shape is checked here: how long each way takes is the
+    # kernel's business (a timed test would be flaky); benchmarks/README.md records figures.
+    from minidocker import cgroups
+
+    result = lab.join_latency(rounds=2)
+    fast = "clone3" if cgroups.version() == 2 else "tasks"
+    assert sorted(result) == sorted(["cgroup.procs", fast])
+    assert all(len(ms) == 2 and all(m > 0 for m in ms) for ms in result.values())
+    from pathlib import Path
+
+    root = Path(cgroups.ROOT)
+    assert [*root.glob("minidocker/joinbench-*"), *root.glob("*/minidocker/joinbench-*")] == []
