@@ -643,7 +643,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma-separated subset of minidocker,runc,crun (default: all)")
     p.add_argument("--extra", "--variant", action="append", default=[], metavar="NAME='ARGS'",
                    help="add a minidocker variant to the loop, e.g. "
-                        "mem='run --rm --memory 64m busybox true' (repeatable)")
+                        "mem='run --rm --memory 64m busybox true' (repeatable); "
+                        "NAME='@PATH run ...' runs another minidocker (an older checkout)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout (text on stderr)")
     p.add_argument("--check", action="store_true",
                    help="exit 1 unless minidocker's median <= runc's median")
@@ -668,6 +669,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             p.error(f"--extra {spec!r}: {exc}")
         if split[:1] == ["minidocker"]:
             split = split[1:]
+        if split[:1] and split[0].startswith("@") and not os.access(split[0][1:], os.X_OK):
+            p.error(f"--extra {spec!r}: {split[0][1:]} is not an executable")
         if not sep or not name or not split or name in (*BUILTINS, *variants):
             p.error(f"--extra {spec!r}: want a new NAME='minidocker args...'")
         variants[name] = split
@@ -786,7 +789,11 @@ def benchmark(args: argparse.Namespace, base: Path, prefix: str, runners: list[R
             if args.networking:
                 named["md-bridge"] = list(BRIDGE_ARGS)
             for name, words in named.items():
-                runners.append(Runner(name, minidocker_command(minidocker, words), env))
+                binary = minidocker
+                if words[0].startswith("@"):  # another minidocker: an older commit, say
+                    binary, words = Path(words[0][1:]).absolute(), words[1:]
+                    say(f"{name + ':':19}{binary}")
+                runners.append(Runner(name, minidocker_command(binary, words), env))
     for tool in REFERENCES:
         if tool in wanted:
             if path := shutil.which(tool):

@@ -370,19 +370,9 @@ def _add_v1_devices_group(cgroup: Any, spec: Spec) -> None:
     parent = cgroups.check_parent(spec.cgroup_parent) if spec.cgroup_parent \
         else cgroups.DEFAULT_PARENT
     group = os.path.join(hierarchy, parent, spec.id)
-    made: list[str] = []
-    path = hierarchy
-    for part in parent.split("/"):  # what we make here we also remove (cgroups.v1 won't look)
-        path = os.path.join(path, part)
-        if not os.path.isdir(path):
-            try:
-                syscalls.mkdir(path)
-                made.append(path)
-            except FileExistsError:  # another container made it just now
-                pass
+    cgroups.make_parents(hierarchy, parent)
     syscalls.mkdir(group)
     cgroup.paths["devices"] = group
-    cgroup.removable.extend(reversed(made))
 
 
 # -- the last steps before execve --------------------------------------------------------------

@@ -61,8 +61,9 @@ budget: setup plus teardown at most 2 ms).
 
 **Layout.** ``/sys/fs/cgroup/<controller>/minidocker/<id>`` on v1 (one per controller),
 ``/sys/fs/cgroup/minidocker/<id>`` on v2. ``--cgroup-parent`` replaces ``minidocker``. The
-default parent is removed again when its last container goes; a parent you name is created if
-missing and then left, as Docker leaves it. To keep the start path short, this package imports
+parent is created when first needed and then left in place, empty or not, as Docker leaves its
+``docker`` group (making and removing it around every container would cost each start more
+than its own group does). To keep the start path short, this package imports
 only ``os``; the driver for the other cgroup version is never imported.
 
 Notebook: ``02_cgroups``. Man pages: cgroups(7), cgroup_namespaces(7); the kernel's
@@ -352,17 +353,14 @@ class Cgroup:
     """A container's cgroup on this host: the driver's version and its directories.
 
     v1: one directory per controller (``{"memory": "/sys/fs/cgroup/memory/minidocker/<id>",
-    ...}``); v2: one (``{"unified": "/sys/fs/cgroup/minidocker/<id>"}``). ``removable``
-    lists the parent directories to remove once empty (the default parent's).
+    ...}``); v2: one (``{"unified": "/sys/fs/cgroup/minidocker/<id>"}``).
     """
 
-    __slots__ = ("version", "paths", "removable")
+    __slots__ = ("version", "paths")
 
-    def __init__(self, version: int, paths: dict[str, str],
-                 removable: list[str] | None = None) -> None:
+    def __init__(self, version: int, paths: dict[str, str]) -> None:
         self.version = version
         self.paths = paths
-        self.removable = removable or []
 
     def driver(self) -> Any:
         if self.version == 2:
@@ -375,12 +373,11 @@ class Cgroup:
 
     def as_dict(self) -> dict[str, Any]:
         """What the container's state.json records, so other commands can find the group."""
-        return {"Version": self.version, "Paths": dict(self.paths), "Removable": self.removable}
+        return {"Version": self.version, "Paths": dict(self.paths)}
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> Cgroup:
-        return cls(int(record["Version"]), dict(record["Paths"]),
-                   list(record.get("Removable") or []))
+        return cls(int(record["Version"]), dict(record["Paths"]))
 
     def __repr__(self) -> str:
         return f"Cgroup(v{self.version}, {self.paths})"
@@ -439,12 +436,12 @@ class Cgroup:
 
         for _ in range(3):
             try:
-                self.driver().destroy(self.paths, self.removable)
+                self.driver().destroy(self.paths)
                 return
             except OSError as exc:
                 if exc.errno not in (errno.ENODEV, errno.ENOENT):
                     raise
-        self.driver().destroy(self.paths, self.removable)
+        self.driver().destroy(self.paths)
 
 
 def _placement(cid: str, parent: str, root: str) -> tuple[int, dict[str, str]]:
@@ -472,8 +469,7 @@ def find(cid: str, parent: str = "", root: str = ROOT) -> Cgroup | None:
     paths = {c: p for c, p in paths.items() if os.path.isdir(p)}
     if not paths:
         return None
-    removable = [] if parent else [os.path.dirname(p) for p in dict.fromkeys(paths.values())]
-    return Cgroup(v, paths, removable)
+    return Cgroup(v, paths)
 
 
 def create(cid: str, limits: CgroupLimits, parent: str = "", root: str = ROOT,
@@ -488,8 +484,7 @@ def create(cid: str, limits: CgroupLimits, parent: str = "", root: str = ROOT,
     driver = cgroup.driver()
     try:
         try:
-            cgroup.paths, cgroup.removable = driver.create(root, named, cid,
-                                                           own_parent=named == DEFAULT_PARENT)
+            cgroup.paths = driver.create(root, named, cid)
         except FileExistsError:
             # Left by an earlier start of this same container that nobody cleaned up after
             # (its `run` was killed, its supervisor crashed): clear it out, then start afresh.
@@ -500,11 +495,10 @@ def create(cid: str, limits: CgroupLimits, parent: str = "", root: str = ROOT,
 
             trace.note(f"a group of an earlier start of this container was left: removing {stale}")
             stale.destroy()
-            cgroup.paths, cgroup.removable = driver.create(root, named, cid,
-                                                           own_parent=named == DEFAULT_PARENT)
+            cgroup.paths = driver.create(root, named, cid)
         driver.set_limits(cgroup.paths, limits)
     except BaseException:
-        driver.destroy(cgroup.paths, cgroup.removable)
+        driver.destroy(cgroup.paths)
         raise
     return cgroup
 
@@ -548,21 +542,6 @@ def make_parents(top: str, parent: str, prepare: Callable[[str], None] | None = 
                 pass
         if prepare:
             prepare(path)
-
-
-def remove_parents(removable: list[str] | tuple[str, ...]) -> None:
-    """Remove the parent groups minidocker made (the default ``minidocker``), once empty: one
-    still holding another container's group stays (EBUSY/ENOTEMPTY), a gone one is fine."""
-    import errno
-
-    from minidocker import syscalls
-
-    for parent in removable:
-        try:
-            syscalls.rmdir(parent)
-        except OSError as exc:
-            if exc.errno not in (errno.EBUSY, errno.ENOENT, errno.ENOTEMPTY):
-                raise
 
 
 def read_text(path: str) -> str:

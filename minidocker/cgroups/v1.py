@@ -47,7 +47,6 @@ from minidocker.cgroups import (
     read_keyed,
     read_pids,
     read_text,
-    remove_parents,
     set_cpuset,
     set_pids,
     wait_until,
@@ -68,30 +67,33 @@ def hierarchies(root: str, controllers: tuple[str, ...] = CONTROLLERS) -> dict[s
 
     Controllers this kernel doesn't have (or that aren't mounted) are left out.
     """
+    import stat
+
     found = {}
     for controller in controllers:
         path = os.path.join(root, controller)
-        if os.path.isdir(path):
-            found[controller] = os.path.realpath(path)  # cpu -> cpu,cpuacct when co-mounted
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode):  # cpu -> cpu,cpuacct when co-mounted (one lstat, not realpath's)
+            path = os.path.join(root, os.readlink(path))
+            mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            found[controller] = path
     return found
 
 
-def create(root: str, parent: str, cid: str, own_parent: bool = True,
-           controllers: tuple[str, ...] = CONTROLLERS) -> tuple[dict[str, str], list[str]]:
-    """``mkdir <hierarchy>/<parent>/<cid>`` in every hierarchy; returns (paths, removable).
-
-    ``removable`` are the parent directories to remove when they are empty again (the default
-    parent, which is minidocker's own). Undoes what it made if anything fails.
-    """
+def create(root: str, parent: str, cid: str,
+           controllers: tuple[str, ...] = CONTROLLERS) -> dict[str, str]:
+    """``mkdir <hierarchy>/<parent>/<cid>`` in every hierarchy; returns {controller: path}.
+    Undoes what it made if anything fails."""
     paths: dict[str, str] = {}
     made: list[str] = []
-    removable: list[str] = []
     try:
         for hierarchy, names in _by_hierarchy(hierarchies(root, controllers)).items():
             group = os.path.join(hierarchy, parent, cid)
-            if own_parent:
-                removable.append(os.path.join(hierarchy, parent))
-            for _ in range(5):  # another container's exit may remove the parent under us
+            for _ in range(5):  # a parent removed by hand under us: make it again
                 try:
                     make_parents(hierarchy, parent, _inherit_cpuset if "cpuset" in names else None)
                     syscalls.mkdir(group)
@@ -106,9 +108,9 @@ def create(root: str, parent: str, cid: str, own_parent: bool = True,
             for name in names:
                 paths[name] = group
     except BaseException:
-        destroy({group: group for group in made}, removable)
+        destroy({group: group for group in made})
         raise
-    return paths, removable
+    return paths
 
 
 def _by_hierarchy(found: dict[str, str]) -> dict[str, list[str]]:
@@ -263,20 +265,20 @@ def kill_all(paths: dict[str, str]) -> None:
             thaw(paths)
 
 
-def destroy(paths: dict[str, str], removable: list[str], timeout: float = 10) -> None:
-    """Kill what is left, wait until the group is empty, rmdir it. Idempotent.
-
-    Then remove the ``removable`` parents if no other container uses them (EBUSY: one does).
-    """
-    if pids(paths):
-        kill_all(paths)
-        wait_until(lambda: not pids(paths), timeout, "the container's processes to exit")
+def destroy(paths: dict[str, str], timeout: float = 10) -> None:
+    """rmdir the group; if processes are left in it (EBUSY), kill them, wait until it is
+    empty, and rmdir again. Idempotent."""
     for cgroup_dir in _unique(paths):
-        try:  # noqa: SIM105 -- contextlib costs start-up time
+        try:
             syscalls.rmdir(cgroup_dir)
         except FileNotFoundError:
             pass
-    remove_parents(removable)
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            kill_all(paths)
+            wait_until(lambda: not pids(paths), timeout, "the container's processes to exit")
+            syscalls.rmdir(cgroup_dir)
 
 
 # -- accounting -----------------------------------------------------------------------------

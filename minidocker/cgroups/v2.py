@@ -46,7 +46,6 @@ from minidocker.cgroups import (
     read_keyed,
     read_pids,
     read_text,
-    remove_parents,
     set_cpuset,
     set_pids,
     swap_only,
@@ -73,26 +72,18 @@ def enable_controllers(cgroup_dir: str, wanted: tuple[str, ...] = CONTROLLERS) -
         _write(cgroup_dir, "cgroup.subtree_control", " ".join("+" + c for c in missing))
 
 
-def create(root: str, parent: str, cid: str,
-           own_parent: bool = True) -> tuple[dict[str, str], list[str]]:
-    """``mkdir <root>/<parent>/<cid>``, controllers enabled on the way; (paths, removable)."""
+def create(root: str, parent: str, cid: str) -> dict[str, str]:
+    """``mkdir <root>/<parent>/<cid>``, controllers enabled on the way."""
     group = os.path.join(root, parent, cid)
-    removable = [os.path.join(root, parent)] if own_parent else []
-    try:
-        for _ in range(5):  # another container's exit may remove the parent under us
-            try:
-                enable_controllers(root)
-                make_parents(root, parent, enable_controllers)
-                syscalls.mkdir(group)
-                break
-            except FileNotFoundError:
-                continue
-        else:
-            raise FileNotFoundError(errno.ENOENT, "parent cgroup keeps vanishing", group)
-    except BaseException:
-        remove_parents(removable)  # the group itself was not made (EEXIST: not ours to remove)
-        raise
-    return {KEY: group}, removable
+    for _ in range(5):  # a parent removed by hand under us: make it again
+        try:
+            enable_controllers(root)
+            make_parents(root, parent, enable_controllers)
+            syscalls.mkdir(group)
+            return {KEY: group}
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(errno.ENOENT, "parent cgroup keeps vanishing", group)
 
 
 # -- limits, one function per controller ----------------------------------------------------
@@ -196,20 +187,21 @@ def kill_all(paths: dict[str, str]) -> None:
         thaw(paths)
 
 
-def destroy(paths: dict[str, str], removable: list[str], timeout: float = 10) -> None:
-    """Kill what is left, wait until the group is empty, rmdir it; then the ``removable``
-    parents if no other container uses them. Idempotent."""
-    if not paths or not os.path.isdir(paths[KEY]):
+def destroy(paths: dict[str, str], timeout: float = 10) -> None:
+    """rmdir the group; if processes are left in it (EBUSY), kill them, wait until it is
+    empty, and rmdir again. Idempotent."""
+    if not paths:
+        return
+    try:
+        syscalls.rmdir(paths[KEY])
+    except FileNotFoundError:
         pass
-    elif pids(paths):
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
         kill_all(paths)
         wait_until(lambda: not pids(paths), timeout, "the container's processes to exit")
-    if paths:
-        try:  # noqa: SIM105 -- contextlib costs start-up time
-            syscalls.rmdir(paths[KEY])
-        except FileNotFoundError:
-            pass
-    remove_parents(removable)
+        syscalls.rmdir(paths[KEY])
 
 
 # -- accounting -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from tests.unit.fake_cgroupfs import FakeCgroupfs, install
 
 CID = "c0ffee"
 G = "minidocker/" + CID  # the container's group under each hierarchy
+PARENTS_ONLY = sorted([*v1.CONTROLLERS, *(f"{c}/minidocker" for c in v1.CONTROLLERS)])
 
 
 @pytest.fixture
@@ -34,7 +35,6 @@ def test_create_makes_a_group_per_hierarchy_and_fills_its_cpuset(fs: FakeCgroupf
     cg = make(fs)
     assert cg.version == 1
     assert cg.paths == {c: str(fs.root / c / G) for c in v1.CONTROLLERS}
-    assert cg.removable == [str(fs.root / c / "minidocker") for c in v1.CONTROLLERS]
     # No limits: only the empty v1 cpusets are filled in, from the level above.
     assert fs.writes == [
         ("cpuset/minidocker/cpuset.cpus", "0-1"), ("cpuset/minidocker/cpuset.mems", "0"),
@@ -116,30 +116,29 @@ def test_freeze_and_thaw(fs: FakeCgroupfs, monkeypatch: pytest.MonkeyPatch) -> N
     assert not cg.frozen()
 
 
-def test_destroy_removes_the_group_and_the_default_parent(fs: FakeCgroupfs) -> None:
+def test_destroy_removes_the_group_and_leaves_the_default_parent(fs: FakeCgroupfs) -> None:
     cg = make(fs)
     cg.destroy()
-    assert fs.dirs() == sorted(v1.CONTROLLERS)
+    assert fs.dirs() == PARENTS_ONLY  # as Docker leaves its own parent, /docker
     cg.destroy()  # idempotent
 
 
-def test_destroy_leaves_a_parent_another_container_uses(fs: FakeCgroupfs) -> None:
+def test_destroy_leaves_another_containers_group(fs: FakeCgroupfs) -> None:
     other = cgroups.create("other", CgroupLimits(), root=str(fs.root))
     make(fs).destroy()
     assert "memory/minidocker/other" in fs.dirs()
     other.destroy()
-    assert fs.dirs() == sorted(v1.CONTROLLERS)
+    assert fs.dirs() == PARENTS_ONLY
 
 
 def test_a_named_parent_is_created_and_left(fs: FakeCgroupfs) -> None:
     cg = make(fs, parent="/ci/web")
     assert cg.paths["pids"] == str(fs.root / "pids/ci/web" / CID)
-    assert cg.removable == []
     cg.destroy()
     assert "pids/ci/web" in fs.dirs() and f"pids/ci/web/{CID}" not in fs.dirs()
 
 
-def test_a_failed_create_leaves_nothing(fs: FakeCgroupfs, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_create_leaves_no_group(fs: FakeCgroupfs, monkeypatch: pytest.MonkeyPatch) -> None:
     real_mkdir = fs.mkdir
 
     def mkdir(path: str, mode: int = 0o755) -> None:
@@ -150,10 +149,10 @@ def test_a_failed_create_leaves_nothing(fs: FakeCgroupfs, monkeypatch: pytest.Mo
     monkeypatch.setattr("minidocker.syscalls.mkdir", mkdir)
     with pytest.raises(PermissionError):
         make(fs)
-    assert fs.dirs() == sorted(v1.CONTROLLERS)
+    assert not [d for d in fs.dirs() if d.endswith(CID)]  # the parents made so far stay
 
 
-def test_a_failed_limit_leaves_nothing(fs: FakeCgroupfs, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_limit_leaves_no_group(fs: FakeCgroupfs, monkeypatch: pytest.MonkeyPatch) -> None:
     real_write = fs.write_file
 
     def write_file(path: str, data: str) -> None:
@@ -164,7 +163,7 @@ def test_a_failed_limit_leaves_nothing(fs: FakeCgroupfs, monkeypatch: pytest.Mon
     monkeypatch.setattr("minidocker.syscalls.write_file", write_file)
     with pytest.raises(OSError, match="Invalid argument"):
         make(fs, CgroupLimits(memory=64 << 20, pids_limit=10))
-    assert fs.dirs() == sorted(v1.CONTROLLERS)
+    assert fs.dirs() == PARENTS_ONLY
 
 
 def test_oom_and_stats_are_read_from_the_files(fs: FakeCgroupfs) -> None:
@@ -208,3 +207,15 @@ def test_a_group_left_by_an_earlier_start_is_replaced(fs: FakeCgroupfs) -> None:
     assert fs.read(f"pids/{G}/pids.max") == "9"
     assert ("pids/" + G) in fs.dirs()
 
+
+
+def test_co_mounted_controllers_share_one_directory(tmp_path: Path) -> None:
+    # Debian and Ubuntu mount cpu and cpuacct together and link both names to the pair.
+    (tmp_path / "cpu,cpuacct").mkdir()
+    (tmp_path / "cpu").symlink_to("cpu,cpuacct")
+    (tmp_path / "cpuacct").symlink_to("cpu,cpuacct")
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "pids").write_text("")  # not a directory: not a hierarchy
+    assert v1.hierarchies(str(tmp_path)) == {"cpu": str(tmp_path / "cpu,cpuacct"),
+                                             "cpuacct": str(tmp_path / "cpu,cpuacct"),
+                                             "memory": str(tmp_path / "memory")}

@@ -42,7 +42,6 @@ def test_create_enables_controllers_on_the_way_down(fs: FakeCgroupfs) -> None:
     cg = make(fs)
     assert cg.version == 2
     assert cg.paths == {"unified": str(fs.root / G)}
-    assert cg.removable == [str(fs.root / "minidocker")]
     assert fs.writes == [("cgroup.subtree_control", "+cpu +cpuset +io +memory +pids"),
                          ("minidocker/cgroup.subtree_control", "+cpu +cpuset +io +memory +pids")]
 
@@ -117,12 +116,12 @@ def test_join_freeze_kill(fs: FakeCgroupfs) -> None:
                          (f"{G}/cgroup.freeze", "0"), (f"{G}/cgroup.kill", "1")]
 
 
-def test_destroy(fs: FakeCgroupfs) -> None:
+def test_destroy_leaves_the_default_parent(fs: FakeCgroupfs) -> None:
     make(fs).destroy()
-    assert fs.dirs() == []
+    assert fs.dirs() == ["minidocker"]
 
 
-def test_a_failed_limit_leaves_nothing(fs: FakeCgroupfs, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_limit_leaves_no_group(fs: FakeCgroupfs, monkeypatch: pytest.MonkeyPatch) -> None:
     real_write = fs.write_file
 
     def write_file(path: str, data: str) -> None:
@@ -133,7 +132,7 @@ def test_a_failed_limit_leaves_nothing(fs: FakeCgroupfs, monkeypatch: pytest.Mon
     monkeypatch.setattr("minidocker.syscalls.write_file", write_file)
     with pytest.raises(OSError, match="Invalid argument"):
         make(fs, CgroupLimits(pids_limit=10))
-    assert fs.dirs() == []
+    assert fs.dirs() == ["minidocker"]
 
 
 def test_oom_and_stats(fs: FakeCgroupfs) -> None:
