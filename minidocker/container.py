@@ -584,8 +584,8 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
 
 def _make_cgroup(spec: Spec) -> cgroups.Cgroup:
     """The container's cgroup, made and limited before fork so the limits hold from the
-    child's first instruction (every container has one, as in Docker: see
-    :mod:`minidocker.cgroups` for why that costs a start well under a millisecond)."""
+    child's first instruction. Every container has one, as in Docker; see
+    :mod:`minidocker.cgroups` for how the child gets in without a kernel grace period."""
     trace.step("cgroup", "made and limited before fork")
     return cgroups.create(spec.id, cgroups.CgroupLimits.from_dict(spec.resources),
                           spec.cgroup_parent)

@@ -93,13 +93,12 @@ def create(root: str, parent: str, cid: str,
     try:
         for hierarchy, names in _by_hierarchy(hierarchies(root, controllers)).items():
             group = os.path.join(hierarchy, parent, cid)
-            for _ in range(5):  # a parent removed by hand under us: make it again
+            for _ in range(5):  # the parent: made on first use (or again, if removed by hand)
                 try:
-                    make_parents(hierarchy, parent, _inherit_cpuset if "cpuset" in names else None)
                     syscalls.mkdir(group)
                     break
                 except FileNotFoundError:
-                    continue
+                    make_parents(hierarchy, parent, _inherit_cpuset if "cpuset" in names else None)
             else:
                 raise FileNotFoundError(errno.ENOENT, "parent cgroup keeps vanishing", group)
             made.append(group)
@@ -121,11 +120,17 @@ def _by_hierarchy(found: dict[str, str]) -> dict[str, list[str]]:
 
 
 def _inherit_cpuset(group: str) -> None:
-    """A new v1 cpuset group has no CPUs and no memory nodes: nobody could join it."""
+    """A new v1 cpuset group has no CPUs and no memory nodes: nobody could join it. Copy them
+    from the level above, filling that in first if another minidocker has just made it and
+    not yet got that far."""
     above = os.path.dirname(group)
     for name in ("cpuset.cpus", "cpuset.mems"):
         if not read_text(os.path.join(group, name)).strip():
-            _write(group, name, read_text(os.path.join(above, name)).strip())
+            value = read_text(os.path.join(above, name)).strip()
+            if not value:
+                _inherit_cpuset(above)
+                value = read_text(os.path.join(above, name)).strip()
+            _write(group, name, value)
 
 
 # -- limits, one function per controller ----------------------------------------------------
