@@ -185,14 +185,29 @@ class Supervisor:
             for key, mask in events:
                 fd = key.fd
                 if mask & selectors.EVENT_WRITE:
-                    self.flush(fd)
+                    self.guarded(self.flush, fd, fd=fd)
                 if mask & selectors.EVENT_READ and fd in self.readers:
-                    self.readers[fd]()
+                    self.guarded(self.readers[fd], fd=fd)
             now = time.monotonic()
             while self.timers and self.timers[0][0] <= now:
                 _, _, callback = heapq.heappop(self.timers)
-                callback()
+                self.guarded(callback)
         self.shutdown()
+
+    def guarded(self, callback: Callable[..., None], *args: int, fd: int | None = None) -> None:
+        """Run one event's handler. A bug in it is logged with its traceback, and the fd it
+        came from is no longer watched (so that it cannot spin); the supervisor serves on:
+        every other container depends on it."""
+        try:
+            callback(*args)
+        except _Interrupt:
+            raise
+        except Exception:
+            import traceback
+
+            log("internal error, serving on:\n" + traceback.format_exc().rstrip())
+            if fd is not None and fd != self.listener.fileno():
+                self.watch(fd, None)
 
     def watch(self, fd: int, reader: Callable[[], None] | None) -> None:
         """Call ``reader`` when ``fd`` is readable (None: stop reading it)."""

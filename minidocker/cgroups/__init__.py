@@ -426,7 +426,16 @@ class Cgroup:
         return dict(self.driver().stats(self.paths))
 
     def oom_killed(self) -> bool:
-        return bool(self.driver().oom_kills(self.paths))
+        """Did the OOM killer kill anything in it? False for a group already removed: ``rm -f``
+        and the supervisor, reading this when the container exits, may race."""
+        import errno
+
+        try:
+            return bool(self.driver().oom_kills(self.paths))
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENODEV):
+                return False
+            raise
 
     def destroy(self) -> None:
         """Kill what is left, wait until empty, remove. Idempotent, and safe to race: ``rm -f``

@@ -219,3 +219,11 @@ def test_co_mounted_controllers_share_one_directory(tmp_path: Path) -> None:
     assert v1.hierarchies(str(tmp_path)) == {"cpu": str(tmp_path / "cpu,cpuacct"),
                                              "cpuacct": str(tmp_path / "cpu,cpuacct"),
                                              "memory": str(tmp_path / "memory")}
+
+
+def test_the_oom_count_of_a_group_already_removed_is_none(fs: FakeCgroupfs) -> None:
+    # The supervisor reads it when a container exits; `rm -f` may have removed the group
+    # first. An exception here used to end the supervisor.
+    cg = make(fs)
+    cg.destroy()
+    assert cg.oom_killed() is False

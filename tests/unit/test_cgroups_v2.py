@@ -165,3 +165,9 @@ def test_create_never_removes_a_group_it_did_not_make(fs: FakeCgroupfs,
     with pytest.raises(FileExistsError):
         v2.create(str(fs.root), "minidocker", CID)
     assert G in fs.dirs()
+
+
+def test_the_oom_count_of_a_group_already_removed_is_none(fs: FakeCgroupfs) -> None:
+    cg = make(fs)
+    cg.destroy()
+    assert cg.oom_killed() is False

@@ -115,3 +115,28 @@ def test_two_supervisors_for_one_root_cannot_both_serve(root):
     assert client.request(layout, {"op": "ping"})["pid"] == first
     with open(client.paths(layout)["pid"]) as f:
         assert int(f.read().split()[0]) == first
+
+
+def test_a_bug_in_one_handler_is_logged_and_the_supervisor_serves_on(capsys):
+    # A handler that raised used to end the supervisor, and with it the service of every
+    # container (lesson 09 met one: an OOM count read from a group `rm -f` had just removed).
+    unwatched = []
+
+    class Fake:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+        def watch(self, fd, reader):
+            unwatched.append((fd, reader))
+
+    def broken():
+        raise FileNotFoundError(2, "No such file or directory", "/sys/fs/cgroup/x")
+
+    fake = Fake()
+    try:
+        supervisor.Supervisor.guarded(fake, broken, fd=42)  # type: ignore[arg-type]
+        supervisor.Supervisor.guarded(fake, broken)  # a timer: no fd to drop
+    finally:
+        fake.listener.close()
+    assert unwatched == [(42, None)]
+    out = capsys.readouterr().out
+    assert out.count("internal error, serving on:") == 2 and "FileNotFoundError" in out
