@@ -30,6 +30,7 @@ from minidocker.lifecycle import LifecycleError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
     from typing import Any
 
@@ -424,15 +425,21 @@ def _detach_keys(spec: str | None) -> bytes:
 
 # -- stop, kill, restart, rm, wait, rename ------------------------------------------------------
 
-def cmd_stop(argv: list[str]) -> int:
-    p = parser("minidocker stop", COMMANDS["stop"][1],
-               "minidocker stop [OPTIONS] CONTAINER [CONTAINER...]")
+def _stop_args(command: str, argv: list[str]) -> tuple[argparse.Namespace, int | None]:
+    """``stop`` and ``restart`` take the same flags: ``-t`` and ``-s``, then the containers.
+    Returns the parsed flags and the signal (None: the image's, or SIGTERM)."""
+    p = parser(f"minidocker {command}", COMMANDS[command][1],
+               f"minidocker {command} [OPTIONS] CONTAINER [CONTAINER...]")
     p.add_argument("-t", "--time", "--timeout", type=int, dest="time",
                    help=f"seconds to wait before killing it (default {DEFAULT_STOP_TIMEOUT})")
     p.add_argument("-s", "--signal", help="signal to send (default: the image's, or SIGTERM)")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     args = p.parse_args(argv)
-    sig = parse_signal(args.signal) if args.signal else None
+    return args, parse_signal(args.signal) if args.signal else None
+
+
+def cmd_stop(argv: list[str]) -> int:
+    args, sig = _stop_args("stop", argv)
 
     def stop_one(c: Container) -> str:
         stop(c, args.time, sig)
@@ -457,14 +464,7 @@ def cmd_kill(argv: list[str]) -> int:
 
 
 def cmd_restart(argv: list[str]) -> int:
-    p = parser("minidocker restart", COMMANDS["restart"][1],
-               "minidocker restart [OPTIONS] CONTAINER [CONTAINER...]")
-    p.add_argument("-t", "--time", "--timeout", type=int, dest="time",
-                   help=f"seconds to wait before killing it (default {DEFAULT_STOP_TIMEOUT})")
-    p.add_argument("-s", "--signal", help="signal to send (default: the image's, or SIGTERM)")
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
-    args = p.parse_args(argv)
-    sig = parse_signal(args.signal) if args.signal else None
+    args, sig = _stop_args("restart", argv)
     from minidocker import client
 
     def restart_one(c: Container) -> str:
