@@ -206,12 +206,11 @@ def stop_everything(layout: state.Layout) -> list[str]:
     if stop_supervisor(layout):
         stopped.append("supervisor")
     for cid, record in lifecycle.iter_records(layout):
-        if lifecycle.is_running(record):
-            container.teardown(layout, cid, pid=int(record["Pid"]),
-                               start_time=record.get("StartTime"))
+        running = lifecycle.is_running(record)
+        container.teardown(layout, cid, pid=int(record["Pid"]) if running else 0,
+                           start_time=record.get("StartTime"))
+        if running:
             stopped.append(f"container {cid[:12]}")
-        else:
-            container.teardown(layout, cid)
     if stop_supervisor(layout, which="keeper.pid"):
         stopped.append("keeper")
     return stopped

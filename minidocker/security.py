@@ -203,8 +203,8 @@ def of(spec: Spec, cdir: str) -> SecurityPlan:
 _rootfs_socket: Any = None  # --userns private: the child's end, where its root filesystem comes
 
 
-def fork(spec: Spec, cgroup: Any = None) -> tuple[int, bool]:
-    """os.fork(), or with --userns private a clone into new user and PID namespaces at once;
+def fork(spec: Spec, cgroup: Any) -> tuple[int, bool]:
+    """fork(2), or with --userns private a clone into new user and PID namespaces at once;
     born in ``cgroup`` where the kernel can (see :meth:`minidocker.cgroups.Cgroup.fork_into`).
     Returns (pid, born in the cgroup)."""
     flags = 0
@@ -212,9 +212,7 @@ def fork(spec: Spec, cgroup: Any = None) -> tuple[int, bool]:
         flags = syscalls.CLONE.NEWUSER
         if "pid" in spec.namespaces:
             flags |= syscalls.CLONE.NEWPID
-    if cgroup is not None:
-        return cgroup.fork_into(flags)
-    return (syscalls.clone(flags) if flags else os.fork()), False
+    return cgroup.fork_into(flags)
 
 
 def host_steps(spec: Spec, cdir: str, lowers: list[str]) -> list[Callable[[int], None]]:

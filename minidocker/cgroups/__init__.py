@@ -428,12 +428,10 @@ class Cgroup:
     def oom_killed(self) -> bool:
         """Did the OOM killer kill anything in it? False for a group already removed: ``rm -f``
         and the supervisor, reading this when the container exits, may race."""
-        import errno
-
         try:
             return bool(self.driver().oom_kills(self.paths))
         except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ENODEV):
+            if gone(exc):
                 return False
             raise
 
@@ -441,16 +439,13 @@ class Cgroup:
         """Kill what is left, wait until empty, remove. Idempotent, and safe to race: ``rm -f``
         and the supervisor may tear the same container down at once, and a file of a group
         the other one has just removed answers ENODEV (or is gone: ENOENT)."""
-        import errno
-
-        for _ in range(3):
+        for attempt in range(4):
             try:
                 self.driver().destroy(self.paths)
                 return
             except OSError as exc:
-                if exc.errno not in (errno.ENODEV, errno.ENOENT):
+                if not gone(exc) or attempt == 3:
                     raise
-        self.driver().destroy(self.paths)
 
 
 def _placement(cid: str, parent: str, root: str) -> tuple[int, dict[str, str]]:
@@ -579,14 +574,20 @@ def read_keyed(path: str) -> dict[str, int]:
 
 def read_pids(path: str) -> list[int]:
     """A ``cgroup.procs`` file; a group already removed (or being removed) holds nobody."""
-    import errno
-
     try:
         return [int(line) for line in read_text(path).split()]
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENODEV):
+        if gone(exc):
             return []
         raise
+
+
+def gone(exc: OSError) -> bool:
+    """Is this the error of a group that no longer exists? ENOENT once it is removed; ENODEV
+    from a file opened just before another process removed it."""
+    import errno
+
+    return exc.errno in (errno.ENOENT, errno.ENODEV)
 
 
 def wait_until(done: Any, timeout: float, what: str) -> None:
