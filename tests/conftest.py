@@ -34,16 +34,23 @@ def _our_processes() -> list[str]:
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{pid}/mountinfo") as f:
-                mounts = f.read()
-        except OSError:  # the process exited while we looked (ESRCH, EINVAL, ENOENT)
-            continue
-        if TEST_ROOT_MARK in mounts or TEST_ROOT_MARK in cmdline:
+        cmdline = _ours(pid)
+        if cmdline is not None:
             found.append(f"{pid}: {cmdline.strip()[:120]}")
     return found
+
+
+def _ours(pid: str) -> str | None:
+    """``pid``'s command line if it is this session's (its mounts or command line mention a
+    test state root); None if it is not, or has exited while we looked."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        with open(f"/proc/{pid}/mountinfo") as f:
+            mounts = f.read()
+    except OSError:  # the process exited while we looked (ESRCH, EINVAL, ENOENT)
+        return None
+    return cmdline if TEST_ROOT_MARK in mounts or TEST_ROOT_MARK in cmdline else None
 
 
 def _our_mounts() -> list[str]:
@@ -61,6 +68,13 @@ def _cgroups() -> set[str]:
     return found
 
 
+def default_groups(name: str) -> list[Path]:
+    """The groups called ``name`` (a glob) under minidocker's default parent: one per v1
+    hierarchy, or the one on v2."""
+    root = Path("/sys/fs/cgroup")
+    return [*root.glob(f"minidocker/{name}"), *root.glob(f"*/minidocker/{name}")]
+
+
 def _held_by_others(cgroup_dir: str) -> bool:
     """A group some other session's process is in (another test run, a CI run beside us)."""
     try:
@@ -68,18 +82,7 @@ def _held_by_others(cgroup_dir: str) -> bool:
             pids = f.read().split()
     except OSError:
         return False
-    return any(not _is_ours(pid) for pid in pids)
-
-
-def _is_ours(pid: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmdline = f.read().decode(errors="replace")
-        with open(f"/proc/{pid}/mountinfo") as f:
-            mounts = f.read()
-    except OSError:
-        return False
-    return TEST_ROOT_MARK in cmdline or TEST_ROOT_MARK in mounts
+    return any(_ours(pid) is None for pid in pids)
 
 
 def _leaked_cgroups(before: set[str], grace: float = 5) -> list[str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, TEST_ROOT_MARK, needs_root, stop_minidocker
+from tests.conftest import CLI, TEST_ROOT_MARK, default_groups, needs_root, stop_minidocker
 
 pytestmark = [needs_root, pytest.mark.kernel]
 
@@ -425,7 +425,7 @@ def test_kill_9_of_run_kills_the_container_and_leaves_no_mount(populated: CLI,
     [cid] = os.listdir(populated.root / "containers")
     assert populated("ps", "-aq", check=True).stdout.split() == [cid[:12]]
     populated("rm", cid, check=True)
-    assert list(Path("/sys/fs/cgroup").glob(f"**/minidocker/{cid}")) == []
+    assert default_groups(cid) == []
 
 
 # -- images whose system directories point at the host ------------------------------------------
