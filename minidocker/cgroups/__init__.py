@@ -548,6 +548,28 @@ def make_parents(top: str, parent: str, prepare: Callable[[str], None] | None = 
             prepare(path)
 
 
+def remove_groups(paths: dict[str, str], kill_all: Callable[[dict[str, str]], None],
+                  pids: Callable[[dict[str, str]], list[int]], timeout: float) -> None:
+    """rmdir each of a group's directories; if processes are left in it (EBUSY), kill them
+    (the driver's ``kill_all``), wait until ``pids`` finds none, and rmdir again. A directory
+    already gone is fine, so this is idempotent."""
+    import errno
+
+    from minidocker import syscalls
+
+    for cgroup_dir in dict.fromkeys(paths.values()):
+        try:
+            syscalls.rmdir(cgroup_dir)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            kill_all(paths)
+            wait_until(lambda: not pids(paths), timeout, "the container's processes to exit")
+            syscalls.rmdir(cgroup_dir)
+
+
 def read_text(path: str) -> str:
     with open(path) as f:
         return f.read()

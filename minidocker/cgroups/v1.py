@@ -47,6 +47,7 @@ from minidocker.cgroups import (
     read_keyed,
     read_pids,
     read_text,
+    remove_groups,
     set_cpuset,
     set_pids,
     wait_until,
@@ -271,19 +272,8 @@ def kill_all(paths: dict[str, str]) -> None:
 
 
 def destroy(paths: dict[str, str], timeout: float = 10) -> None:
-    """rmdir the group; if processes are left in it (EBUSY), kill them, wait until it is
-    empty, and rmdir again. Idempotent."""
-    for cgroup_dir in _unique(paths):
-        try:
-            syscalls.rmdir(cgroup_dir)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if exc.errno != errno.EBUSY:
-                raise
-            kill_all(paths)
-            wait_until(lambda: not pids(paths), timeout, "the container's processes to exit")
-            syscalls.rmdir(cgroup_dir)
+    """Remove the group's directory in every hierarchy (:func:`remove_groups`)."""
+    remove_groups(paths, kill_all, pids, timeout)
 
 
 # -- accounting -----------------------------------------------------------------------------
