@@ -84,12 +84,13 @@ def _split_parts(raw: str) -> tuple[str, str, str]:
 
 
 def _split_proto(raw: str) -> tuple[str, str]:
-    parts = raw.split("/")
-    if not raw or not parts[0]:
+    """``"80/udp"`` -> ("udp", "80"), as Docker's nat.SplitProtoPort: the port ends at the
+    first ``/`` and the rest is the protocol, so ``80/tcp/udp`` has the protocol ``tcp/udp``
+    (refused later), not ``tcp`` with the tail dropped, as older parsers did."""
+    port, _, proto = raw.partition("/")
+    if not port:
         return "", ""
-    if len(parts) == 1 or not parts[1]:
-        return "tcp", parts[0]
-    return parts[1], parts[0]
+    return proto or "tcp", port
 
 
 def _uint16(text: str) -> int:
