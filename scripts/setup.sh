@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make a fresh Debian 12 or Ubuntu 24.04 machine ready for minidocker, then run a container.
 #
-#   sudo bash scripts/setup.sh                    # install, check the host, run the demo
-#   SETUP_SKIP_DEMO=1 sudo bash scripts/setup.sh  # install only (scripts/test.sh does this)
+#   bash scripts/setup.sh                    # as root: install, check the host, run the demo
+#   SETUP_SKIP_DEMO=1 bash scripts/setup.sh  # install only (scripts/test.sh does this)
 #
 # Steps: apt packages (skipped when all are installed) -> a venv at <repo>/.venv made with
 # the system python3 -> pip install -e "<repo>[test,notebooks]" (skipped when pyproject.toml
@@ -39,7 +39,7 @@ LINK=/usr/local/bin/minidocker
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
 
-[[ $(id -u) -eq 0 ]] || die "needs root (apt-get, /usr/local/bin, containers): sudo bash $0"
+[[ $(id -u) -eq 0 ]] || die "needs root (apt-get, /usr/local/bin, containers): run it as root (sudo bash $0)"
 
 if [[ -r /etc/os-release ]]; then
     # shellcheck disable=SC1091
@@ -121,4 +121,4 @@ fi
 say "minidocker run --rm busybox echo hello"
 "$LINK" run --rm busybox echo hello
 
-say "ready: try 'sudo minidocker run -it busybox sh', or open the notebooks in notebooks/"
+say "ready: try 'minidocker run -it busybox sh' (as root), or open the notebooks in notebooks/"

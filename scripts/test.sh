@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Everything CI checks, in order; works on a fresh machine (it runs setup.sh first).
 #
-#   sudo bash scripts/test.sh                      # setup, ruff, mypy, pytest tests, notebooks
-#   sudo bash scripts/test.sh -x -k overlay        # extra arguments go to `pytest tests`
-#   sudo bash scripts/test.sh tests/unit/test_doctor.py   # a path narrows `pytest tests` to it
+#   bash scripts/test.sh                      # as root: setup, ruff, mypy, pytest tests, notebooks
+#   bash scripts/test.sh -x -k overlay        # extra arguments go to `pytest tests`
+#   bash scripts/test.sh tests/unit/test_doctor.py   # a path narrows `pytest tests` to it
 #
 # Every step runs even after one fails, so CI shows all the problems at once; the exit status
 # is non-zero if any step failed. pytest's "no tests collected" (exit 5) counts as a failure:
