@@ -38,6 +38,12 @@ host (Docker's CVE-2014-6407 and CVE-2014-9356 were exactly these). So:
 A symlink *entry* may point anywhere (``/bin/sh -> busybox`` is normal): it is only ever
 resolved later, inside the container, where ``/`` is the container's root.
 
+**Extended attributes** come as ``SCHILY.xattr.*`` PAX records. A store on a filesystem that
+cannot hold some of them (tmpfs has ``user.*`` only from Linux 6.6, ramfs none) keeps the file
+and drops a ``user.*`` or ``trusted.*`` one with one warning per layer; a ``security.*`` or
+``system.*`` one (a file capability, an LSM label, an ACL) fails the unpack, since the file
+would do something else without it.
+
 **Digests.** Content is addressed by ``sha256:<hex>``. The *diff ID* of a layer is the digest of
 its uncompressed tar; the *chain ID* names a layer together with everything below it (the
 image-spec's ``config.md``, "Layer ChainID"), so the same tar on two different bases gets two
@@ -80,6 +86,11 @@ OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
 PAX_XATTR_PREFIX = "SCHILY.xattr."
 WHITEOUT_FORMATS = ("overlay", "oci")  # a 0/0 device and an xattr, or .wh. files kept as is
+# Xattrs only programs read: a filesystem that cannot hold them (tmpfs before Linux 6.6 has no
+# user.*) loses them with a warning. The kernel enforces security.* (file capabilities, LSM
+# labels) and system.* (POSIX ACLs): dropping one would change what a file lets a process do,
+# so a store that cannot hold them fails the unpack.
+DROPPABLE_XATTR_PREFIXES = ("user.", "trusted.")
 
 _CHUNK = 1 << 20
 # O_PATH: we only need the directory as an anchor for *at() calls, not its contents.
@@ -206,7 +217,8 @@ def chain_id(parent: str, diff_id: str) -> str:
 
 def unpack_atomically(tar_stream: Readable, dest: Path, tmp_root: Path, *, label: str = "layer",
                       verify: Callable[[], None] | None = None,
-                      whiteouts: str = "overlay") -> None:
+                      whiteouts: str = "overlay",
+                      warn: Callable[[str], None] | None = None) -> None:
     """Unpack into a fresh directory under ``tmp_root`` and rename it to ``dest`` when complete.
 
     A half-unpacked layer is never visible under its final name. ``verify`` runs after the last
@@ -214,13 +226,15 @@ def unpack_atomically(tar_stream: Readable, dest: Path, tmp_root: Path, *, label
     error the temporary directory is removed. If another process finished the same layer first,
     ours is discarded: the content is the same, since the name is a digest.
     """
-    stage = unpack_staged(tar_stream, tmp_root, label=label, verify=verify, whiteouts=whiteouts)
+    stage = unpack_staged(tar_stream, tmp_root, label=label, verify=verify, whiteouts=whiteouts,
+                          warn=warn)
     publish_staged(stage, dest)
 
 
 def unpack_staged(tar_stream: Readable, tmp_root: Path, *, label: str = "layer",
                   verify: Callable[[], None] | None = None,
-                  whiteouts: str = "overlay") -> Path:
+                  whiteouts: str = "overlay",
+                  warn: Callable[[str], None] | None = None) -> Path:
     """The first half of :func:`unpack_atomically`: a complete, verified layer in ``tmp_root``.
 
     The caller publishes it with :func:`publish_staged` (or deletes it): ``load`` unpacks every
@@ -233,7 +247,7 @@ def unpack_staged(tar_stream: Readable, tmp_root: Path, *, label: str = "layer",
     try:
         # mkdtemp makes 0700; the layer root becomes the container's "/", which all users read.
         os.chmod(stage, 0o755)
-        unpack(tar_stream, stage, label=label, whiteouts=whiteouts)
+        unpack(tar_stream, stage, label=label, whiteouts=whiteouts, warn=warn)
         if verify is not None:
             verify()
     except BaseException:
@@ -265,13 +279,17 @@ def _rename_dir(src: Path, dest: Path) -> bool:
 
 
 def unpack(tar_stream: Readable, dest: Path, *, label: str = "layer",
-           whiteouts: str = "overlay") -> None:
+           whiteouts: str = "overlay", warn: Callable[[str], None] | None = None) -> None:
     """Unpack an uncompressed layer tar, read sequentially, into the directory ``dest``.
 
     Raises :class:`UnsafeArchive` for an entry that would land outside ``dest``, and
     :class:`ImageError` for a truncated or malformed archive. ``label`` names the archive in
     messages. The stream is read to its end, so a hashing wrapper sees every byte.
     ``whiteouts`` is ``"overlay"`` (convert) or ``"oci"`` (keep ``.wh.`` files as they are).
+
+    ``user.*`` and ``trusted.*`` xattrs the filesystem under ``dest`` cannot hold are dropped,
+    and ``warn`` (default: a line on stderr) is told once, naming the first and counting the
+    rest; a ``security.*`` or ``system.*`` one is an :class:`ImageError`.
     """
     import tarfile
     from typing import IO, cast
@@ -282,11 +300,12 @@ def unpack(tar_stream: Readable, dest: Path, *, label: str = "layer",
     dirs = _Dirs(root_fd)
     # Directory mtimes are set last: creating anything inside a directory changes its mtime.
     dir_times: dict[tuple[str, ...], int] = {}
+    dropped = _Dropped(dest, label)
     try:
         # Stream mode ("r|") only ever calls read(): no seeking back into a pipe or a hasher.
         with tarfile.open(fileobj=cast(IO[bytes], tar_stream), mode="r|") as tar:
             for member in tar:
-                _unpack_member(tar, member, dirs, dir_times, label, whiteouts)
+                _unpack_member(tar, member, dirs, dir_times, label, whiteouts, dropped)
         while tar_stream.read(_CHUNK):
             pass
         for parts, mtime_ns in dir_times.items():
@@ -296,6 +315,40 @@ def unpack(tar_stream: Readable, dest: Path, *, label: str = "layer",
     finally:
         dirs.forget()
         os.close(root_fd)
+    if dropped.items:
+        dropped.report(warn)
+
+
+class _Dropped:
+    """The xattrs of a layer that the filesystem under ``dest`` cannot hold."""
+
+    __slots__ = ("dest", "label", "items")
+
+    def __init__(self, dest: Path, label: str) -> None:
+        self.dest, self.label = dest, label
+        self.items: list[tuple[str, str]] = []  # (xattr, tar entry)
+
+    def add(self, attr: str, entry: str, exc: OSError) -> None:
+        if not attr.startswith(DROPPABLE_XATTR_PREFIXES):
+            raise ImageError(f"cannot unpack {self.label}: the filesystem under {self.dest} "
+                             f"does not support the xattr {attr} that '{entry}' carries "
+                             "(without it the file would behave differently)") from exc
+        self.items.append((attr, entry))
+
+    def report(self, warn: Callable[[str], None] | None) -> None:
+        """One line per layer, not one per file: a layer can carry thousands of them."""
+        kinds = " and ".join(sorted({a.split(".", 1)[0] + ".*" for a, _ in self.items}))
+        attr, entry = self.items[0]
+        more = f" (and {len(self.items) - 1} more)" if len(self.items) > 1 else ""
+        text = (f"{self.label}: the filesystem under {self.dest} does not support {kinds} "
+                f"xattrs: dropped {attr} on /{'/'.join(split_name(entry, entry, self.label))}"
+                f"{more}")
+        if warn is None:
+            import sys
+
+            print(f"minidocker: warning: {text}", file=sys.stderr)
+        else:
+            warn(text)
 
 
 class _Dirs:
@@ -365,7 +418,7 @@ def split_name(name: str, entry: str, label: str) -> list[str]:
 
 def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dirs: _Dirs,
                    dir_times: dict[tuple[str, ...], int], label: str,
-                   whiteouts: str = "overlay") -> None:
+                   whiteouts: str, dropped: _Dropped) -> None:
     root_fd = dirs.root_fd
     parts = split_name(member.name, member.name, label)
     if any(p.startswith(WHITEOUT_PREFIX) for p in parts[:-1]):
@@ -377,7 +430,7 @@ def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dirs: _Dirs,
         if not member.isdir():
             raise UnsafeArchive(f"unsafe tar entry '{member.name}' in {label}: the layer root "
                                 "must be a directory")
-        _set_metadata(root_fd, ".", member)
+        _set_metadata(root_fd, ".", member, dropped)
         dir_times[()] = mtime_ns
         return
     *parents, name = parts
@@ -408,7 +461,7 @@ def _unpack_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dirs: _Dirs,
             _hard_link(member, root_fd, parent_fd, name, label)
             return  # a hard link shares its target's inode, and so its metadata
         _create(tar, member, parent_fd, name, merge=merge)
-        _set_metadata(parent_fd, name, member)
+        _set_metadata(parent_fd, name, member, dropped)
         if opaque:
             _set_opaque(parent_fd, name)
         if member.isdir():
@@ -445,7 +498,8 @@ def _create(tar: tarfile.TarFile, member: tarfile.TarInfo, parent_fd: int, name:
         os.mkfifo(name, 0o600, dir_fd=parent_fd)
 
 
-def _set_metadata(parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
+def _set_metadata(parent_fd: int, name: str, member: tarfile.TarInfo,
+                  dropped: _Dropped) -> None:
     # Order matters: chown(2) clears the setuid/setgid bits and the security.capability xattr,
     # so owner first, then mode, then xattrs.
     if os.geteuid() == 0:
@@ -459,11 +513,16 @@ def _set_metadata(parent_fd: int, name: str, member: tarfile.TarInfo) -> None:
         if not key.startswith(PAX_XATTR_PREFIX):
             continue
         attr = key[len(PAX_XATTR_PREFIX):]
-        if attr.startswith("trusted.overlay."):
+        if attr.startswith(OVERLAY_XATTR_PREFIX):
             # Overlay metadata is ours to write (from whiteouts); a layer setting it directly
             # could forge redirects or opaque directories.
             continue
-        _set_xattr(parent_fd, name, attr, value.encode("utf-8", "surrogateescape"))
+        try:
+            _set_xattr(parent_fd, name, attr, value.encode("utf-8", "surrogateescape"))
+        except OSError as exc:
+            if exc.errno != errno.EOPNOTSUPP:  # ENOTSUP is the same number on Linux
+                raise
+            dropped.add(attr, member.name, exc)
 
 
 def _set_xattr(parent_fd: int, name: str, attr: str, value: bytes) -> None:
@@ -473,10 +532,8 @@ def _set_xattr(parent_fd: int, name: str, attr: str, value: bytes) -> None:
     try:
         os.setxattr(path, attr, value, follow_symlinks=False)
     except OSError as exc:
-        if exc.errno != errno.EOPNOTSUPP:
-            exc.add_note(f"setxattr: {attr} on {name}")
-            raise
-        # The filesystem under the store has no xattrs of that kind: the file stays usable.
+        exc.add_note(f"setxattr: {attr} on {name}")
+        raise
 
 
 def _unpack_whiteout(member: tarfile.TarInfo, dirs: _Dirs, parents: list[str], name: str,

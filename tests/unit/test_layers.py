@@ -14,6 +14,7 @@ import pytest
 
 from minidocker import layers
 from minidocker.errors import ImageError, UnsafeArchive
+from tests import xattrs
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="mknod, chown and trusted.* xattrs need root "
@@ -152,8 +153,63 @@ def test_device_nodes(tmp_path: Path, kind: bytes, test: Any) -> None:
 def test_user_xattrs_from_pax_headers(tmp_path: Path) -> None:
     info, data = entry("f", data=b"x")
     info.pax_headers = {"SCHILY.xattr.user.note": "hello"}
-    dest = unpack(tmp_path, (info, data))
-    assert os.getxattr(dest / "f", "user.note") == b"hello"
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    warnings: list[str] = []
+    layers.unpack(io.BytesIO(make_tar((info, data))), dest, label="layer x",
+                  warn=warnings.append)
+    if xattrs.supports(tmp_path):
+        assert os.getxattr(dest / "f", "user.note") == b"hello" and warnings == []
+    else:  # tmpfs before Linux 6.6: the file, and a word that its xattr is gone
+        assert (dest / "f").read_bytes() == b"x"
+        assert warnings == [f"layer x: the filesystem under {dest} does not support user.* "
+                            "xattrs: dropped user.note on /f"]
+
+
+def test_xattrs_the_store_cannot_hold_are_dropped_with_one_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    xattrs.refuse(monkeypatch, "user.", "trusted.")
+    a, a_data = entry("./etc/a", data=b"a")
+    a.pax_headers = {"SCHILY.xattr.user.one": "1", "SCHILY.xattr.user.two": "2"}
+    d, _ = entry("etc/", tarfile.DIRTYPE)
+    d.pax_headers = {"SCHILY.xattr.trusted.app": "3"}
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    warnings: list[str] = []
+    layers.unpack(io.BytesIO(make_tar((d, b""), (a, a_data))), dest, label="layer x",
+                  warn=warnings.append)
+    assert (dest / "etc" / "a").read_bytes() == b"a"
+    assert warnings == [f"layer x: the filesystem under {dest} does not support trusted.* "
+                        "and user.* xattrs: dropped trusted.app on /etc (and 2 more)"]
+
+
+def test_dropped_xattrs_are_said_on_stderr_by_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    xattrs.refuse(monkeypatch, "user.")
+    info, data = entry("f", data=b"x")
+    info.pax_headers = {"SCHILY.xattr.user.note": "hello"}
+    unpack(tmp_path, (info, data))
+    err = capsys.readouterr().err
+    assert err.startswith("minidocker: warning: layer: the filesystem under ")
+    assert err.endswith("does not support user.* xattrs: dropped user.note on /f\n")
+
+
+@pytest.mark.parametrize("attr", ["security.capability", "security.selinux",
+                                  "system.posix_acl_access"])
+def test_kernel_enforced_xattrs_the_store_cannot_hold_fail_the_unpack(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attr: str) -> None:
+    # A file capability or an ACL silently dropped changes what the file lets a process do.
+    xattrs.refuse(monkeypatch, "security.", "system.")
+    info, data = entry("bin/ping", data=b"x")
+    info.pax_headers = {f"SCHILY.xattr.{attr}": "\x01"}
+    with pytest.raises(ImageError) as caught:
+        layers.unpack_staged(io.BytesIO(make_tar((info, data))), tmp_path, label="layer x")
+    message = str(caught.value)
+    assert message.startswith(f"cannot unpack layer x: the filesystem under {tmp_path}/layer-")
+    assert f"does not support the xattr {attr} that 'bin/ping' carries" in message
+    assert "\n" not in message
+    assert list(tmp_path.iterdir()) == []  # the half-made layer is gone
 
 
 @needs_root
