@@ -177,6 +177,47 @@ cat {root}/storage-driver
     assert '"ok": null' in lines[8]  # doctor warns: vfs copies every layer
 
 
+# -- a store on a filesystem without xattrs ---------------------------------------------------
+
+def _tarball_with_xattr(path: Path, attr: str, value: bytes) -> Path:
+    info = tarfile.TarInfo("bin/tool")
+    info.size, info.mode = 1, 0o755
+    info.pax_headers = {f"SCHILY.xattr.{attr}": value.decode("utf-8", "surrogateescape")}
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(info, io.BytesIO(b"x"))
+    return path
+
+
+def test_import_into_a_store_without_xattrs(tmp_path: Path) -> None:
+    # ramfs holds no xattrs at all: the real kernel's EOPNOTSUPP, as Debian 12's tmpfs gives
+    # for user.*. A user.* xattr is dropped with a warning; a file capability stops the import.
+    user = _tarball_with_xattr(tmp_path / "user.tar", "user.note", b"hello")
+    cap = _tarball_with_xattr(tmp_path / "cap.tar", "security.capability",
+                              bytes.fromhex("0100000200200000000000000000000000000000"))
+    root = tmp_path / f"{TEST_ROOT_MARK}ramfs"
+    root.mkdir()
+    m = f"MINIDOCKER_ROOT={root} {sys.executable} -m minidocker"
+    script = f"""
+mount -t ramfs ramfs {root}
+{m} import {user} with-note >/dev/null 2>{tmp_path}/user.err
+find {root}/layers -path '*/bin/tool' | wc -l
+rc=0; {m} import {cap} with-cap >/dev/null 2>{tmp_path}/cap.err || rc=$?
+echo "$rc"
+{m} images --format '{{{{.Repository}}}}'
+"""
+    result = in_mount_namespace(script)
+    assert result.returncode == 0, result.stderr
+    found, rc, *images = result.stdout.split()
+    assert found == "1" and images == ["with-note"] and rc != "0"
+    [warning] = (tmp_path / "user.err").read_text().splitlines()
+    assert warning.startswith("minidocker: warning: ")
+    assert warning.endswith("does not support user.* xattrs: dropped user.note on /bin/tool")
+    [error] = (tmp_path / "cap.err").read_text().splitlines()
+    assert error.startswith("minidocker: cannot unpack ") and error.endswith(
+        "does not support the xattr security.capability that 'bin/tool' carries (without it "
+        "the file would behave differently)")
+
+
 # -- kill -9 during load and commit: the store stays consistent -----------------------------
 
 def check_consistent(root: Path, expected_layers: dict[str, set[Any]]) -> None:
