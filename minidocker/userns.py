@@ -10,9 +10,15 @@ host's files or devices. Docker calls this ``userns-remap``; podman's rootless m
 it.
 
 **The range** comes from ``/etc/subuid`` and ``/etc/subgid`` (``name:start:count``, see
-subuid(5)), the entries for the user :data:`REMAP_USER` (Docker's is ``dockremap``). A test or
-a lab can point ``$MINIDOCKER_SUBUID`` / ``$MINIDOCKER_SUBGID`` at copies instead of editing the
-host's files.
+subuid(5)), the entries for the user :data:`REMAP_USER` (Docker's is ``dockremap``). As
+dockerd's ``userns-remap=default`` does, the first ``--userns private`` makes them when they
+are missing: the system user (``useradd --system``, no home, no login shell) and, in each file,
+the first 65536 ids from 100000 up that no other line holds (:func:`free_start`), written under
+shadow's own lock (``<file>.lock``) so that a ``usermod`` at the same moment cannot interleave.
+It says once, on stderr, what it added. A test or a lab can point ``$MINIDOCKER_SUBUID`` /
+``$MINIDOCKER_SUBGID`` at other files: the ranges are then added to those (so the logic is
+tested without touching ``/etc``), and no user is created. A user named by
+``$MINIDOCKER_USERNS_REMAP`` gets nothing made: its ranges are its owner's business.
 
 **The order of a start** changes, and that is the lesson:
 
@@ -48,15 +54,23 @@ mount_setattr(2), open_tree(2), fsopen(2), move_mount(2), setfsuid(2).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from minidocker import syscalls
 from minidocker.errors import UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
 REMAP_USER = "minidocker"
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
 MAP_SIZE = 65536  # ids 0..65535 inside, as Docker maps
+FIRST_SUBID = 100000  # where shadow's SUB_UID_MIN and dockerd start handing out ranges
+LAST_ID = 2**32 - 2  # (uid_t)-1 means "no id" to the kernel
+LOCK_WAIT = 5.0  # seconds to wait for another writer's <file>.lock
 
 
 class IdMap:
@@ -128,15 +142,204 @@ def _range(path: str, kind: str, user: str) -> tuple[int, int]:
     return start, min(count, MAP_SIZE)
 
 
-def plan(user: str | None = None, subuid: str | None = None,
-         subgid: str | None = None) -> UsernsPlan:
-    """Read the ranges now, so a missing one is an error before anything is created."""
-    user = user or os.environ.get("MINIDOCKER_USERNS_REMAP") or REMAP_USER
-    uid_start, uid_count = _range(subuid or os.environ.get("MINIDOCKER_SUBUID") or SUBUID,
-                                  "uid", user)
-    gid_start, gid_count = _range(subgid or os.environ.get("MINIDOCKER_SUBGID") or SUBGID,
-                                  "gid", user)
+def subid_ranges(text: str) -> list[tuple[int, int]]:
+    """Every ``(start, count)`` in a subuid/subgid file, whoever holds it."""
+    found = []
+    for line in text.splitlines():
+        fields = line.strip().split(":")
+        if len(fields) == 3 and not line.lstrip().startswith("#"):
+            try:
+                found.append((int(fields[1]), int(fields[2])))
+            except ValueError:
+                continue
+    return found
+
+
+def free_start(taken: list[tuple[int, int]], count: int = MAP_SIZE,
+               first: int = FIRST_SUBID) -> int:
+    """The lowest start from ``first`` up whose ``count`` ids overlap none of ``taken``."""
+    start = first
+    for begin, length in sorted(taken):
+        if begin < start + count and start < begin + length:
+            start = begin + length
+    if start + count - 1 > LAST_ID:
+        raise UsageError(f"--userns private: no {count} free subordinate ids are left above "
+                         f"{first}")
+    return start
+
+
+def plan(user: str | None = None, subuid: str | None = None, subgid: str | None = None,
+         say: Callable[[str], None] | None = None) -> UsernsPlan:
+    """Read the ranges now, so a missing one is an error before anything is created.
+
+    The default user's missing ranges are added first (:func:`add_ranges`); ``say`` (default:
+    stderr) is told what was added.
+    """
+    named = user or os.environ.get("MINIDOCKER_USERNS_REMAP")
+    user = named or REMAP_USER
+    uid_path = subuid or os.environ.get("MINIDOCKER_SUBUID") or SUBUID
+    gid_path = subgid or os.environ.get("MINIDOCKER_SUBGID") or SUBGID
+    if user == REMAP_USER and (_read(uid_path, user) is None or _read(gid_path, user) is None):
+        add_ranges(user, uid_path, gid_path,
+                   create_user=(uid_path, gid_path) == (SUBUID, SUBGID), say=say)
+    uid_start, uid_count = _range(uid_path, "uid", user)
+    gid_start, gid_count = _range(gid_path, "gid", user)
     return UsernsPlan(IdMap(0, uid_start, uid_count), IdMap(0, gid_start, gid_count))
+
+
+def add_ranges(user: str, uid_path: str, gid_path: str, *, create_user: bool,
+               say: Callable[[str], None] | None = None) -> None:
+    """Give ``user`` a free range in whichever of the two files lacks one (and create it)."""
+    created = create_user and _create_user(user)
+    added: dict[str, int] = {}
+    try:
+        with _locked(uid_path), _locked(gid_path):
+            # Read again under the lock: another minidocker may have just added them.
+            missing = [p for p in (uid_path, gid_path) if _read(p, user) is None]
+            # One start free in every file that needs a line: the same range on both sides.
+            taken = [r for p in missing for r in subid_ranges(_text(p))]
+            start = free_start(taken)
+            for path in missing:
+                _append_line(path, f"{user}:{start}:{MAP_SIZE}")
+                added[path] = start
+    except OSError as exc:
+        raise UsageError(f"--userns private: no subordinate id range for user {user!r}, and "
+                         f"adding one failed: {exc.strerror or exc}: "
+                         f"{exc.filename or uid_path}") from exc
+    if not added and not created:
+        return
+    what = [f"created the system user {user}"] if created else []
+    if added:
+        what.append(f"added {user}:{start}:{MAP_SIZE} to {' and '.join(added)}")
+    text = f"{' and '.join(what)} for --userns private"
+    if say is None:
+        import sys
+
+        print(f"minidocker: {text}", file=sys.stderr)
+    else:
+        say(text)
+
+
+def _create_user(user: str) -> bool:
+    """Make the system user that holds the ranges, if missing; True if it was made."""
+    import pwd
+    import shutil
+    import subprocess
+
+    try:
+        pwd.getpwnam(user)
+        return False
+    except KeyError:
+        pass
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        # /etc/passwd, /etc/shadow and /etc/group are not ours to edit by hand: the ranges
+        # work without the user (only its name is written), so go on without it.
+        return False
+    # /nonexistent: Debian's home for system users that must own no files (Policy 9.2.1)
+    result = subprocess.run([useradd, "--system", "--no-create-home", "--home-dir",
+                             "/nonexistent", "--shell", "/usr/sbin/nologin", user],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UsageError(f"--userns private: useradd {user} failed: "
+                         f"{result.stderr.strip() or result.returncode}")
+    return True
+
+
+def _text(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def _read(path: str, user: str) -> tuple[int, int] | None:
+    return parse_subid(_text(path), user)
+
+
+def _append_line(path: str, line: str) -> None:
+    """Add ``line``, replacing the file in one rename: a reader sees the old or the new one."""
+    text = _text(path)
+    if text and not text.endswith("\n"):
+        text += "\n"
+    try:
+        st = os.stat(path)
+        mode, owner = st.st_mode & 0o7777, (st.st_uid, st.st_gid)
+    except FileNotFoundError:
+        mode, owner = 0o644, None  # subuid(5) files are world-readable
+    tmp = f"{path}+"  # shadow's own name for the file it is about to rename into place
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        with open(fd, "w") as f:
+            f.write(f"{text}{line}\n")
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            if owner is not None:
+                os.fchown(f.fileno(), *owner)
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    _lock(path)
+    try:
+        yield
+    finally:
+        os.unlink(f"{path}.lock")
+
+
+def _lock(path: str) -> None:
+    """shadow's protocol (lib/commonio.c): link a file holding our pid to ``<path>.lock``.
+
+    A lock whose pid is gone was left by a crash and is broken; a live one is waited for.
+    """
+    import time
+
+    mine, lock = f"{path}.{os.getpid()}", f"{path}.lock"
+    with open(mine, "w") as f:
+        f.write(f"{os.getpid()}\0")
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                os.link(mine, lock)
+                return
+            except FileExistsError:
+                pass
+            holder = _lock_holder(lock)
+            if holder is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock)
+                continue
+            if time.monotonic() > deadline:
+                raise UsageError(f"--userns private: {path} is locked by process {holder} "
+                                 f"({lock})")
+            time.sleep(0.05)
+    finally:
+        os.unlink(mine)
+
+
+def _lock_holder(lock: str) -> int | None:
+    """The live pid in ``lock``, or None if it is stale (or vanished meanwhile)."""
+    try:
+        with open(lock) as f:
+            pid = int(f.read().strip("\0\n ") or 0)
+    except (FileNotFoundError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, someone else's
+    return pid
 
 
 def check_kernel() -> None:

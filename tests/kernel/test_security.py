@@ -239,20 +239,29 @@ def test_ebpf_device_filter_on_cgroup_v2(tmp_path: Path) -> None:
 
 @pytest.fixture
 def subids(tmp_path: Path, store: CLI) -> CLI:
-    """The store, told to read its subordinate ranges from copies made for the test."""
+    """The store, told to keep its subordinate ranges in files made for the test.
+
+    They start as a fresh machine's do, with no line for minidocker (another user holds
+    100000-199999), so the first ``--userns private`` adds 200000:65536 to them.
+    """
     for name in ("subuid", "subgid"):
-        (tmp_path / name).write_text("minidocker:200000:65536\n")
+        (tmp_path / name).write_text("someone:100000:100000\n")
     cli = CLI(store.root)
+    cli.env.pop("MINIDOCKER_USERNS_REMAP", None)
     cli.env.update(MINIDOCKER_SUBUID=str(tmp_path / "subuid"),
                    MINIDOCKER_SUBGID=str(tmp_path / "subgid"))
     return cli
 
 
-def test_userns_maps_root_to_the_subordinate_range(subids: CLI) -> None:
-    out = subids("run", "--rm", "--userns", "private", "busybox", "sh", "-c",
-                 "id -u; cat /proc/self/uid_map /proc/self/gid_map; stat -c %u:%g /bin /etc; "
-                 "echo x > /etc/hosts && touch /made && stat -c %u /made; "
-                 "grep CapEff /proc/self/status", check=True).stdout.split("\n")
+def test_userns_maps_root_to_the_subordinate_range(subids: CLI, tmp_path: Path) -> None:
+    result = subids("run", "--rm", "--userns", "private", "busybox", "sh", "-c",
+                    "id -u; cat /proc/self/uid_map /proc/self/gid_map; stat -c %u:%g /bin /etc; "
+                    "echo x > /etc/hosts && touch /made && stat -c %u /made; "
+                    "grep CapEff /proc/self/status", check=True)
+    assert result.stderr == (f"minidocker: added minidocker:200000:65536 to {tmp_path}/subuid "
+                             f"and {tmp_path}/subgid for --userns private\n")
+    assert (tmp_path / "subuid").read_text().splitlines()[-1] == "minidocker:200000:65536"
+    out = result.stdout.split("\n")
     assert out[0] == "0"
     assert out[1].split() == ["0", "200000", "65536"] and out[2].split() == out[1].split()
     assert out[3:5] == ["0:0", "0:0"], "the image's files must look root-owned inside"
@@ -288,13 +297,13 @@ def test_userns_seen_from_the_host(subids: CLI) -> None:
 
 
 def test_userns_without_a_range_and_with_privileged(store: CLI, tmp_path: Path) -> None:
-    empty = tmp_path / "empty"
-    empty.write_text("")
+    unwritable = tmp_path / "no-such-dir" / "subuid"  # no range, and none can be added
     cli = CLI(store.root)
-    cli.env.update(MINIDOCKER_SUBUID=str(empty), MINIDOCKER_SUBGID=str(empty))
+    cli.env.pop("MINIDOCKER_USERNS_REMAP", None)
+    cli.env.update(MINIDOCKER_SUBUID=str(unwritable), MINIDOCKER_SUBGID=str(unwritable))
     before = snapshot(store.root)
     assert_one_line_error(cli("run", "--rm", "--userns", "private", "busybox", "true"), 125,
-                          "no subordinate uid range", str(empty))
+                          "no subordinate id range", "adding one failed", str(unwritable))
     assert_one_line_error(cli("run", "--rm", "--userns", "private", "--privileged", "busybox",
                               "true"), 125, "incompatible with user namespaces")
     assert_unchanged(before, store.root)

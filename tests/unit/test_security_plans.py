@@ -154,10 +154,125 @@ def test_plan_reads_both_files(tmp_path):
     assert plan.uid_map.to_host(1000) == 101000
 
 
-def test_no_range_is_a_clear_error(tmp_path):
+def test_another_users_missing_range_is_a_clear_error(tmp_path):
+    # Only the default user's ranges are made; a user someone named is theirs to set up.
     (tmp_path / "subuid").write_text("someone:100000:65536\n")
-    with pytest.raises(UsageError, match="no subordinate uid range for user 'minidocker'"):
-        userns.plan(subuid=str(tmp_path / "subuid"), subgid=str(tmp_path / "subuid"))
+    with pytest.raises(UsageError, match="no subordinate uid range for user 'alice'"):
+        userns.plan("alice", subuid=str(tmp_path / "subuid"), subgid=str(tmp_path / "subuid"))
+    assert (tmp_path / "subuid").read_text() == "someone:100000:65536\n"
+
+
+@pytest.mark.parametrize(("taken", "start"), [
+    ([], 100000),
+    ([(100000, 65536)], 165536),                       # dockerd's and useradd's first range
+    ([(50000, 60000)], 110000),                        # overlaps the start from below
+    ([(0, 1_000_000)], 1_000_000),                     # covers the candidate entirely
+    ([(300000, 10), (100000, 65536)], 165536),         # unsorted; the gap before 300000 fits
+    ([(100000, 65536), (200000, 10)], 200010),         # a gap too small is skipped
+    ([(165536, 65536), (100000, 65536)], 231072),      # back to back
+    ([(10, 5), (2_000_000, 1)], 100000),               # below and far above: no overlap
+])
+def test_free_start_overlaps_no_range(taken, start):
+    assert userns.free_start(taken) == start
+    for begin, length in taken:
+        assert start + userns.MAP_SIZE <= begin or begin + length <= start
+
+
+def test_free_start_when_the_ids_run_out():
+    with pytest.raises(UsageError, match="no 65536 free subordinate ids are left above 100000"):
+        userns.free_start([(100000, 2**32 - 100000 - 10)])
+
+
+def test_subid_ranges_counts_every_user_and_skips_junk():
+    text = "# c\nalice:200000:65536\n0:300000:10\nbad line\nbob:x:1\n"
+    assert userns.subid_ranges(text) == [(200000, 65536), (300000, 10)]
+
+
+def subid_files(tmp_path, uid_text, gid_text):
+    uid, gid = tmp_path / "subuid", tmp_path / "subgid"
+    uid.write_text(uid_text)
+    gid.write_text(gid_text)
+    return uid, gid
+
+
+def test_missing_ranges_are_added_to_the_named_files(tmp_path, monkeypatch, capsys):
+    def no_useradd(user):
+        raise AssertionError("no user is created for files named by $MINIDOCKER_SUBUID")
+
+    monkeypatch.setattr(userns, "_create_user", no_useradd)
+    monkeypatch.setenv("MINIDOCKER_SUBUID", str(tmp_path / "subuid"))
+    monkeypatch.setenv("MINIDOCKER_SUBGID", str(tmp_path / "subgid"))
+    monkeypatch.delenv("MINIDOCKER_USERNS_REMAP", raising=False)
+    uid, gid = subid_files(tmp_path, "alice:100000:65536\n", "bob:165536:65536")  # no newline
+    os.chmod(uid, 0o640)
+    plan = userns.plan()
+    # one start free in both files: the maps match, as Docker's do
+    assert plan.uid_map.line() == plan.gid_map.line() == "0 231072 65536"
+    assert uid.read_text() == "alice:100000:65536\nminidocker:231072:65536\n"
+    assert gid.read_text() == "bob:165536:65536\nminidocker:231072:65536\n"
+    assert os.stat(uid).st_mode & 0o777 == 0o640  # the file's mode is kept
+    assert capsys.readouterr().err == (f"minidocker: added minidocker:231072:65536 to {uid} and "
+                                       f"{gid} for --userns private\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["subgid", "subuid"]  # no lock left
+    userns.plan()  # once made, nothing more is added or said
+    assert capsys.readouterr().err == ""
+    assert uid.read_text().count("minidocker") == 1
+
+
+def test_a_range_missing_from_one_file_only(tmp_path, capsys):
+    uid, gid = subid_files(tmp_path, "minidocker:100000:65536\n", "")
+    plan = userns.plan(subuid=str(uid), subgid=str(gid))
+    assert plan.uid_map.line() == plan.gid_map.line() == "0 100000 65536"
+    assert uid.read_text() == "minidocker:100000:65536\n"
+    assert gid.read_text() == "minidocker:100000:65536\n"
+    assert capsys.readouterr().err == (f"minidocker: added minidocker:100000:65536 to {gid} for "
+                                       "--userns private\n")
+
+
+def test_the_hosts_files_get_the_user_too(tmp_path, monkeypatch):
+    # plan() with no override means /etc: stand temp files in for them, record useradd.
+    uid, gid = subid_files(tmp_path, "", "")
+    monkeypatch.setattr(userns, "SUBUID", str(uid))
+    monkeypatch.setattr(userns, "SUBGID", str(gid))
+    for name in ("MINIDOCKER_SUBUID", "MINIDOCKER_SUBGID", "MINIDOCKER_USERNS_REMAP"):
+        monkeypatch.delenv(name, raising=False)
+    made = []
+    monkeypatch.setattr(userns, "_create_user", lambda user: made.append(user) or True)
+    said = []
+    userns.add_ranges("minidocker", str(uid), str(gid), create_user=True, say=said.append)
+    assert made == ["minidocker"]
+    assert said == [f"created the system user minidocker and added minidocker:100000:65536 to "
+                    f"{uid} and {gid} for --userns private"]
+    made.clear()
+    (uid.write_text(""), gid.write_text(""))
+    userns.plan(say=said.append)
+    assert made == ["minidocker"]
+
+
+def test_a_stale_lock_is_broken_and_a_live_one_waited_for(tmp_path, monkeypatch):
+    import subprocess
+
+    uid, gid = subid_files(tmp_path, "", "")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / "subuid.lock").write_text(f"{dead.pid}\0")  # left by a crashed usermod
+    userns.plan(subuid=str(uid), subgid=str(gid), say=lambda text: None)
+    assert not (tmp_path / "subuid.lock").exists()
+    assert "minidocker:100000:65536" in uid.read_text()
+    monkeypatch.setattr(userns, "LOCK_WAIT", 0.1)
+    uid2, gid2 = tmp_path / "u2", tmp_path / "g2"
+    (tmp_path / "g2.lock").write_text(f"{os.getpid()}\0")  # a live holder
+    with pytest.raises(UsageError, match=f"{gid2} is locked by process {os.getpid()}"):
+        userns.plan(subuid=str(uid2), subgid=str(gid2))
+    assert not uid2.exists() and not (tmp_path / "u2.lock").exists()
+
+
+def test_a_file_that_cannot_be_written_is_a_clear_error(tmp_path):
+    missing = tmp_path / "no-such-dir" / "subuid"
+    with pytest.raises(UsageError, match=f"no subordinate id range for user 'minidocker', and "
+                                         f"adding one failed: No such file or directory: "
+                                         f"{missing}"):
+        userns.plan(subuid=str(missing), subgid=str(missing))
 
 
 # -- LSM ----------------------------------------------------------------------------------------
