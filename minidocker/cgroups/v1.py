@@ -173,11 +173,11 @@ def set_cpu(cgroup_dir: str, limits: CgroupLimits) -> None:
 def set_blkio(cgroup_dir: str, limits: CgroupLimits) -> None:
     if not limits.blkio_weight:
         return
-    name = weight_file(cgroup_dir)
-    if name is None:  # discard_unsupported drops such a weight first: the kernel changed since
-        raise FileNotFoundError(errno.ENOENT, "no blkio.weight or blkio.bfq.weight: the kernel "
-                                "offers no I/O weight here", cgroup_dir)
-    if name == "blkio.bfq.weight":
+    # A host with neither file had the weight dropped by discard_unsupported; if the kernel
+    # changed since (BFQ unloaded), the write fails with ENOENT naming the file.
+    name = "blkio.weight"
+    if not os.path.exists(os.path.join(cgroup_dir, name)):
+        name = "blkio.bfq.weight"  # CFQ is gone from current kernels; BFQ has the same scale
         trace.note("no blkio.weight (the CFQ scheduler is gone): blkio.bfq.weight instead")
     _write(cgroup_dir, name, limits.blkio_weight)
 

@@ -122,11 +122,9 @@ def set_cpu(cgroup_dir: str, limits: CgroupLimits) -> None:
 def set_io(cgroup_dir: str, limits: CgroupLimits) -> None:
     if not limits.blkio_weight:
         return
-    name = weight_file(cgroup_dir)
-    if name is None:  # discard_unsupported drops such a weight first: the kernel changed since
-        raise FileNotFoundError(errno.ENOENT, "no io.bfq.weight or io.weight: the kernel offers "
-                                "no I/O weight here", cgroup_dir)
-    if name == "io.bfq.weight":
+    # A host with neither file had the weight dropped by discard_unsupported; if the kernel
+    # changed since (BFQ unloaded), the write fails with ENOENT naming the file.
+    if os.path.exists(os.path.join(cgroup_dir, "io.bfq.weight")):
         trace.note("blkio.weight -> io.bfq.weight: the BFQ scheduler keeps v1's 1..1000 scale")
         _write(cgroup_dir, "io.bfq.weight", limits.blkio_weight)
         return
