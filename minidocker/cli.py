@@ -237,12 +237,15 @@ def cmd_run(argv: list[str], create: bool = False, here: bool = False) -> int:
     _setup_trace(args)
     from minidocker import cgroups, imagecache, namespaces, spec, state
 
-    resources = cgroups.from_flags(args).as_dict()  # bad limits fail before anything is made
+    limits = cgroups.from_flags(args)  # bad limits fail before anything is made
     parent = cgroups.check_parent(args.cgroup_parent) if args.cgroup_parent else ""
     layout = state.Layout()
     image_id, config, lowers = imagecache.resolve(layout.root, args.positional[0])
     net, net_hostname = _network_plan(args, layout.root, config)
     confinement = _security_plan(args, layout.root)
+    for warning in cgroups.discard_unsupported(limits, parent):  # once the rest is valid
+        print(f"WARNING: {warning}", file=sys.stderr)
+    resources = limits.as_dict()  # what inspect shows: a discarded weight is 0, as in Docker
     cid = state.new_id()
     plan = spec.make_spec(
         cid=cid,

@@ -22,6 +22,11 @@ What each check is for:
   ``/proc/self/mountinfo``): v2 alone ("unified", the learner's VM), v1 alone ("legacy"), or
   v1 controllers plus an empty cgroup2 tree ("hybrid", the development hosts). Limits use
   whichever hierarchy holds the controllers; see cgroups(7).
+- **I/O weight**: ``--blkio-weight`` needs something that weighs I/O: the BFQ scheduler (its
+  ``blkio.bfq.weight`` / ``io.bfq.weight``), CFQ before Linux 5.0 (``blkio.weight``), or on v2
+  blk-iocost (``io.weight``). Disks on ``none`` or ``mq-deadline`` (``/sys/block/*/queue/
+  scheduler``) have none of them, so the weight is discarded with Docker's warning. Only a
+  warning: nothing else needs it.
 - **overlayfs**: image layers are stacked read-only under a writable upper directory; the
   kernel must list ``overlay`` in ``/proc/filesystems``.
 - **storage driver**: the upper directory lives in the state directory (``$MINIDOCKER_ROOT``,
@@ -377,6 +382,62 @@ def check_cgroups(mountinfo: str, cgroup_root: Path) -> Check:
     return Check("cgroups", True, detail)
 
 
+def io_schedulers(block_dir: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """``{disk: (the scheduler in use, every one offered)}`` from each
+    ``/sys/block/<disk>/queue/scheduler`` (``[none] mq-deadline kyber``: the one in use is
+    bracketed)."""
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    try:
+        disks = sorted(os.listdir(block_dir))
+    except OSError:  # no sysfs (a chroot, a test root): no disks to report
+        return found
+    for disk in disks:
+        text = _read(block_dir / disk / "queue/scheduler")
+        if text is None:
+            continue
+        names = tuple(n.strip("[]") for n in text.split())
+        current = next((n.strip("[]") for n in text.split() if n.startswith("[")), "none")
+        found[disk] = (current, names)
+    return found
+
+
+def check_io_weight(mountinfo: str, sys_root: Path) -> Check:
+    """Can ``--blkio-weight`` take effect here, and if not, why (see the module's docstring)."""
+    name = "I/O weight"
+    layout = cgroup_layout(parse_mountinfo(mountinfo))
+    cgroup_root = sys_root / "fs/cgroup"
+    if layout.mode == "none":
+        return Check(name, None, "no cgroups: --blkio-weight is discarded",
+                     "see the cgroups check")
+    iocost = False
+    if layout.mode == "v2":
+        if "io" not in (_read(cgroup_root / "cgroup.controllers") or "").split():
+            return Check(name, None, "no io controller in cgroup.controllers: --blkio-weight "
+                         "is discarded", "check the kernel command line for cgroup_disable=io, "
+                         "and that this cgroup's parent delegates io")
+        iocost = (cgroup_root / "io.cost.qos").exists()  # only on the root, if built in
+    elif "blkio" not in layout.v1_controllers:
+        return Check(name, None, "no blkio controller mounted: --blkio-weight is discarded",
+                     "mount it: mkdir /sys/fs/cgroup/blkio && "
+                     "mount -t cgroup -o blkio blkio /sys/fs/cgroup/blkio")
+    disks = io_schedulers(sys_root / "block")
+    weighing = sorted(d for d, (current, _) in disks.items() if current in ("bfq", "cfq"))
+    if weighing:
+        return Check(name, True, f"{disks[weighing[0]][0]} on {', '.join(weighing)}: "
+                     "--blkio-weight is written and weighs I/O there")
+    if iocost:
+        return Check(name, True, "io.weight from blk-iocost: --blkio-weight is written (it "
+                     "weighs I/O on disks where io.cost.qos enables it)")
+    in_use = sorted({current for current, _ in disks.values()}) or ["no disks seen"]
+    use_bfq = "echo bfq > /sys/block/<disk>/queue/scheduler (a udev rule keeps it across boots)"
+    if any("bfq" in offered for _, offered in disks.values()):
+        return Check(name, None, f"bfq is loaded but no disk uses it (in use: "
+                     f"{', '.join(in_use)}): --blkio-weight is written but weighs nothing",
+                     use_bfq)
+    return Check(name, None, f"no BFQ scheduler on any disk (in use: {', '.join(in_use)}): "
+                 "--blkio-weight is discarded", "modprobe bfq, then " + use_bfq)
+
+
 def check_overlay(filesystems: str) -> Check:
     if "overlay" in filesystem_types(filesystems):
         return Check("overlayfs", True, "overlay is in /proc/filesystems")
@@ -501,6 +562,7 @@ def run_checks(root: str | Path = "/", *, euid: int | None = None,
         *check_namespaces(proc / "self/ns"),
         check_user_namespaces(proc),
         check_cgroups(mountinfo, sys_root / "fs/cgroup"),
+        check_io_weight(mountinfo, sys_root),
         check_overlay(filesystems),
         check_storage(os.path.realpath(state or state_dir()), mountinfo, filesystems,
                       _recorded_driver(state or state_dir())),

@@ -32,6 +32,12 @@ conversion is spelled out in the trace (``run --trace``):
   alone, so it gets ``--memory-swap`` minus ``--memory``;
 - ``blkio.weight`` (10..1000) becomes ``io.weight`` (1..10000): ``1 + (w - 10) * 9999 / 990``.
 
+**What the kernel may not offer.** An I/O weight needs an I/O scheduler that honours one (BFQ;
+CFQ before Linux 5.0) or, on v2, blk-iocost; a host whose disks run ``none`` or
+``mq-deadline`` has no weight file at all. Then ``--blkio-weight`` is dropped with Docker's
+own warning and the container runs (:func:`discard_unsupported`); ``minidocker doctor`` says
+why.
+
 **The order of a start.** Every container gets a cgroup, as in Docker. The parent
 (``minidocker run``) makes it and writes its limits *before* fork(2), so they hold from the
 child's first instruction; the child is in the group before it does anything (below), and
@@ -336,6 +342,44 @@ def validate(limits: CgroupLimits, host_cpus: int | None = None,
     if lim.cpuset_mems:
         _check_cpuset(lim.cpuset_mems, "mems", _online("/sys/devices/system/node/online"))
     return lim
+
+
+# Docker's own words (daemon/daemon_unix.go), so scripts that look for them find them.
+WEIGHT_DISCARDED = ("Your kernel does not support Block I/O weight or the cgroup is not "
+                    "mounted. Weight discarded.")
+
+
+def discard_unsupported(limits: CgroupLimits, parent: str = "", root: str = ROOT,
+                        cgroup: Cgroup | None = None) -> list[str]:
+    """Drop what this kernel cannot honour from ``limits``, as Docker does; return Docker's
+    warnings for it (the caller prints them as ``WARNING: ...``).
+
+    Only ``--blkio-weight`` can be missing on a kernel that has the controller: its file comes
+    from the I/O scheduler or policy, not from the controller itself. v1 has ``blkio.weight``
+    only with CFQ (removed in Linux 5.0) and ``blkio.bfq.weight`` only with BFQ; v2 has
+    ``io.bfq.weight`` with BFQ and ``io.weight`` with blk-iocost, and neither without the io
+    controller. Disks on ``none`` or ``mq-deadline`` (many VMs, NVMe) offer neither. The
+    kernel's answer is whether the file exists in a group below the root (the root has none
+    of them), so this looks in the container's ``cgroup`` (``update``) or else in its
+    ``parent``, making that as a start would. A plan without a weight costs nothing here.
+    """
+    if not limits.blkio_weight:
+        return []
+    if cgroup is not None:
+        driver = cgroup.driver()
+        group = driver.weight_group(cgroup.paths)
+    else:
+        driver = Cgroup(version(root), {}).driver()
+        group = driver.weight_parent(root, check_parent(parent) if parent else DEFAULT_PARENT)
+    if group is not None and driver.weight_file(group) is not None:
+        return []
+    from minidocker import trace
+
+    where = f"in {group}" if group else "mounted"
+    trace.note(f"no {' or '.join(driver.WEIGHT_FILES)} {where}: --blkio-weight "
+               f"{limits.blkio_weight} is discarded (`minidocker doctor` says why)")
+    limits.blkio_weight = 0
+    return [WEIGHT_DISCARDED]
 
 
 def check_parent(parent: str) -> str:

@@ -18,7 +18,8 @@ cpu         cpu.shares, cpu.cfs_period_us, cpu.cfs_quota_us        --cpu-shares,
                                                                   --cpu-period, --cpu-quota
 cpuset      cpuset.cpus, cpuset.mems                              --cpuset-cpus, --cpuset-mems
 pids        pids.max                                              --pids-limit
-blkio       blkio.weight (blkio.bfq.weight with the BFQ scheduler) --blkio-weight
+blkio       blkio.weight, or blkio.bfq.weight with BFQ; neither:  --blkio-weight
+            the weight is discarded, with Docker's warning
 freezer     freezer.state (FROZEN / THAWED)                       pause, unpause
 cpuacct     (read only: cpuacct.usage)                            stats
 =========== ===================================================== ================================
@@ -172,11 +173,42 @@ def set_cpu(cgroup_dir: str, limits: CgroupLimits) -> None:
 def set_blkio(cgroup_dir: str, limits: CgroupLimits) -> None:
     if not limits.blkio_weight:
         return
+    # A host with neither file had the weight dropped by discard_unsupported; if the kernel
+    # changed since (BFQ unloaded), the write fails with ENOENT naming the file.
     name = "blkio.weight"
     if not os.path.exists(os.path.join(cgroup_dir, name)):
         name = "blkio.bfq.weight"  # CFQ is gone from current kernels; BFQ has the same scale
         trace.note("no blkio.weight (the CFQ scheduler is gone): blkio.bfq.weight instead")
     _write(cgroup_dir, name, limits.blkio_weight)
+
+
+# CFQ's file (CFQ left the kernel in 5.0), then BFQ's; both take 10..1000. Neither exists
+# unless a disk can use that scheduler, and neither in the hierarchy's root group.
+WEIGHT_FILES = ("blkio.weight", "blkio.bfq.weight")
+
+
+def weight_file(cgroup_dir: str) -> str | None:
+    """The file ``--blkio-weight`` goes to in this group, or None if the kernel has none."""
+    for name in WEIGHT_FILES:
+        if os.path.exists(os.path.join(cgroup_dir, name)):
+            return name
+    return None
+
+
+def weight_group(paths: dict[str, str]) -> str | None:
+    """A container's group in the blkio hierarchy (None: blkio is not mounted)."""
+    return paths.get("blkio")
+
+
+def weight_parent(root: str, parent: str) -> str | None:
+    """The containers' ``parent`` group in the blkio hierarchy, made if missing (a start
+    would make it anyway): its children get the files it has. None: blkio is not mounted."""
+    found = hierarchies(root, ("blkio", "cpuset"))
+    if "blkio" not in found:
+        return None
+    shares_cpuset = found.get("cpuset") == found["blkio"]  # co-mounted: parents need cpus
+    make_parents(found["blkio"], parent, _inherit_cpuset if shares_cpuset else None)
+    return os.path.join(found["blkio"], parent)
 
 
 SETTERS: dict[str, Callable[[str, CgroupLimits], None]] = {

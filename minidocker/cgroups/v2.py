@@ -122,6 +122,8 @@ def set_cpu(cgroup_dir: str, limits: CgroupLimits) -> None:
 def set_io(cgroup_dir: str, limits: CgroupLimits) -> None:
     if not limits.blkio_weight:
         return
+    # A host with neither file had the weight dropped by discard_unsupported; if the kernel
+    # changed since (BFQ unloaded), the write fails with ENOENT naming the file.
     if os.path.exists(os.path.join(cgroup_dir, "io.bfq.weight")):
         trace.note("blkio.weight -> io.bfq.weight: the BFQ scheduler keeps v1's 1..1000 scale")
         _write(cgroup_dir, "io.bfq.weight", limits.blkio_weight)
@@ -130,6 +132,31 @@ def set_io(cgroup_dir: str, limits: CgroupLimits) -> None:
     trace.note(f"blkio.weight {limits.blkio_weight} -> io.weight "
                f"1 + ({limits.blkio_weight} - 10) * 9999 / 990 = {weight}")
     _write(cgroup_dir, "io.weight", weight)
+
+
+# BFQ's file first (v1's scale, as runc prefers it), then blk-iocost's. Both exist only when
+# the parent hands the io controller down, and io.bfq.weight only when BFQ is loaded.
+WEIGHT_FILES = ("io.bfq.weight", "io.weight")
+
+
+def weight_file(cgroup_dir: str) -> str | None:
+    """The file ``--blkio-weight`` goes to in this group, or None if the kernel has none."""
+    for name in WEIGHT_FILES:
+        if os.path.exists(os.path.join(cgroup_dir, name)):
+            return name
+    return None
+
+
+def weight_group(paths: dict[str, str]) -> str | None:
+    return paths[KEY]
+
+
+def weight_parent(root: str, parent: str) -> str | None:
+    """The containers' ``parent`` group, made if missing with the controllers handed down as a
+    start would: its children get the files it has."""
+    enable_controllers(root)
+    make_parents(root, parent, enable_controllers)
+    return os.path.join(root, parent)
 
 
 SETTERS: tuple[Callable[[str, CgroupLimits], None], ...] = (

@@ -95,14 +95,27 @@ def cmd_update(argv: list[str]) -> int:
     for name in args.positional:
         container = Running(layout, name)
         stored = cgroups.CgroupLimits.from_dict(container.config.get("resources"))  # type: ignore[arg-type]
-        merged, delta = merge_update(stored, given)
-        container.cgroup().set_limits(delta)
+        merged, warnings = apply_update(container.cgroup(), stored, given)
+        for warning in warnings:
+            print(f"WARNING: {warning}", file=sys.stderr)
         from minidocker.state import write_json
 
         container.config["resources"] = merged.as_dict()
         write_json(layout.container(container.id, "config.json"), container.config)
         print(name)
     return 0
+
+
+def apply_update(cgroup: cgroups.Cgroup, stored: cgroups.CgroupLimits,
+                 given: cgroups.CgroupLimits) -> tuple[cgroups.CgroupLimits, list[str]]:
+    """Write ``update``'s new limits into a container's group: (all its limits now, Docker's
+    warnings for what this kernel cannot honour and was dropped)."""
+    merged, delta = merge_update(stored, given)
+    warnings = cgroups.discard_unsupported(delta, cgroup=cgroup)
+    if warnings:  # as in Docker, a discarded weight leaves the one recorded before
+        merged.blkio_weight = stored.blkio_weight
+    cgroup.set_limits(delta)
+    return merged, warnings
 
 
 def merge_update(stored: cgroups.CgroupLimits,

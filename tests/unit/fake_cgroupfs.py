@@ -4,6 +4,12 @@
 removes a group that holds no process and no child group, else fails with EBUSY. This fake
 does the same in ``tmp_path`` (by patching :func:`minidocker.syscalls.mkdir` and ``rmdir``),
 and records every ``write_file`` as ``(path relative to the root, value)``, in order.
+
+Two more things the kernel does that the I/O weight depends on. The weight files come from
+the I/O scheduler, not the controller, so a host has some of them or none (``weights``: BFQ's
+``blkio.bfq.weight``/``io.bfq.weight``, CFQ's ``blkio.weight``, blk-iocost's ``io.weight``),
+and never in the root group. And on v2 a new group has a controller's files only if its
+parent hands that controller down in ``cgroup.subtree_control``.
 """
 
 from __future__ import annotations
@@ -27,8 +33,7 @@ V1_FILES = {
     "cpuacct": {"cpuacct.usage": "0"},
     "cpuset": {"cpuset.cpus": "", "cpuset.mems": ""},
     "pids": {"pids.max": "max", "pids.current": "0"},
-    "blkio": {"blkio.bfq.weight": "100",
-              "blkio.throttle.io_service_bytes_recursive": "Total 0\n"},
+    "blkio": {"blkio.throttle.io_service_bytes_recursive": "Total 0\n"},
     "freezer": {"freezer.state": "THAWED"},
 }
 
@@ -39,13 +44,21 @@ V2_FILES = {"cgroup.controllers": "cpuset cpu io memory pids", "cgroup.subtree_c
             "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n",
             "cpu.weight": "100", "cpu.max": "max 100000", "cpu.stat": "usage_usec 0\n",
             "cpuset.cpus": "", "cpuset.mems": "", "pids.max": "max", "pids.current": "0",
-            "io.weight": "default 100", "io.stat": ""}
+            "io.stat": ""}
+
+# A Debian host with BFQ loaded (v1), and one with blk-iocost built in (v2): what the tests
+# had before hosts without either were modelled.
+DEFAULT_WEIGHTS = {1: ("blkio.bfq.weight",), 2: ("io.weight",)}
+WEIGHT_VALUES = {"blkio.weight": "500", "blkio.bfq.weight": "100",
+                 "io.weight": "default 100", "io.bfq.weight": "default 100"}
 
 
 class FakeCgroupfs:
-    def __init__(self, root: Path, version: int) -> None:
+    def __init__(self, root: Path, version: int,
+                 weights: tuple[str, ...] | None = None) -> None:
         self.root = root
         self.version = version
+        self.weights = DEFAULT_WEIGHTS[version] if weights is None else weights
         self.writes: list[tuple[str, str]] = []
         if version == 2:
             self._populate(root, V2_FILES)
@@ -67,9 +80,23 @@ class FakeCgroupfs:
         os.mkdir(path, mode)
         p = Path(path)
         if self.version == 2:
-            self._populate(p, V2_FILES)
+            handed_down = (p.parent / "cgroup.subtree_control").read_text().split()
+            files = {name: value for name, value in V2_FILES.items()
+                     if name.split(".")[0] in ("cgroup", *handed_down)}
+            files["cgroup.controllers"] = " ".join(handed_down)
+            files["cgroup.subtree_control"] = ""
+            if "io" in handed_down:
+                files.update(self._weight_files("io."))
+            self._populate(p, files)
         else:
-            self._populate(p, V1_FILES[p.relative_to(self.root).parts[0]])
+            controller = p.relative_to(self.root).parts[0]
+            files = dict(V1_FILES[controller])
+            if controller == "blkio":
+                files.update(self._weight_files("blkio."))
+            self._populate(p, files)
+
+    def _weight_files(self, prefix: str) -> dict[str, str]:
+        return {name: WEIGHT_VALUES[name] for name in self.weights if name.startswith(prefix)}
 
     def rmdir(self, path: str) -> None:
         p = Path(path)
@@ -87,6 +114,15 @@ class FakeCgroupfs:
         self.writes.append((str(Path(path).relative_to(self.root)), data))
         if not os.path.isfile(path):
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+        if path.endswith("/cgroup.subtree_control"):  # "+io -cpu": edits, not a new value
+            enabled = Path(path).read_text().split()
+            for edit in data.split():
+                name = edit[1:]
+                if edit[0] == "+" and name not in enabled:
+                    enabled.append(name)
+                elif edit[0] == "-" and name in enabled:
+                    enabled.remove(name)
+            data = " ".join(enabled)
         Path(path).write_text(data)
 
     def read(self, relative: str) -> str:
@@ -96,8 +132,9 @@ class FakeCgroupfs:
         return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if p.is_dir())
 
 
-def install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, version: int) -> FakeCgroupfs:
-    fake = FakeCgroupfs(tmp_path, version)
+def install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, version: int,
+            weights: tuple[str, ...] | None = None) -> FakeCgroupfs:
+    fake = FakeCgroupfs(tmp_path, version, weights)
     monkeypatch.setattr(syscalls, "mkdir", fake.mkdir)
     monkeypatch.setattr(syscalls, "rmdir", fake.rmdir)
     monkeypatch.setattr(syscalls, "write_file", fake.write_file)

@@ -112,6 +112,59 @@ def test_check_cgroups_v2_without_memory_warns(tmp_path: Path) -> None:
     assert "memory" in check.detail and check.fix
 
 
+# -- the I/O weight ---------------------------------------------------------------------------
+
+MOUNTINFO_HYBRID_BLKIO = MOUNTINFO_HYBRID + (
+    "42 31 0:39 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio\n")
+
+
+def _disks(sys_root: Path, **schedulers: str) -> None:
+    for disk, line in schedulers.items():
+        _write(sys_root / "block" / disk / "queue/scheduler", line + "\n")
+
+
+def test_io_weight_without_bfq_warns_that_the_weight_is_discarded(tmp_path: Path) -> None:
+    # The CI machines of issue 10: every disk on none or mq-deadline.
+    _disks(tmp_path, vda="[none] mq-deadline kyber", vdb="none [mq-deadline] kyber")
+    check = doctor.check_io_weight(MOUNTINFO_HYBRID_BLKIO, tmp_path)
+    assert check.ok is None  # a warning, not a failure: nothing else needs it
+    assert check.detail == ("no BFQ scheduler on any disk (in use: mq-deadline, none): "
+                            "--blkio-weight is discarded")
+    assert check.fix.startswith("modprobe bfq, then echo bfq > /sys/block/<disk>/")
+
+
+def test_io_weight_with_bfq_in_use_is_fine(tmp_path: Path) -> None:
+    _disks(tmp_path, vda="[none] mq-deadline kyber", sda="mq-deadline kyber [bfq] none")
+    check = doctor.check_io_weight(MOUNTINFO_HYBRID_BLKIO, tmp_path)
+    assert check.ok is True and check.detail.startswith("bfq on sda: ")
+
+
+def test_io_weight_with_bfq_loaded_but_unused_warns(tmp_path: Path) -> None:
+    _disks(tmp_path, sda="[mq-deadline] kyber bfq none")
+    check = doctor.check_io_weight(MOUNTINFO_HYBRID_BLKIO, tmp_path)
+    assert check.ok is None and "bfq is loaded but no disk uses it" in check.detail
+    assert check.fix.startswith("echo bfq > ")
+
+
+def test_io_weight_v1_without_blkio_warns(tmp_path: Path) -> None:
+    _disks(tmp_path, sda="mq-deadline kyber [bfq] none")
+    check = doctor.check_io_weight(MOUNTINFO_HYBRID, tmp_path)  # no blkio hierarchy
+    assert check.ok is None and "no blkio controller" in check.detail and check.fix
+
+
+def test_io_weight_v2_with_iocost_or_without_io(tmp_path: Path) -> None:
+    _disks(tmp_path, vda="[none] mq-deadline kyber")
+    _write(tmp_path / "fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n")
+    check = doctor.check_io_weight(MOUNTINFO_V2, tmp_path)
+    assert check.ok is None and "no BFQ scheduler" in check.detail
+    _write(tmp_path / "fs/cgroup/io.cost.qos", "")  # blk-iocost built in: io.weight exists
+    check = doctor.check_io_weight(MOUNTINFO_V2, tmp_path)
+    assert check.ok is True and "blk-iocost" in check.detail
+    _write(tmp_path / "fs/cgroup/cgroup.controllers", "cpuset cpu memory pids\n")
+    check = doctor.check_io_weight(MOUNTINFO_V2, tmp_path)
+    assert check.ok is None and "no io controller" in check.detail
+
+
 def test_check_cgroups_none_fails(tmp_path: Path) -> None:
     check = doctor.check_cgroups("26 1 8:1 / / rw - ext4 /dev/sda1 rw\n", tmp_path)
     assert check.ok is False
@@ -344,6 +397,7 @@ def _healthy_host(root: Path) -> None:
     _write(root / "proc/sys/kernel/osrelease", "6.1.0-13-amd64\n")
     _write(root / "proc/sys/user/max_user_namespaces", "63413\n")
     _write(root / "sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n")
+    _write(root / "sys/block/vda/queue/scheduler", "mq-deadline kyber [bfq] none\n")
     _make_ns(root / "proc/self/ns", [k.name for k in doctor.NAMESPACES])
     _write_exe(root / "bin/busybox", _elf64([PT_LOAD]))
     for tool in ("nft", "runc", "crun"):
