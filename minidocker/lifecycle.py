@@ -31,7 +31,8 @@ it names is still there: ``/proc/<Pid>/stat`` must exist, not be a zombie, and s
 start time (field 22, ``starttime``, in clock ticks since boot) as when it was started. A
 PID reused by an unrelated process after the container died has another start time; after a
 reboot nothing has the old one. So a crashed supervisor, a ``kill -9`` of ``minidocker run``
-or a power cut never leaves a dead container shown as running (:func:`status`).
+or a power cut never leaves a dead container shown as running (:func:`status`; the check
+itself, :func:`process_alive`, lives in :mod:`minidocker.procfs`, for every layer).
 
 **Restart policies** (``--restart``) are the supervisor's to carry out, by
 :func:`should_restart` and :func:`restart_delay`: ``no``; ``on-failure[:N]`` (non-zero exit,
@@ -50,7 +51,8 @@ import time
 
 from minidocker import state
 from minidocker.errors import ContainerError, ContainerNotFound, UsageError
-from minidocker.state import loads, process_start_time  # noqa: F401 -- here for readers
+from minidocker.procfs import process_alive, process_start_time  # noqa: F401 -- for readers
+from minidocker.state import loads  # noqa: F401 -- here for readers
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,16 +94,6 @@ class LifecycleError(ContainerError):
 
 
 # -- the kernel's view --------------------------------------------------------------------------
-
-def process_alive(pid: int, start_time: int | None) -> bool:
-    """Is ``pid`` still the process that started at ``start_time``, and not a zombie?"""
-    if not pid:
-        return False
-    fields = state.stat_fields(pid)
-    if fields is None or fields[0] in ("Z", "X"):
-        return False
-    return start_time is None or int(fields[19]) == start_time
-
 
 LIVE = ("running", "starting", "paused")  # recorded states that name a live process
 
