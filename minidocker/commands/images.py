@@ -140,24 +140,12 @@ def _read_json(path: str) -> dict[str, Any]:
 
 
 def _is_running(cdir: str) -> bool:
-    """Does the container's recorded process still run? The kernel, not the record, says."""
-    record = _read_json(os.path.join(cdir, "state.json"))
-    if record.get("Status") not in ("running", "restarting", "paused", "starting"):
-        return False
-    try:
-        from minidocker import lifecycle  # the lifecycle issue's exact check, if present
+    """Does the container's recorded process still run? The kernel, not the record, says;
+    a restarting container counts, as its supervisor will start it again."""
+    from minidocker import lifecycle
 
-        return bool(lifecycle.is_running(record)) or record.get("Status") == "restarting"
-    except ImportError:
-        pass
-    pid = record.get("Pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
+    record = _read_json(os.path.join(cdir, "state.json"))
+    return record.get("Status") == "restarting" or lifecycle.is_running(record)
 
 
 # -- images -------------------------------------------------------------------------------------
