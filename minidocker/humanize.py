@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
-_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?"
-                      r"(Z|[+-]\d\d:?\d\d)?$")
 _ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}")
 
 
@@ -34,25 +32,12 @@ def size(n: float) -> str:
     return f"{n:.3g}{_UNITS[i]}"
 
 
-def parse_time(text: str) -> float | None:
-    """Seconds since the epoch of an RFC 3339 time (``2024-01-02T03:04:05.123456789Z``)."""
-    import calendar
-
-    m = _RFC3339.match(text or "")
-    if m is None:
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    t = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) + float(m.group(7) or 0)
-    zone = m.group(8) or "Z"
-    if zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        t -= sign * (int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
-    return t
-
-
 def ago(timestamp: str, now: float | None = None) -> str:
-    t = parse_time(timestamp)
-    if t is None:
+    from minidocker.timefmt import parse_time
+
+    try:
+        t = parse_time(timestamp or "") / 1e9
+    except ValueError:
         return "N/A"
     return duration((time.time() if now is None else now) - t) + " ago"
 

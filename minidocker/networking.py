@@ -269,9 +269,12 @@ def new_network_record(name: str, subnet: str, gateway: str, bridge: str, intern
                        owned: bool) -> dict[str, object]:
     import time
 
+    from minidocker.timefmt import format_time
+
+    whole_seconds = time.time_ns() // 1_000_000_000 * 1_000_000_000  # as networks always had
     return {"Name": name, "Id": os.urandom(32).hex(), "Driver": "bridge", "Subnet": subnet,
             "Gateway": gateway, "Bridge": bridge, "Internal": internal, "Owned": owned,
-            "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "Created": format_time(whole_seconds)}
 
 
 def taken_subnets(nl: Netlink, store: ipam.Store, skip: str = "") -> list[tuple[str, str]]:

@@ -840,8 +840,9 @@ def _json_bytes(value: Any) -> bytes:
 
 
 def timestamp() -> str:
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+    from minidocker.timefmt import format_time
+
+    return format_time(time.time_ns(), fixed=True)  # all nine digits, as docker commit writes
 
 
 def _familiar(entry: dict[str, Any]) -> str:

@@ -208,9 +208,6 @@ def test_durations_as_docker_prints_them(seconds: float, text: str) -> None:
 
 
 def test_times_and_templates() -> None:
-    t = humanize.parse_time("2024-01-02T03:04:05.123456789Z")
-    assert t is not None and abs(t - 1704164645.123456789) < 1e-6
-    assert humanize.parse_time("2024-01-02T04:04:05+01:00") == 1704164645
     assert humanize.ago("2024-01-02T03:04:05Z", now=1704164645 + 7200) == "2 hours ago"
     data = {"Id": "sha256:ab", "RepoTags": ["a:1", "b:2"], "Config": {"Cmd": ["sh", "-c"],
                                                                      "Env": None}}
