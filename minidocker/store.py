@@ -96,8 +96,6 @@ _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "ar
            "riscv64": "riscv64"}
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _ID_PREFIX = re.compile(r"[0-9a-f]{4,63}")
-# Magic numbers of compressions `docker import` accepts and we do not.
-_OTHER_COMPRESSIONS = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 
 
 class Layer:
@@ -741,7 +739,7 @@ class ImageStore:
         (``descriptor``'s) and its diff ID; return the staged directory (not yet published)."""
         import gzip
         import zlib
-        from typing import IO, cast
+        from typing import cast
 
         self._ensure_layout()
         digest, media_type = descriptor["digest"], descriptor.get("mediaType", MEDIA_LAYER)
@@ -750,7 +748,7 @@ class ImageStore:
         blob = layers.HashingReader(raw)
         # GzipFile reading forward only ever calls read() on the hasher. An uncompressed
         # layer's digest is its diff ID: one hash over the bytes is enough.
-        tar = (layers.HashingReader(gzip.GzipFile(fileobj=cast(IO[bytes], blob), mode="rb"))
+        tar = (layers.HashingReader(layers.decompressed(cast("BinaryIO", blob), "gzip"))
                if media_type in _GZIP_LAYERS else blob)
 
         def verify() -> None:
@@ -976,16 +974,11 @@ def _open_source(src: str | Path | BinaryIO, label: str) -> Iterator[BinaryIO]:
 
 def _decompressed(raw: BinaryIO, label: str) -> Readable:
     """The tar inside ``raw``: gzip is detected by its magic number, as ``docker import`` does."""
-    head = _peek(raw, 6)
-    if head.startswith(b"\x1f\x8b"):
-        import gzip
-
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    for magic, name in _OTHER_COMPRESSIONS.items():
-        if head.startswith(magic):
-            raise ImageError(f"{label} is {name}-compressed: minidocker imports plain or gzip "
-                             "tarballs")
-    return raw
+    kind = layers.compression(_peek(raw, 6))
+    if kind not in (None, "gzip"):  # docker import takes these too; we do not (yet)
+        raise ImageError(f"{label} is {kind}-compressed: minidocker imports plain or gzip "
+                         "tarballs")
+    return layers.decompressed(raw, kind)
 
 
 def _peek(raw: BinaryIO, n: int) -> bytes:
