@@ -55,6 +55,7 @@ from minidocker.store import (
     ImageStore,
     host_architecture,
 )
+from minidocker.store import open_source as open_stream
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -601,17 +602,9 @@ def _decompressed(src: BinaryIO, label: str) -> BinaryIO:
 def open_source(path: str | None) -> Iterator[tuple[BinaryIO | Path, str]]:
     """Yield ``(stream, label)`` for ``-i FILE`` or stdin (``None`` or ``-``); a directory
     (an OCI layout) is yielded as a :class:`Path`."""
-    import sys
-
-    if path is None or path == "-":
-        yield sys.stdin.buffer, "-"
+    label = path or "-"
+    if label != "-" and os.path.isdir(label):
+        yield Path(label), label
         return
-    if os.path.isdir(path):
-        yield Path(path), path
-        return
-    try:
-        f = open(path, "rb")  # noqa: SIM115 -- closed below; only open() errors are ours
-    except OSError as exc:
-        raise UsageError(f"cannot open {path}: {exc.strerror}") from None
-    with f:
-        yield f, path
+    with open_stream(label, label) as f:
+        yield f, label

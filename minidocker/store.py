@@ -511,7 +511,7 @@ class ImageStore:
             raise InvalidReference(f"invalid reference format: cannot import to a digest ({ref})")
         run_config = _run_config(changes or {})
         label = _source_label(src)
-        with self.writing(), _open_source(src, label) as raw:
+        with self.writing(), open_source(src, label) as raw:
             try:
                 layer = self.add_layer(_decompressed(raw, label), label=label)
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -955,7 +955,9 @@ def _source_label(src: str | Path | BinaryIO) -> str:
 
 
 @contextmanager
-def _open_source(src: str | Path | BinaryIO, label: str) -> Iterator[BinaryIO]:
+def open_source(src: str | Path | BinaryIO, label: str) -> Iterator[BinaryIO]:
+    """``src`` read as bytes: an open stream as is, ``-`` as stdin, else the file, opened here
+    and closed after; a file that cannot be opened is a UsageError naming ``label``."""
     if not isinstance(src, str | Path):
         yield src
         return
