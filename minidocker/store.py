@@ -929,6 +929,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _run_config(changes: dict[str, Any]) -> dict[str, Any]:
+    from minidocker.instructions import merge_env  # ENV's rule, as commit --change has it
+
     unknown = sorted(set(changes) - set(CONFIG_FIELDS))
     if unknown:
         raise UsageError(f"cannot change image config field '{unknown[0]}': "
@@ -937,13 +939,6 @@ def _run_config(changes: dict[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         config[key] = merge_env(config["Env"], value) if key == "Env" else value
     return config
-
-
-def merge_env(base: list[str], extra: list[str]) -> list[str]:
-    """``KEY=value`` lists merged by key, later values winning, first positions kept."""
-    merged = {item.partition("=")[0]: item for item in base}
-    merged.update((item.partition("=")[0], item) for item in extra)
-    return list(merged.values())
 
 
 def _source_label(src: str | Path | BinaryIO) -> str:
