@@ -4,6 +4,8 @@ Every mechanism lives in its own module, and each module's docstring is the less
 
 - :mod:`minidocker.syscalls`   the one seam into the kernel (ctypes), traced
 - :mod:`minidocker.trace`      the record of every kernel-facing step (``run --trace``)
+- :mod:`minidocker.procfs`     a process's start time, and whether it still runs (PID reuse)
+- :mod:`minidocker.timefmt`    RFC 3339 times, as every record writes and reads them
 - :mod:`minidocker.namespaces` pid, mount, uts, ipc, net and cgroup namespaces
 - :mod:`minidocker.overlay`    the union filesystem under each container
 - :mod:`minidocker.rootfs`     private propagation, /proc, /sys, /dev, masked paths, pivot_root

@@ -55,6 +55,7 @@ from minidocker.store import (
     ImageStore,
     host_architecture,
 )
+from minidocker.store import open_source as open_stream
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,8 +71,6 @@ _INDEXES = (MEDIA_INDEX, DOCKER_INDEX)
 _LAYERS = (MEDIA_LAYER, MEDIA_LAYER_GZIP, DOCKER_LAYER, DOCKER_LAYER_GZIP)
 _GZIP = (MEDIA_LAYER_GZIP, DOCKER_LAYER_GZIP)
 _MAX_JSON = 16 << 20  # manifests, configs and indexes are small; refuse a memory bomb
-_COMPRESSIONS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
-                 b"\x28\xb5\x2f\xfd": "zstd"}
 
 
 # -- save -----------------------------------------------------------------------------------
@@ -481,13 +480,13 @@ def _check_config(archive: _Archive, staged: _Staged, layer_count: int) -> dict[
 def _layer_media(staged: _Staged, label: str, path: str) -> str:
     with open(staged.path, "rb") as f:
         head = f.read(6)
-    for magic, name in _COMPRESSIONS.items():
-        if head.startswith(magic):
-            if name == "gzip":
-                return MEDIA_LAYER_GZIP
-            raise ImageError(f"invalid archive {label}: layer '{path}' is {name}-compressed: "
-                             "minidocker reads plain or gzip layers")
-    return MEDIA_LAYER
+    name = layers.compression(head)
+    if name is None:
+        return MEDIA_LAYER
+    if name == "gzip":
+        return MEDIA_LAYER_GZIP
+    raise ImageError(f"invalid archive {label}: layer '{path}' is {name}-compressed: "
+                     "minidocker reads plain or gzip layers")
 
 
 def _tag(text: str, label: str) -> Reference:
@@ -538,13 +537,11 @@ def _unpack_layers(store: ImageStore, plans: list[_Plan], staged_dirs: list[Path
 
 def _check_only(raw: BinaryIO, descriptor: dict[str, Any], diff_id: str) -> None:
     """The layer is unpacked already (same chain ID): still, the blob must be what it says."""
-    import gzip
     import zlib
-    from typing import IO, cast
 
     if descriptor["mediaType"] not in _GZIP:
         return  # a plain layer's digest is its diff ID, checked when it was staged
-    reader = layers.HashingReader(gzip.GzipFile(fileobj=cast(IO[bytes], raw), mode="rb"))
+    reader = layers.HashingReader(layers.decompressed(raw, "gzip"))
     try:
         reader.drain()
     except (OSError, EOFError, zlib.error) as exc:
@@ -594,41 +591,20 @@ def _decompressed(src: BinaryIO, label: str) -> BinaryIO:
     from typing import cast
 
     raw = src if isinstance(src, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, src))
-    head = raw.peek(6)[:6]
-    kind = next((name for magic, name in _COMPRESSIONS.items() if head.startswith(magic)), None)
-    if kind == "gzip":
-        import gzip
-
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    if kind == "bzip2":
-        import bz2
-
-        return bz2.BZ2File(raw)  # type: ignore[return-value]
-    if kind == "xz":
-        import lzma
-
-        return lzma.LZMAFile(raw)  # type: ignore[return-value]
+    kind = layers.compression(raw.peek(6)[:6])
     if kind == "zstd":
         raise ImageError(f"{label} is zstd-compressed: minidocker loads plain, gzip, bzip2 or "
                          "xz archives")
-    return raw
+    return layers.decompressed(raw, kind)  # type: ignore[return-value]
 
 
 @contextmanager
 def open_source(path: str | None) -> Iterator[tuple[BinaryIO | Path, str]]:
     """Yield ``(stream, label)`` for ``-i FILE`` or stdin (``None`` or ``-``); a directory
     (an OCI layout) is yielded as a :class:`Path`."""
-    import sys
-
-    if path is None or path == "-":
-        yield sys.stdin.buffer, "-"
+    label = path or "-"
+    if label != "-" and os.path.isdir(label):
+        yield Path(label), label
         return
-    if os.path.isdir(path):
-        yield Path(path), path
-        return
-    try:
-        f = open(path, "rb")  # noqa: SIM115 -- closed below; only open() errors are ours
-    except OSError as exc:
-        raise UsageError(f"cannot open {path}: {exc.strerror}") from None
-    with f:
-        yield f, path
+    with open_stream(label, label) as f:
+        yield f, label

@@ -26,7 +26,6 @@ import io
 import os
 import re
 import struct
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -176,7 +175,9 @@ def _entry(path: str, kind: bytes, mode: int, mtime: int) -> tarfile.TarInfo:
 
 def image_config(binary: Path, mtime: int) -> dict[str, Any]:
     """The OCI image config (image-spec ``config.md``); ``rootfs`` is filled in by the store."""
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mtime))
+    from minidocker.timefmt import format_time
+
+    created = format_time(mtime * 1_000_000_000)  # whole seconds: no fraction, as before
     version = _version(binary)
     return {
         "created": created,

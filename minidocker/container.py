@@ -398,9 +398,9 @@ def _set_state(cdir: str, **changes: object) -> None:
 
 def _now() -> str:
     """RFC 3339 with nanoseconds, in UTC, as Docker records times."""
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
-        f".{ns % 1_000_000_000:09d}Z"
+    from minidocker.timefmt import format_time
+
+    return format_time(time.time_ns(), fixed=True)
 
 
 class Started:

@@ -162,10 +162,15 @@ class _Node:
 
 
 class Template:
-    """A parsed template; :meth:`render` runs it against a value."""
+    """A parsed template; :meth:`render` runs it against a value.
 
-    def __init__(self, source: str) -> None:
+    ``functions`` adds to or replaces :data:`FUNCTIONS` for this template, as Go's
+    ``Template.Funcs`` does (Docker's CLI gives its formatters their own ``json``)."""
+
+    def __init__(self, source: str, functions: dict[str, Callable[..., Any]] | None = None
+                 ) -> None:
         self.source = source
+        self.functions = FUNCTIONS if functions is None else {**FUNCTIONS, **functions}
         parts = _split(source)
         self.nodes, rest, ending = self._block(parts, 0, top=True)
         if ending is not None:
@@ -195,7 +200,7 @@ class Template:
                 continue
             if head in ("define", "template", "block", "break", "continue"):
                 raise TemplateError(f"template: :{line}: {{{{{head}}}}} is not supported here")
-            nodes.append(_Node("pipe", line, pipe=_parse_pipe(words, line)))
+            nodes.append(_Node("pipe", line, pipe=_parse_pipe(words, line, self.functions)))
         if not top:
             raise TemplateError(f"template: :{parts[-1][2] if parts else 1}: unexpected EOF")
         return nodes, i, None
@@ -205,7 +210,7 @@ class Template:
         if not words:
             raise TemplateError(f"template: :{line}: missing value for {head}")
         body, i, ending = self._block(parts, i)
-        node = _Node(head, line, pipe=_parse_pipe(words, line), body=body)
+        node = _Node(head, line, pipe=_parse_pipe(words, line, self.functions), body=body)
         if ending == "else":
             node.orelse, i, ending = self._block(parts, i)
         elif ending is not None and ending.startswith("else if ") and head == "if":
@@ -223,7 +228,8 @@ class Template:
         return "".join(out)
 
 
-def _parse_pipe(words: list[str], line: int) -> list[list[Any]]:
+def _parse_pipe(words: list[str], line: int,
+                functions: dict[str, Callable[..., Any]]) -> list[list[Any]]:
     """``a b | c d`` -> ``[[a, b], [c, d]]``, with parenthesised sub-pipelines nested."""
     commands: list[list[Any]] = [[]]
     stack: list[list[list[Any]]] = []
@@ -242,7 +248,7 @@ def _parse_pipe(words: list[str], line: int) -> list[list[Any]]:
             commands = stack.pop()
             commands[-1].append(("pipe", inner))
         else:
-            commands[-1].append(_operand(word, line))
+            commands[-1].append(_operand(word, line, functions))
     if stack:
         raise TemplateError(f"template: :{line}: unclosed left paren")
     if not commands[-1]:
@@ -250,7 +256,7 @@ def _parse_pipe(words: list[str], line: int) -> list[list[Any]]:
     return commands
 
 
-def _operand(word: str, line: int) -> Any:
+def _operand(word: str, line: int, functions: dict[str, Callable[..., Any]]) -> Any:
     if word.startswith('"'):
         import ast
 
@@ -275,9 +281,9 @@ def _operand(word: str, line: int) -> Any:
         return ("lit", int(word))
     if word.startswith("$"):
         raise TemplateError(f"template: :{line}: undefined variable \"{word}\"")
-    if word not in FUNCTIONS:
+    if word not in functions:
         raise TemplateError(f'template: :{line}: function "{word}" not defined')
-    return ("func", word)
+    return ("func", word, functions[word])  # resolved now: running needs no function table
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -323,7 +329,7 @@ def _command(command: list[Any], extra: list[Any], dot: Any, line: int) -> Any:
     if head[0] == "func":
         args = [_value(arg, dot, line) for arg in command[1:]] + extra
         try:
-            return FUNCTIONS[head[1]](*args)
+            return head[2](*args)
         except TemplateError:
             raise
         except (TypeError, ValueError, KeyError, IndexError) as exc:
@@ -336,7 +342,9 @@ def _command(command: list[Any], extra: list[Any], dot: Any, line: int) -> Any:
 
 
 def _value(operand: Any, dot: Any, line: int) -> Any:
-    kind, arg = operand
+    kind, arg = operand[0], operand[1]
+    if kind == "func":  # a function as an argument is called with none, as Go does
+        return _command([operand], [], dot, line)
     if kind == "lit":
         return arg
     if kind == "pipe":
@@ -453,9 +461,10 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
-def parse(source: str) -> Template:
-    """Parse ``source``; :class:`TemplateError` (one line, Go's words) if it is malformed."""
-    return Template(source)
+def parse(source: str, functions: dict[str, Callable[..., Any]] | None = None) -> Template:
+    """Parse ``source``; :class:`TemplateError` (one line, Go's words) if it is malformed.
+    ``functions``: see :class:`Template`."""
+    return Template(source, functions)
 
 
 def render(source: str, value: Any) -> str:

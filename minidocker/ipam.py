@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 
+from minidocker import procfs
 from minidocker.errors import MinidockerError, UsageError
 
 TYPE_CHECKING = False
@@ -131,21 +132,9 @@ class Lease:
         return f"Lease({self.address} {self.container[:12]} pid={self.pid})"
 
 
-def process_start_time(pid: int) -> int:
-    """Field 22 of /proc/<pid>/stat (clock ticks after boot): with the PID, a process's
-    identity, since PIDs are reused. 0 if there is no such process (or only its zombie)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    fields = stat[stat.rindex(b")") + 2:].split()  # the name in field 2 may hold spaces
-    return 0 if fields[0] in (b"Z", b"X") else int(fields[19])
-
-
 def live(lease: Lease) -> bool:
     """Is the lease's process still the one that took it (same PID, same start time)?"""
-    return lease.pid > 0 and process_start_time(lease.pid) == lease.start
+    return procfs.process_alive(lease.pid, lease.start)
 
 
 def allocate(subnet: tuple[int, int], gateway: str, leases: Iterable[Lease],

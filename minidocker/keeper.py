@@ -144,7 +144,7 @@ def main(argv: list[str]) -> int:
         return 2
     import fcntl
 
-    from minidocker import client, state
+    from minidocker import client, procfs, state
 
     layout = state.Layout(argv[1])
     sock_path = path(layout)
@@ -154,7 +154,7 @@ def main(argv: list[str]) -> int:
     except BlockingIOError:
         return 0  # another keeper serves this root
     os.ftruncate(lock, 0)
-    os.write(lock, f"{os.getpid()} {state.process_start_time(os.getpid())}\n".encode())
+    os.write(lock, f"{os.getpid()} {procfs.process_start_time(os.getpid())}\n".encode())
     with open("/proc/self/comm", "w") as f:
         f.write("md-keeper")
     with contextlib.suppress(PermissionError):

@@ -191,6 +191,39 @@ def copy_hashed(src: Readable, dst: BinaryIO) -> tuple[str, int]:
     return reader.digest, reader.size
 
 
+# -- compression ------------------------------------------------------------------------------
+
+# Magic numbers of the compressions layer tars and image archives come in. Docker detects them
+# the same way, by their first bytes, not by a file name or a media type.
+COMPRESSIONS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
+                b"\x28\xb5\x2f\xfd": "zstd"}
+
+
+def compression(head: bytes) -> str | None:
+    """The compression of a stream starting with ``head`` (6 bytes will do), or None."""
+    return next((name for magic, name in COMPRESSIONS.items() if head.startswith(magic)), None)
+
+
+def decompressed(raw: BinaryIO, kind: str | None) -> Readable:
+    """The bytes ``raw`` holds compressed with ``kind`` (gzip, bzip2, xz; None: as they are),
+    read forward only, so a :class:`HashingReader` under it sees every byte once."""
+    if kind is None:
+        return raw
+    if kind == "gzip":
+        import gzip
+
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "bzip2":
+        import bz2
+
+        return bz2.BZ2File(raw)
+    if kind == "xz":
+        import lzma
+
+        return lzma.LZMAFile(raw)
+    raise ValueError(f"no decompressor for {kind}")  # zstd: the standard library has none
+
+
 def sha256_digest(data: bytes) -> str:
     import hashlib
 

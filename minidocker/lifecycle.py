@@ -31,7 +31,8 @@ it names is still there: ``/proc/<Pid>/stat`` must exist, not be a zombie, and s
 start time (field 22, ``starttime``, in clock ticks since boot) as when it was started. A
 PID reused by an unrelated process after the container died has another start time; after a
 reboot nothing has the old one. So a crashed supervisor, a ``kill -9`` of ``minidocker run``
-or a power cut never leaves a dead container shown as running (:func:`status`).
+or a power cut never leaves a dead container shown as running (:func:`status`; the check
+itself, :func:`process_alive`, lives in :mod:`minidocker.procfs`, for every layer).
 
 **Restart policies** (``--restart``) are the supervisor's to carry out, by
 :func:`should_restart` and :func:`restart_delay`: ``no``; ``on-failure[:N]`` (non-zero exit,
@@ -48,9 +49,11 @@ from __future__ import annotations
 import os
 import time
 
-from minidocker import state
+from minidocker import state, timefmt
 from minidocker.errors import ContainerError, ContainerNotFound, UsageError
-from minidocker.state import loads, process_start_time  # noqa: F401 -- here for readers
+from minidocker.procfs import process_alive, process_start_time  # noqa: F401 -- for readers
+from minidocker.state import loads  # noqa: F401 -- here for readers
+from minidocker.timefmt import ZERO_TIME, format_time, now  # noqa: F401 -- for callers
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,7 +83,6 @@ TRANSITIONS: tuple[tuple[str, str, str], ...] = (
 
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 NO_EXIT_CODE = 255  # Docker's exit code for a container whose end nobody saw
-ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time, as Docker shows a time that never was
 
 
 class LifecycleError(ContainerError):
@@ -92,16 +94,6 @@ class LifecycleError(ContainerError):
 
 
 # -- the kernel's view --------------------------------------------------------------------------
-
-def process_alive(pid: int, start_time: int | None) -> bool:
-    """Is ``pid`` still the process that started at ``start_time``, and not a zombie?"""
-    if not pid:
-        return False
-    fields = state.stat_fields(pid)
-    if fields is None or fields[0] in ("Z", "X"):
-        return False
-    return start_time is None or int(fields[19]) == start_time
-
 
 LIVE = ("running", "starting", "paused")  # recorded states that name a live process
 
@@ -192,56 +184,14 @@ def list_ids(layout: state.Layout) -> list[str]:
         return []
 
 
-# -- time, as Docker writes it -------------------------------------------------------------------
-
-def now() -> str:
-    return format_time(time.time_ns())
-
-
-def format_time(ns: int, fixed: bool = False) -> str:
-    """RFC 3339 with nanoseconds, UTC (Go's RFC3339Nano; ``fixed``: always 9 digits)."""
-    seconds, frac = divmod(ns, 1_000_000_000)
-    digits = f"{frac:09d}" if fixed else f"{frac:09d}".rstrip("0")
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
-        (f".{digits}" if digits else "") + "Z"
-
+# -- time, as Docker writes it (the format itself: minidocker.timefmt) --------------------------
 
 def parse_time(text: str) -> int:
-    """Nanoseconds since the epoch from an RFC 3339 time (what :func:`format_time` writes,
-    or a timezone offset instead of ``Z``). By hand: ``time.strptime`` would import
-    ``_strptime``, ``calendar`` and ``re`` (~8 ms of every ``ps``)."""
+    """A recorded time in nanoseconds since the epoch; 0 for one that never was (none
+    recorded, or Go's zero time :data:`ZERO_TIME`), which sorts first and shows as such."""
     if not text or text == ZERO_TIME:
         return 0
-    main, offset = text, 0
-    if main.endswith("Z"):
-        main = main[:-1]
-    elif len(main) > 6 and main[-6] in "+-" and main[-3] == ":":
-        sign = 1 if main[-6] == "+" else -1
-        offset = sign * (int(main[-5:-3]) * 3600 + int(main[-2:]) * 60)
-        main = main[:-6]
-    main, _, frac = main.partition(".")
-    try:
-        if len(main) != 19 or main[4] + main[7] + main[10] + main[13] + main[16] != "--T::":
-            raise ValueError
-        year, month, day = int(main[:4]), int(main[5:7]), int(main[8:10])
-        hour, minute, second = int(main[11:13]), int(main[14:16]), int(main[17:19])
-        if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60
-                and second < 61) or (frac and not frac.isdigit()):
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"not an RFC 3339 time: {text!r}") from None
-    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
-    return (seconds - offset) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
-
-
-def _days_from_civil(year: int, month: int, day: int) -> int:
-    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
-    year -= month <= 2
-    era = year // 400
-    yoe = year - era * 400
-    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
+    return timefmt.parse_time(text)
 
 
 def human_duration(seconds: float) -> str:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from minidocker import ipam, network, trace
+from minidocker import ipam, network, procfs, trace
 from minidocker.errors import UsageError
 
 TYPE_CHECKING = False
@@ -269,9 +269,12 @@ def new_network_record(name: str, subnet: str, gateway: str, bridge: str, intern
                        owned: bool) -> dict[str, object]:
     import time
 
+    from minidocker.timefmt import format_time
+
+    whole_seconds = time.time_ns() // 1_000_000_000 * 1_000_000_000  # as networks always had
     return {"Name": name, "Id": os.urandom(32).hex(), "Driver": "bridge", "Subnet": subnet,
             "Gateway": gateway, "Bridge": bridge, "Internal": internal, "Owned": owned,
-            "Created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "Created": format_time(whole_seconds)}
 
 
 def taken_subnets(nl: Netlink, store: ipam.Store, skip: str = "") -> list[tuple[str, str]]:
@@ -568,7 +571,7 @@ class Attachment:
     def connect(self, pid: int) -> None:
         """Steps 2-9: a ``host_steps`` entry, run while the child waits."""
         store = ipam.Store(self.root)
-        self.pid, start = pid, ipam.process_start_time(pid)
+        self.pid, start = pid, procfs.process_start_time(pid) or 0  # a lease line holds an int
         with store.lock():
             reclaim(store)
             with network.open_netlink() as nl:
@@ -612,7 +615,7 @@ class Attachment:
         # killed mid-way), the proxy removes the container's rules and lease on its way out.
         root, cid = self.root, self.spec.id
         pid = proxy.start(self.listeners, self.pid, lambda: release(root, cid, None, True))
-        self.proxy = (pid, ipam.process_start_time(pid))
+        self.proxy = (pid, procfs.process_start_time(pid) or 0)
         self.close_listeners()
         self.published = True
         nftables.apply(rules)

@@ -33,6 +33,7 @@ import select
 import socket
 import threading
 
+from minidocker import procfs
 from minidocker.errors import MinidockerError
 
 TYPE_CHECKING = False
@@ -231,7 +232,7 @@ def stop(pid: int, start_time: int, timeout: float = 2.0) -> None:
     except ProcessLookupError:
         return
     try:
-        if _start_time(pid) != start_time:
+        if procfs.process_start_time(pid) != start_time:  # a zombie still matches: reap it
             return
         os.kill(pid, 15)
         select.select([pidfd], [], [], timeout)
@@ -239,11 +240,3 @@ def stop(pid: int, start_time: int, timeout: float = 2.0) -> None:
             os.waitpid(pid, os.WNOHANG)  # ours to reap if we forked it (a foreground run)
     finally:
         os.close(pidfd)
-
-
-def _start_time(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[19])
-    except (FileNotFoundError, ProcessLookupError):
-        return 0

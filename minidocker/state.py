@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 
 from minidocker.errors import ContainerNotFound, NameConflict, UsageError
+from minidocker.procfs import process_start_time  # noqa: F401 -- its old home, kept for callers
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -110,23 +111,6 @@ def read_json(path: str) -> dict[str, object]:
 
     with open(path) as f:
         return json.load(f)  # type: ignore[no-any-return,unused-ignore]
-
-
-def stat_fields(pid: int) -> list[str] | None:
-    """``/proc/<pid>/stat`` from field 3 (state) on; the command name in field 2 may hold
-    spaces and parentheses, so split after its last ``)``."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            text = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text[text.rindex(b")") + 2:].decode().split()
-
-
-def process_start_time(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks after boot (proc(5), field 22), or None."""
-    fields = stat_fields(pid)
-    return int(fields[19]) if fields else None
 
 
 class _JSONContext:

@@ -96,8 +96,6 @@ _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "ar
            "riscv64": "riscv64"}
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _ID_PREFIX = re.compile(r"[0-9a-f]{4,63}")
-# Magic numbers of compressions `docker import` accepts and we do not.
-_OTHER_COMPRESSIONS = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 
 
 class Layer:
@@ -513,7 +511,7 @@ class ImageStore:
             raise InvalidReference(f"invalid reference format: cannot import to a digest ({ref})")
         run_config = _run_config(changes or {})
         label = _source_label(src)
-        with self.writing(), _open_source(src, label) as raw:
+        with self.writing(), open_source(src, label) as raw:
             try:
                 layer = self.add_layer(_decompressed(raw, label), label=label)
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -741,7 +739,7 @@ class ImageStore:
         (``descriptor``'s) and its diff ID; return the staged directory (not yet published)."""
         import gzip
         import zlib
-        from typing import IO, cast
+        from typing import cast
 
         self._ensure_layout()
         digest, media_type = descriptor["digest"], descriptor.get("mediaType", MEDIA_LAYER)
@@ -750,7 +748,7 @@ class ImageStore:
         blob = layers.HashingReader(raw)
         # GzipFile reading forward only ever calls read() on the hasher. An uncompressed
         # layer's digest is its diff ID: one hash over the bytes is enough.
-        tar = (layers.HashingReader(gzip.GzipFile(fileobj=cast(IO[bytes], blob), mode="rb"))
+        tar = (layers.HashingReader(layers.decompressed(cast("BinaryIO", blob), "gzip"))
                if media_type in _GZIP_LAYERS else blob)
 
         def verify() -> None:
@@ -840,8 +838,9 @@ def _json_bytes(value: Any) -> bytes:
 
 
 def timestamp() -> str:
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+    from minidocker.timefmt import format_time
+
+    return format_time(time.time_ns(), fixed=True)  # all nine digits, as docker commit writes
 
 
 def _familiar(entry: dict[str, Any]) -> str:
@@ -930,6 +929,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _run_config(changes: dict[str, Any]) -> dict[str, Any]:
+    from minidocker.instructions import merge_env  # ENV's rule, as commit --change has it
+
     unknown = sorted(set(changes) - set(CONFIG_FIELDS))
     if unknown:
         raise UsageError(f"cannot change image config field '{unknown[0]}': "
@@ -938,13 +939,6 @@ def _run_config(changes: dict[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         config[key] = merge_env(config["Env"], value) if key == "Env" else value
     return config
-
-
-def merge_env(base: list[str], extra: list[str]) -> list[str]:
-    """``KEY=value`` lists merged by key, later values winning, first positions kept."""
-    merged = {item.partition("=")[0]: item for item in base}
-    merged.update((item.partition("=")[0], item) for item in extra)
-    return list(merged.values())
 
 
 def _source_label(src: str | Path | BinaryIO) -> str:
@@ -956,7 +950,9 @@ def _source_label(src: str | Path | BinaryIO) -> str:
 
 
 @contextmanager
-def _open_source(src: str | Path | BinaryIO, label: str) -> Iterator[BinaryIO]:
+def open_source(src: str | Path | BinaryIO, label: str) -> Iterator[BinaryIO]:
+    """``src`` read as bytes: an open stream as is, ``-`` as stdin, else the file, opened here
+    and closed after; a file that cannot be opened is a UsageError naming ``label``."""
     if not isinstance(src, str | Path):
         yield src
         return
@@ -975,16 +971,11 @@ def _open_source(src: str | Path | BinaryIO, label: str) -> Iterator[BinaryIO]:
 
 def _decompressed(raw: BinaryIO, label: str) -> Readable:
     """The tar inside ``raw``: gzip is detected by its magic number, as ``docker import`` does."""
-    head = _peek(raw, 6)
-    if head.startswith(b"\x1f\x8b"):
-        import gzip
-
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    for magic, name in _OTHER_COMPRESSIONS.items():
-        if head.startswith(magic):
-            raise ImageError(f"{label} is {name}-compressed: minidocker imports plain or gzip "
-                             "tarballs")
-    return raw
+    kind = layers.compression(_peek(raw, 6))
+    if kind not in (None, "gzip"):  # docker import takes these too; we do not (yet)
+        raise ImageError(f"{label} is {kind}-compressed: minidocker imports plain or gzip "
+                         "tarballs")
+    return layers.decompressed(raw, kind)
 
 
 def _peek(raw: BinaryIO, n: int) -> bytes:

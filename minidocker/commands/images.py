@@ -140,24 +140,12 @@ def _read_json(path: str) -> dict[str, Any]:
 
 
 def _is_running(cdir: str) -> bool:
-    """Does the container's recorded process still run? The kernel, not the record, says."""
-    record = _read_json(os.path.join(cdir, "state.json"))
-    if record.get("Status") not in ("running", "restarting", "paused", "starting"):
-        return False
-    try:
-        from minidocker import lifecycle  # the lifecycle issue's exact check, if present
+    """Does the container's recorded process still run? The kernel, not the record, says;
+    a restarting container counts, as its supervisor will start it again."""
+    from minidocker import lifecycle
 
-        return bool(lifecycle.is_running(record)) or record.get("Status") == "restarting"
-    except ImportError:
-        pass
-    pid = record.get("Pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
+    record = _read_json(os.path.join(cdir, "state.json"))
+    return record.get("Status") == "restarting" or lifecycle.is_running(record)
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -211,10 +199,8 @@ def cmd_images(argv: list[str]) -> int:
     args = p.parse_args(argv)
     rows = _filter_rows(image_rows(_store()), args)
     if args.format:
-        from minidocker import humanize
-
         for row in rows:
-            print(humanize.render(args.format, _row_fields(row, args.no_trunc)))
+            print(render_format(args.format, _row_fields(row, args.no_trunc)))
         return 0
     if args.quiet:
         for row in rows:
@@ -276,6 +262,44 @@ def _row_fields(row: _Row, no_trunc: bool) -> dict[str, Any]:
             "CreatedSince": humanize.ago(row.image.created), "Size": humanize.size(row.size)}
 
 
+def render_format(source: str, value: dict[str, Any]) -> str:
+    """``--format`` for ``images`` and ``image inspect``, through :mod:`minidocker.gotemplate`
+    as ``ps`` and ``inspect`` go, printing what these two commands always printed: a typed
+    ``\\t`` or ``\\n`` is a real one (Docker's CLI formatter does this), a null field shows
+    as ``<no value>`` rather than ``<nil>``, and ``json`` escapes non-ASCII."""
+    from minidocker import gotemplate
+
+    try:
+        template = gotemplate.parse(source.replace("\\t", "\t").replace("\\n", "\n"),
+                                    {"json": _ascii_json})
+        return template.render(_nulls_unset(value))
+    except gotemplate.TemplateError as exc:
+        raise UsageError(f"template parsing error: {exc}") from None
+
+
+def _nulls_unset(value: Any) -> Any:
+    from minidocker.gotemplate import MISSING
+
+    if value is None:
+        return MISSING
+    if isinstance(value, dict):
+        return {k: _nulls_unset(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nulls_unset(v) for v in value]
+    return value
+
+
+def _ascii_json(value: Any) -> str:
+    from minidocker.gotemplate import MISSING
+
+    def null(unset: object) -> None:  # a null that _nulls_unset made <no value>
+        if unset is not MISSING:
+            raise TypeError(f"{type(unset).__name__} is not JSON")
+        return None
+
+    return json.dumps(value, separators=(",", ":"), default=null)
+
+
 def _image_id(image_id: str, no_trunc: bool) -> str:
     return image_id if no_trunc else image_id.removeprefix("sha256:")[:12]
 
@@ -325,10 +349,8 @@ def _inspect(argv: list[str]) -> int:
     store = _store()
     found = [inspect_image(store, store.resolve(name)) for name in args.images]
     if args.format:
-        from minidocker import humanize
-
         for item in found:
-            print(humanize.render(args.format, item))
+            print(render_format(args.format, item))
     else:
         print(json.dumps(found, indent=4))
     return 0

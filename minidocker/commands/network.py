@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from minidocker import ipam, network, networking, trace
+from minidocker import ipam, network, networking, procfs, trace
 from minidocker.cli import COMMANDS, parser
 from minidocker.errors import UsageError
 
@@ -386,7 +386,7 @@ def connect_container(root: str, net_name: str, container: str, *, ip: str | Non
             with network.open_netlink() as nl:
                 who = networking.Who(cid, str(config.get("name")), str(config.get("hostname")))
                 iface = networking.attach_one(store, nl, who, len(interfaces), want, pid,
-                                   ipam.process_start_time(pid))
+                                   procfs.process_start_time(pid) or 0)
                 try:
                     with network.open_netlink_in(pid) as inside:
                         network.configure_inside(inside, iface)

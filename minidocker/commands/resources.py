@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from minidocker import cgroups
+from minidocker import cgroups, lifecycle
 from minidocker.cli import COMMANDS, _resource_flags, parser
 from minidocker.errors import ContainerError, UsageError
 
@@ -37,7 +37,10 @@ class Running:
         self.config = read_json(layout.container(self.id, "config.json"))
         self.state = read_json(layout.container(self.id, "state.json"))
         pid = self.state.get("Pid")
-        if self.state.get("Status") not in ("running", "paused") or not _alive(pid):
+        # is_running checks the recorded start time too: a PID freed at the container's end
+        # may be another process's by now, with another cgroup.
+        if self.state.get("Status") not in ("running", "paused") or \
+                not lifecycle.is_running(self.state):
             raise ContainerError(f"container {self.id[:12]} is not running")
         self.pid = int(str(pid))
 
@@ -62,14 +65,6 @@ class Running:
         path = self.layout.container(self.id, "state.json")
         self.state = {**read_json(path), **changes}
         write_json(path, self.state)
-
-
-def _alive(pid: object) -> bool:
-    try:
-        os.kill(int(str(pid)), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    return True
 
 
 def _layout() -> Layout:

@@ -83,3 +83,13 @@ def test_truth_is_gos():
         assert not gotemplate.truth(false)
     for true in (True, 1, "x", [0], {"a": 1}):
         assert gotemplate.truth(true)
+
+
+def test_a_template_may_bring_its_own_functions() -> None:
+    """As Go's Template.Funcs: added or replaced for one template, the defaults left alone."""
+    own = gotemplate.parse('{{json .}} {{shout .A}}',
+                           {"json": lambda v: "JSON", "shout": lambda s: s + "!"})
+    assert own.render({"A": "hi"}) == "JSON hi!"
+    assert render("{{json .}}", {"A": "hi"}) == '{"A":"hi"}'
+    with pytest.raises(TemplateError, match='function "shout" not defined'):
+        gotemplate.parse("{{shout .A}}")

@@ -524,3 +524,19 @@ def test_read_ahead_raises_the_readers_error_and_stops_early() -> None:
     assert endless.read(3) == b"yyy"
     endless.close()  # with its queue full: close must still end the thread
     assert not endless._thread.is_alive()
+
+
+def test_one_decompressor_reads_what_load_and_import_take() -> None:
+    """Found by magic number, as Docker does; zstd is named but has no reader here."""
+    import bz2
+    import gzip
+    import lzma
+
+    tar = b"a tar's bytes" * 100
+    for kind, data in (("gzip", gzip.compress(tar)), ("bzip2", bz2.compress(tar)),
+                       ("xz", lzma.compress(tar)), (None, tar)):
+        assert layers.compression(data[:6]) == kind
+        assert layers.decompressed(io.BytesIO(data), kind).read() == tar
+    assert layers.compression(b"\x28\xb5\x2f\xfd\x00\x00") == "zstd"
+    with pytest.raises(ValueError, match="no decompressor for zstd"):
+        layers.decompressed(io.BytesIO(b""), "zstd")

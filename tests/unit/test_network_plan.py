@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
-from minidocker import ipam, netlink, network, networking, nftables
+from minidocker import ipam, netlink, network, networking, nftables, procfs
 from minidocker.errors import UsageError
 
 pytestmark = pytest.mark.nb06
@@ -52,15 +53,18 @@ def test_allocation_skips_gateway_network_broadcast_and_leases() -> None:
 
 def test_a_lease_is_live_only_while_its_process_is() -> None:
     me = os.getpid()
-    assert ipam.live(ipam.Lease("10.0.0.2", "c", me, ipam.process_start_time(me)))
+    assert ipam.live(ipam.Lease("10.0.0.2", "c", me, procfs.process_start_time(me) or 0))
     assert not ipam.live(ipam.Lease("10.0.0.2", "c", me, 1))  # a reused PID: other start time
     assert not ipam.live(ipam.Lease("10.0.0.2", "c", 0, 0))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert not ipam.live(ipam.Lease("10.0.0.2", "c", gone.pid, 0))  # no start time, no process
 
 
 def test_leases_round_trip_and_parallel_allocations_are_distinct(tmp_path: Path) -> None:
     store = ipam.Store(str(tmp_path))
     subnet, me = ipam.parse_subnet("10.1.0.0/24"), os.getpid()
-    start = ipam.process_start_time(me)
+    start = procfs.process_start_time(me) or 0
     got: list[str] = []
 
     def take(n: int) -> None:
