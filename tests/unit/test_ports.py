@@ -43,7 +43,7 @@ def test_every_form_docker_accepts(raw: str, want: list[M]) -> None:
     ("8000-8002:80-81", "invalid ranges specified for container and host Ports: 80-81 and "
                         "8000-8002"),
     ("80/icmp", "invalid proto: icmp"),
-    ("80/tcp/udp", "invalid proto: tcp/udp"),  # the port ends at the first "/", the rest is the protocol
+    ("80/tcp/udp", "invalid proto: tcp/udp"),  # the protocol is all after the first "/"
     ("8080:80/udp/", "invalid proto: udp/"),
     ("1.2.3:80:80", "invalid IP address: 1.2.3"),
     ("256.0.0.1:80:80", "invalid IP address: 256.0.0.1"),
