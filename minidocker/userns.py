@@ -344,12 +344,8 @@ def _lock_holder(lock: str) -> int | None:
 
 def check_kernel() -> None:
     """Idmapped overlay layers need Linux 5.19 (mount_setattr itself 5.12)."""
-    release = os.uname().release.split(".")
-    try:
-        version = (int(release[0]), int("".join(c for c in release[1] if c.isdigit())))
-    except (IndexError, ValueError):
-        return
-    if version < (5, 19):
+    version = kernel_version()
+    if version != (0, 0) and version < (5, 19):
         raise UsageError(f"--userns private needs idmapped overlay layers (Linux 5.19); this "
                          f"kernel is {os.uname().release} (the chown-on-unpack fallback is not "
                          "implemented)")
@@ -380,14 +376,31 @@ def idmapped(path: str, userns_fd: int) -> int:
     return fd
 
 
+DETACHED_LAYERS = (6, 15)  # clone_private_mount() takes detached mounts as layers from here
+
+
+def kernel_version() -> tuple[int, int]:
+    release = os.uname().release.split(".")
+    try:
+        return int(release[0]), int("".join(c for c in release[1] if c.isdigit()))
+    except (IndexError, ValueError):
+        return 0, 0
+
+
+def layers_must_be_attached() -> bool:
+    """Before Linux 6.15 overlayfs refuses a layer that is not attached in the mounter's mount
+    namespace (``failed to clone upperpath``, EINVAL): Debian 12's 6.1, Ubuntu 24.04's 6.8.
+    ``$MINIDOCKER_USERNS_ATTACHED_LAYERS=1`` takes that path on any kernel (tests, lessons)."""
+    return (kernel_version() < DETACHED_LAYERS
+            or os.environ.get("MINIDOCKER_USERNS_ATTACHED_LAYERS") == "1")
+
+
 def overlay_fd(lowers: list[str], cdir: str, pid: int, userns: UsernsPlan) -> int:
     """The container's overlay, built detached over idmapped layers; returns its mount fd.
 
-    overlayfs does its work in the layers with the credentials of whoever mounted it, and an
-    idmapped mount refuses to create a file for an id outside its mapping (host root is
-    outside: EOVERFLOW), so the overlay is created with the file-system ids of the container's
-    root (setfsuid/setfsgid). That clears the file capabilities from the effective set, which
-    are switched on again for the moment of the mount.
+    On kernels that take detached layers (6.15+) the layers are named by their fds
+    (``/proc/self/fd/N``); on older ones a throwaway process attaches them first
+    (:func:`_overlay_with_attached_layers`).
     """
     userns_fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     fds: list[int] = []
@@ -395,16 +408,35 @@ def overlay_fd(lowers: list[str], cdir: str, pid: int, userns: UsernsPlan) -> in
         fds += [idmapped(lower, userns_fd) for lower in lowers]
         cdir_fd = idmapped(cdir, userns_fd)
         fds.append(cdir_fd)
-        fs = syscalls.fsopen("overlay")
-        fds.append(fs)
-        layers = ":".join(f"/proc/self/fd/{fd}" for fd in fds[:len(lowers)])
-        if len(layers) < 256:  # fsconfig copies at most 256 bytes of a string
-            syscalls.fsconfig(fs, "lowerdir", layers)
+        if layers_must_be_attached():
+            return _overlay_with_attached_layers(fds[:-1], cdir_fd, cdir, userns)
+        return make_overlay([f"/proc/self/fd/{fd}" for fd in fds[:-1]],
+                            f"/proc/self/fd/{cdir_fd}", userns)
+    finally:
+        os.close(userns_fd)
+        for fd in fds:
+            os.close(fd)
+
+
+def make_overlay(layers: list[str], cdir: str, userns: UsernsPlan) -> int:
+    """fsopen/fsconfig/fsmount an overlay of ``layers`` with ``cdir``'s upper and work dirs.
+
+    overlayfs does its work in the layers with the credentials of whoever mounted it, and an
+    idmapped mount refuses to create a file for an id outside its mapping (host root is
+    outside: EOVERFLOW), so the overlay is created with the file-system ids of the container's
+    root (setfsuid/setfsgid). That clears the file capabilities from the effective set, which
+    are switched on again for the moment of the mount.
+    """
+    fs = syscalls.fsopen("overlay")
+    try:
+        joined = ":".join(layers)
+        if len(joined) < 256:  # fsconfig copies at most 256 bytes of a string
+            syscalls.fsconfig(fs, "lowerdir", joined)
         else:  # one at a time: Linux 6.8
-            for fd in fds[:len(lowers)]:
-                syscalls.fsconfig(fs, "lowerdir+", f"/proc/self/fd/{fd}")
-        syscalls.fsconfig(fs, "upperdir", f"/proc/self/fd/{cdir_fd}/upper")
-        syscalls.fsconfig(fs, "workdir", f"/proc/self/fd/{cdir_fd}/work")
+            for layer in layers:
+                syscalls.fsconfig(fs, "lowerdir+", layer)
+        syscalls.fsconfig(fs, "upperdir", f"{cdir}/upper")
+        syscalls.fsconfig(fs, "workdir", f"{cdir}/work")
         old_uid = syscalls.setfsuid(userns.uid_map.outside)
         old_gid = syscalls.setfsgid(userns.gid_map.outside)
         try:
@@ -416,9 +448,50 @@ def overlay_fd(lowers: list[str], cdir: str, pid: int, userns: UsernsPlan) -> in
             syscalls.setfsgid(old_gid)
             syscalls.setfsuid(old_uid)  # back to 0: the kernel restores the fs capabilities
     finally:
-        os.close(userns_fd)
-        for fd in fds:
-            os.close(fd)
+        os.close(fs)
+
+
+def _overlay_with_attached_layers(layer_fds: list[int], cdir_fd: int, cdir: str,
+                                  userns: UsernsPlan) -> int:
+    """The overlay, for kernels whose overlayfs wants attached layers: a child process gets a
+    private mount namespace (nothing it mounts reaches the host, and all of it goes when it
+    exits), attaches each idmapped layer on a tmpfs laid over ``cdir`` there, builds the
+    overlay from those paths and sends its mount fd back over a socket (SCM_RIGHTS). The
+    overlay keeps private clones of its layers, so it outlives that namespace."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the throwaway child; its result comes back below
+        code = 0
+        try:
+            ours.close()
+            syscalls.unshare(syscalls.CLONE.NEWNS)
+            syscalls.mount(None, "/", None, syscalls.MS.REC | syscalls.MS.PRIVATE)
+            syscalls.mount("tmpfs", cdir, "tmpfs", 0, "mode=0755")  # fsuid = its root looks up
+            os.chdir(cdir)
+            names = [str(i) for i in range(len(layer_fds))]
+            for name, fd in zip([*names, "c"], [*layer_fds, cdir_fd], strict=True):
+                os.mkdir(name)
+                syscalls.move_mount(fd, name)
+            # Relative names keep the lowerdir string short (fsconfig copies 256 bytes).
+            mount_fd = make_overlay(names, "c", userns)
+            socket.send_fds(theirs, [b"ok"], [mount_fd])
+        except BaseException as exc:  # whatever it is, the parent must hear of it
+            theirs.sendall(f"{getattr(exc, 'errno', 0) or 0}\0{exc}".encode())
+            code = 1
+        finally:
+            os._exit(code)
+    theirs.close()
+    try:
+        message, fds, _, _ = socket.recv_fds(ours, 4096, 1)
+    finally:
+        ours.close()
+        os.waitpid(child, 0)
+    if fds:
+        return fds[0]
+    errno, _, text = message.decode(errors="replace").partition("\0")
+    raise OSError(int(errno or 0), text or "the overlay could not be built with attached layers")
 
 
 def rootfs_fd(rootfs: str, pid: int) -> int:

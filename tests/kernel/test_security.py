@@ -269,6 +269,27 @@ def test_userns_maps_root_to_the_subordinate_range(subids: CLI, tmp_path: Path) 
     assert "a80425fb" in out[6]
 
 
+@pytest.mark.parametrize("force_attached", ["0", "1"])
+def test_userns_overlay_on_detached_or_attached_layers(subids: CLI, force_attached: str) -> None:
+    """Before Linux 6.15 overlayfs wants its layers attached in a mount namespace (Debian 12's
+    6.1 failed with "failed to clone upperpath"): a throwaway process attaches them. Both ways
+    give the container the same root; mountinfo shows which was taken."""
+    from minidocker import userns
+
+    subids.env["MINIDOCKER_USERNS_ATTACHED_LAYERS"] = force_attached
+    out = subids("run", "--rm", "--userns", "private", "busybox", "sh", "-c",
+                 "grep ' / / ' /proc/self/mountinfo; echo x > /made; stat -c %u /made; "
+                 "stat -c %u:%g /bin", check=True).stdout.splitlines()
+    attached = force_attached == "1" or userns.kernel_version() < userns.DETACHED_LAYERS
+    root = out[0]
+    assert " - overlay " in root
+    if attached:
+        assert "lowerdir=0," in root and "upperdir=c/upper" in root, root
+    else:
+        assert "lowerdir=/proc/self/fd/" in root, root
+    assert out[1:] == ["0", "0:0"]
+
+
 def test_userns_with_init_a_user_and_a_terminal_option(subids: CLI) -> None:
     out = subids("run", "--rm", "--userns", "private", "--init", "busybox", "sh", "-c",
                  "cat /proc/1/comm; id -u", check=True).stdout.split()

@@ -329,3 +329,23 @@ def test_a_plan_is_printable_and_records_dockers_names():
     assert "SecurityPlan(" in repr(plan)
     again = security.from_record(record)
     assert again.granted == plan.granted and again.seccomp is None
+
+
+@pytest.mark.parametrize("release, attached", [
+    ("6.1.0-50-amd64", True),   # Debian 12: overlayfs wants attached layers
+    ("6.8.0-45-generic", True),  # Ubuntu 24.04
+    ("6.15.0", False),
+    ("6.18.44-fc-v1300", False),
+    ("7.0.1", False),
+])
+def test_userns_layers_are_attached_before_6_15(monkeypatch: pytest.MonkeyPatch, release: str,
+                                                attached: bool) -> None:
+    from minidocker import userns
+
+    monkeypatch.delenv("MINIDOCKER_USERNS_ATTACHED_LAYERS", raising=False)
+    uname = os.uname()
+    monkeypatch.setattr(os, "uname", lambda: os.uname_result(
+        (uname.sysname, uname.nodename, release, uname.version, uname.machine)))
+    assert userns.layers_must_be_attached() is attached
+    monkeypatch.setenv("MINIDOCKER_USERNS_ATTACHED_LAYERS", "1")
+    assert userns.layers_must_be_attached() is True
