@@ -197,7 +197,7 @@ def config_from_flags(args: Parsed, environ: Mapping[str, str], cwd: str) -> Con
     config means the same in the supervisor, which has neither. Creates nothing; reads only
     the ``--env-file`` files. Bad input raises UsageError (exit 125).
     """
-    from minidocker import cgroups, config, spec
+    from minidocker import cgroups, config
 
     restart = config.RestartPolicy()
     if args.restart:
@@ -207,10 +207,14 @@ def config_from_flags(args: Parsed, environ: Mapping[str, str], cwd: str) -> Con
         restart = config.RestartPolicy(policy["Name"], policy["MaximumRetryCount"])
         if restart.name != "no" and args.rm:
             raise UsageError("conflicting options: --restart and --rm")
-    env = [f"{k}={v}" for path in args.env_file
-           for k, v in spec.read_env_file(path, environ, os.path.join(cwd, path))]
-    env += [f"{pair[0]}={pair[1]}" for item in args.env
-            if (pair := spec.parse_env_line(item, environ, ""))]
+    env: list[str] = []
+    if args.env or args.env_file:  # only then: spec imports the syscall layer (ctypes, ~14 ms)
+        from minidocker import spec
+
+        env = [f"{k}={v}" for path in args.env_file
+               for k, v in spec.read_env_file(path, environ, os.path.join(cwd, path))]
+        env += [f"{pair[0]}={pair[1]}" for item in args.env
+                if (pair := spec.parse_env_line(item, environ, ""))]
     ports: list[PortMapping] = []
     expose: list[str] = []
     if args.publish or args.expose:
