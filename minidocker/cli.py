@@ -19,10 +19,11 @@ from minidocker.errors import EXIT_RUNTIME, MinidockerError, UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
+    from minidocker.config import ContainerConfig
     from minidocker.flags import Flag, Parsed
-    from minidocker.security import SecurityPlan
+    from minidocker.ports import PortMapping
 
 # Each command: the module of minidocker.commands that holds its ``cmd_<name>`` function
 # (None: this file), and its one-line help. Modules are imported only for their command.
@@ -149,19 +150,6 @@ def _security_flags() -> tuple[Flag, ...]:
     )
 
 
-def _security_plan(args: Parsed, root: str) -> SecurityPlan:
-    from minidocker import security
-
-    def warn(text: str) -> None:
-        print(f"minidocker: warning: {text}", file=sys.stderr)
-
-    return security.plan(cap_add=args.cap_add, cap_drop=args.cap_drop,
-                         cap_ambient=args.cap_ambient, privileged=args.privileged,
-                         security_opt=args.security_opt, ulimits=args.ulimit,
-                         device=args.device, userns=args.userns,
-                         cache_dir=os.path.join(root, "cache", "seccomp"), warn=warn)
-
-
 def _network_flags() -> tuple[Flag, ...]:
     """``run``'s network options (see :mod:`minidocker.networking`)."""
     from minidocker.flags import Flag
@@ -201,24 +189,81 @@ def _setup_trace(args: Parsed) -> None:
     trace.set_sink(sink)
 
 
-def _restart_policy(args: Parsed) -> dict[str, object] | None:
-    """``--restart`` as Docker's RestartPolicy; None for ``no`` (or none given)."""
-    if not args.restart:
-        return None
-    from minidocker import lifecycle
+def config_from_flags(args: Parsed, environ: Mapping[str, str], cwd: str) -> ContainerConfig:
+    """``run``'s flags as the engine's input: what was typed, checked, nothing decided.
 
-    policy = lifecycle.parse_restart_policy(args.restart)
-    if policy["Name"] == "no":
-        return None
-    if args.rm:
-        raise UsageError("conflicting options: --restart and --rm")
-    return policy
+    The caller's environment and working directory come in as arguments (``-e NAME`` copies
+    NAME from ``environ``; ``--env-file`` and ``seccomp=FILE`` are relative to ``cwd``), so the
+    config means the same in the supervisor, which has neither. Creates nothing; reads only
+    the ``--env-file`` files. Bad input raises UsageError (exit 125).
+    """
+    from minidocker import cgroups, config
+
+    restart = config.RestartPolicy()
+    if args.restart:
+        from minidocker import lifecycle
+
+        policy = lifecycle.parse_restart_policy(args.restart)
+        restart = config.RestartPolicy(policy["Name"], policy["MaximumRetryCount"])
+        if restart.name != "no" and args.rm:
+            raise UsageError("conflicting options: --restart and --rm")
+    env: list[str] = []
+    if args.env or args.env_file:  # only then: spec imports the syscall layer (ctypes, ~14 ms)
+        from minidocker import spec
+
+        env = [f"{k}={v}" for path in args.env_file
+               for k, v in spec.read_env_file(path, environ, os.path.join(cwd, path))]
+        env += [f"{pair[0]}={pair[1]}" for item in args.env
+                if (pair := spec.parse_env_line(item, environ, ""))]
+    ports: list[PortMapping] = []
+    expose: list[str] = []
+    if args.publish or args.expose:
+        from minidocker import ports as ports_mod
+
+        ports = ports_mod.parse_publish(args.publish)
+        expose = ports_mod.parse_expose(args.expose)  # checked even without -P, as Docker does
+    return config.ContainerConfig(
+        image=args.positional[0],
+        process=config.Process(args=args.positional[1:], entrypoint=args.entrypoint, env=env,
+                               user=args.user, workdir=args.workdir, tty=args.tty,
+                               interactive=args.interactive, init=args.init),
+        name=args.name or "", hostname=args.hostname,
+        namespaces=config.Namespaces(pid=args.pid or "private", uts=args.uts or "private",
+                                     ipc=args.ipc or "private",
+                                     cgroup=args.cgroupns or "private"),
+        resources=cgroups.parse_flags(args), cgroup_parent=args.cgroup_parent or "",
+        network=config.NetworkConfig(
+            name=args.network or args.net or environ.get("MINIDOCKER_DEFAULT_NETWORK"),
+            ports=ports, publish_all=args.publish_all, expose=expose, ip=args.ip,
+            aliases=args.network_alias, dns=args.dns, dns_search=args.dns_search,
+            dns_options=args.dns_option, add_hosts=args.add_host),
+        security=config.Security(
+            cap_add=args.cap_add, cap_drop=args.cap_drop, cap_ambient=args.cap_ambient,
+            privileged=args.privileged,
+            security_opt=[_absolute_seccomp(opt, cwd) for opt in args.security_opt],
+            ulimits=args.ulimit, devices=args.device, userns=args.userns,
+            subids={k: environ[k] for k in SUBID_ENV if k in environ}
+            if args.userns == "private" else {}),
+        restart=restart, auto_remove=args.rm)
 
 
-def cmd_run(argv: list[str], create: bool = False, here: bool = False) -> int:
-    """``run`` (and ``create``). Detached, the plan is made by the supervisor, which has the
-    modules it needs loaded already (see :func:`minidocker.client.forward_run`); ``here``:
-    make it in this process, as the supervisor itself does."""
+# The variables naming --userns private's /etc/subuid, /etc/subgid and user (for tests, labs)
+SUBID_ENV = ("MINIDOCKER_SUBUID", "MINIDOCKER_SUBGID", "MINIDOCKER_USERNS_REMAP")
+
+
+def _absolute_seccomp(opt: str, cwd: str) -> str:
+    """``seccomp=./profile.json`` relative to where it was typed, not where it is read."""
+    key, sep, value = opt.partition("=")
+    if key == "seccomp" and sep and value not in ("", "unconfined") and \
+            not value.startswith("/"):
+        return f"seccomp={os.path.normpath(os.path.join(cwd, value))}"
+    return opt
+
+
+def cmd_run(argv: list[str], create: bool = False) -> int:
+    """``run`` (and ``create``): the flags become a :class:`~minidocker.config.ContainerConfig`
+    for the engine: here (a foreground ``run``), or in the supervisor (``-d``, ``create``,
+    ``--restart``), which has the engine's modules loaded already."""
     from minidocker import flags
 
     table = _run_flags()
@@ -227,84 +272,24 @@ def cmd_run(argv: list[str], create: bool = False, here: bool = False) -> int:
                                "IMAGE [COMMAND] [ARG...]")
     if args is None:
         return 0
-    restart = _restart_policy(args)  # a bad --restart fails before anything is made
-    if (args.detach or create) and not (here or args.trace or args.trace_json):
-        from minidocker import client
-
-        return client.forward_run(argv, create)
+    config = config_from_flags(args, os.environ, os.getcwd())
     if args.interactive and args.tty and not (args.detach or create) and not os.isatty(0):
         raise UsageError("the input device is not a TTY")
     _setup_trace(args)
-    from minidocker import cgroups, imagecache, namespaces, spec, state
-
-    limits = cgroups.from_flags(args)  # bad limits fail before anything is made
-    parent = cgroups.check_parent(args.cgroup_parent) if args.cgroup_parent else ""
-    layout = state.Layout()
-    image_id, config, lowers = imagecache.resolve(layout.root, args.positional[0])
-    net, net_hostname = _network_plan(args, layout.root, config)
-    confinement = _security_plan(args, layout.root)
-    for warning in cgroups.discard_unsupported(limits, parent):  # once the rest is valid
-        print(f"WARNING: {warning}", file=sys.stderr)
-    resources = limits.as_dict()  # what inspect shows: a discarded weight is 0, as in Docker
-    cid = state.new_id()
-    plan = spec.make_spec(
-        cid=cid,
-        name=state.validate_name(args.name) if args.name else state.random_name(layout.names),
-        image_ref=args.positional[0], image_id=image_id, image_config=config,
-        args=args.positional[1:], entrypoint=args.entrypoint, env=args.env,
-        env_files=args.env_file, workdir=args.workdir, user=args.user,
-        hostname=args.hostname if args.hostname is not None else net_hostname,
-        tty=args.tty, interactive=args.interactive, init=args.init, remove=args.rm,
-        namespaces=[k for k in namespaces.DEFAULT_KINDS if _private(args, k)
-                    and not (k == "net" and net["mode"] in ("host", "container"))]
-        + (["user"] if args.userns == "private" else []),
-        resources=resources, cgroup_parent=parent, network=net,
-        security=confinement)
-    if create or args.detach or restart:  # the supervisor's: see minidocker.supervisor
+    if create or args.detach or config.restart.name != "no":  # see minidocker.supervisor
         from minidocker.commands import containers
 
-        return containers.run_supervised(plan, lowers, config, restart, start=not create,
-                                         detach=args.detach)
-    from minidocker import container  # the start sequence: only a foreground run needs it here
+        return containers.run_supervised(config, start=not create, detach=args.detach)
+    from minidocker import engine  # the start sequence: only a foreground run needs it here
 
-    return container.run(plan, lowers, layout)
-
-
-def _network_plan(args: Parsed, root: str,
-                  image_config: dict[str, object]) -> tuple[dict[str, object], str | None]:
-    """The network plan, and the hostname its mode implies (the host's, or the joined
-    container's) when ``-h`` is not given."""
-    name = args.network or args.net or os.environ.get("MINIDOCKER_DEFAULT_NETWORK")
-    if name == "none" and not (args.publish or args.publish_all or args.expose or args.ip
-                               or args.network_alias or args.dns or args.dns_search
-                               or args.dns_option or args.add_host):
-        return {"mode": "none"}, None  # nothing to decide: no import of the networking code
-    from minidocker import networking
-
-    plan = networking.make_plan(
-        root, network_name=args.network or args.net, publish=args.publish,
-        publish_all=args.publish_all, expose=args.expose, ip=args.ip,
-        aliases=args.network_alias, dns=args.dns, dns_search=args.dns_search,
-        dns_options=args.dns_option, add_hosts=args.add_host,
-        hostname_given=args.hostname is not None, image_config=image_config)
-    implied = networking.hostname_for(plan, root) if args.uts != "host" else None
-    return plan, implied
-
-
-def _private(args: Parsed, kind: str) -> bool:
-    option = {"pid": args.pid, "uts": args.uts, "ipc": args.ipc, "cgroup": args.cgroupns}
-    return option.get(kind) in (None, "private")
+    return engine.run(config)
 
 
 def parser(prog: str, description: str, usage: str | None = None) -> argparse.ArgumentParser:
-    """argparse for the commands off the start-up path; errors become one-line UsageErrors."""
-    import argparse
+    """argparse for the commands off the start-up path (see :func:`minidocker.flags.argparser`)."""
+    from minidocker.flags import argparser
 
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> None:  # type: ignore[override]
-            raise UsageError(f"{self.prog.removeprefix('minidocker ')}: {message}")
-
-    return Parser(prog=prog, description=description, usage=usage)
+    return argparser(prog, description, usage)
 
 
 def cmd_doctor(argv: list[str]) -> int:

@@ -114,19 +114,6 @@ def request(layout: state.Layout, message: dict[str, Any], spawn: bool = True) -
         sock.close()
 
 
-def forward_run(argv: list[str], create: bool) -> int:
-    """``run -d`` and ``create``: hand the command line to the supervisor, which makes the
-    plan (it has every module loaded already: a third of this command's time, saved) and the
-    container, as if it had been typed there, with our environment and working directory."""
-    layout = state.Layout()
-    reply = request(layout, {"op": "run", "argv": argv, "create": create,
-                             "env": dict(os.environ), "cwd": os.getcwd()})
-    if reply.get("output"):  # what planning printed (a security warning, say)
-        sys.stderr.write(str(reply["output"]))
-    sys.stdout.write(str(reply["id"]) + "\n")
-    return 0
-
-
 # -- starting and stopping the supervisor -------------------------------------------------------
 
 def start_supervisor(layout: state.Layout) -> None:

@@ -619,7 +619,7 @@ def format_table(checks: list[Check], ascii_only: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from minidocker.cli import parser as make_parser
+    from minidocker.flags import argparser as make_parser
 
     parser = make_parser("minidocker doctor", "check that this host can run containers")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")

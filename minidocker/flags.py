@@ -21,6 +21,7 @@ from minidocker.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
 
@@ -162,3 +163,15 @@ def usage(flags: tuple[Flag, ...], synopsis: str, description: str) -> str:
         arg = "" if flag.kind == "bool" else f" {flag.metavar}"
         lines.append(f"  {short}--{flag.name}{arg:<10} {flag.help}")
     return "\n".join(lines)
+
+
+def argparser(prog: str, description: str, usage: str | None = None) -> argparse.ArgumentParser:
+    """argparse for the commands off the start-up path; errors become one-line UsageErrors.
+    Here, below the command line, so that ``doctor`` can use it without importing the CLI."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise UsageError(f"{self.prog.removeprefix('minidocker ')}: {message}")
+
+    return Parser(prog=prog, description=description, usage=usage)

@@ -64,12 +64,14 @@ def default_network() -> str:
 
 # -- the plan ---------------------------------------------------------------------------------
 
-def make_plan(root: str, *, network_name: str | None = None, publish: Iterable[str] = (),
+def make_plan(root: str, *, network_name: str | None = None,
+              publish: Iterable[str | PortMapping] = (),
               publish_all: bool = False, expose: Iterable[str] = (), ip: str | None = None,
               aliases: Iterable[str] = (), dns: Iterable[str] = (),
               dns_search: Iterable[str] = (), dns_options: Iterable[str] = (),
               add_hosts: Iterable[str] = (), hostname_given: bool = False,
-              image_config: Mapping[str, object] | None = None) -> dict[str, object]:
+              image_config: Mapping[str, object] | None = None,
+              say: Callable[[str], None] | None = None) -> dict[str, object]:
     """``run``'s network options -> the plan recorded in config.json, with Docker's rules for
     which options go together. Raises UsageError (or ipam.NetworkError) before anything is
     created."""
@@ -112,10 +114,8 @@ def make_plan(root: str, *, network_name: str | None = None, publish: Iterable[s
     mappings = _mappings(publish, publish_all, expose, image_config or {})
     if mappings:
         if plan["mode"] in ("host", "none"):
-            import sys
-
-            print(f"WARNING: Published ports are discarded when using {plan['mode']} network "
-                  "mode", file=sys.stderr)
+            (say or _say)(f"WARNING: Published ports are discarded when using {plan['mode']} "
+                          "network mode")
         else:
             plan["ports"] = [m.as_dict() for m in mappings]
     if dns:
@@ -133,6 +133,12 @@ def make_plan(root: str, *, network_name: str | None = None, publish: Iterable[s
     return plan
 
 
+def _say(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
+
+
 def hostname_for(plan: Mapping[str, object], root: str) -> str | None:
     """Docker's hostname for the network mode, when ``-h`` is not given: the host's with
     ``--network host``, the joined container's with ``container:X``, else None (its ID)."""
@@ -147,7 +153,7 @@ def hostname_for(plan: Mapping[str, object], root: str) -> str | None:
     return None
 
 
-def _mappings(publish: list[str], publish_all: bool, expose: list[str],
+def _mappings(publish: list[str | PortMapping], publish_all: bool, expose: list[str],
               image_config: Mapping[str, object]) -> list[PortMapping]:
     if not (publish or publish_all or expose):
         return []

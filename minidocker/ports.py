@@ -184,10 +184,13 @@ def long_form(raw: str) -> str:
     return f"{params.get('published', '')}:{params.get('target', '')}/{params['protocol']}"
 
 
-def parse_publish(values: Iterable[str]) -> list[PortMapping]:
-    """Every ``-p`` of a ``run``, in order."""
+def parse_publish(values: Iterable[str | PortMapping]) -> list[PortMapping]:
+    """Every ``-p`` of a ``run``, in order (a mapping parsed already is kept as it is)."""
     mappings: list[PortMapping] = []
     for raw in values:
+        if isinstance(raw, PortMapping):
+            mappings.append(raw)
+            continue
         mappings += parse_spec(long_form(raw) if "=" in raw else raw)
     return mappings
 

@@ -122,8 +122,12 @@ def plan(*, cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (),
          cap_ambient: Sequence[str] = (), privileged: bool = False,
          security_opt: Sequence[str] = (), ulimits: Sequence[str] = (),
          device: Sequence[str] = (), userns: str | None = None, cache_dir: str | None = None,
-         warn: Callable[[str], None] | None = None) -> SecurityPlan:
-    """Decide the confinement from ``run``'s flags; every bad value fails here, exit 125."""
+         warn: Callable[[str], None] | None = None,
+         subids: Mapping[str, str] | None = None,
+         say: Callable[[str], None] | None = None) -> SecurityPlan:
+    """Decide the confinement from ``run``'s flags; every bad value fails here, exit 125.
+    ``subids``: the caller's ``MINIDOCKER_SUBUID``/``_SUBGID``/``_USERNS_REMAP``, if set;
+    ``say``: told what was set up on the way (a subordinate id range added)."""
     opts = parse_security_opts(security_opt)
     available = capabilities.own_available()
     granted = capabilities.grant(list(cap_add), list(cap_drop), privileged, available)
@@ -148,7 +152,10 @@ def plan(*, cap_add: Sequence[str] = (), cap_drop: Sequence[str] = (),
         from minidocker import userns as userns_mod
 
         userns_mod.check_kernel()
-        mapping = userns_mod.plan()
+        subids = subids or {}
+        mapping = userns_mod.plan(subids.get("MINIDOCKER_USERNS_REMAP"),
+                                  subids.get("MINIDOCKER_SUBUID"),
+                                  subids.get("MINIDOCKER_SUBGID"), say=say)
     option = opts.get("seccomp", "unconfined" if privileged else "")
     program = seccomp.program_for(option, set(capabilities.to_names(granted)), cache_dir, warn)
     profile = ""

@@ -86,10 +86,13 @@ def parse_env_line(item: str, host_env: Mapping[str, str], where: str) -> tuple[
     return (name, host_env[name]) if name in host_env else None
 
 
-def read_env_file(path: str, host_env: Mapping[str, str]) -> list[tuple[str, str]]:
-    """Docker's ``--env-file``: NAME=value lines; ``#`` comments and blank lines skipped."""
+def read_env_file(path: str, host_env: Mapping[str, str],
+                  where: str | None = None) -> list[tuple[str, str]]:
+    """Docker's ``--env-file``: NAME=value lines; ``#`` comments and blank lines skipped.
+    ``where``: the file to open, when ``path`` (as typed, for messages) is relative to
+    another directory than ours."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(where or path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except OSError as exc:
         raise UsageError(f"open {path}: {exc.strerror.lower() if exc.strerror else exc}") from None

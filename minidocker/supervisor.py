@@ -52,11 +52,10 @@ reads one JSON line back: ``{"ok": true, ...}`` or ``{"ok": false, "error": "...
 
 ==================================================== ============================================
 ``{"op": "ping"}``                                   ``{"ok": true, "pid": P, "containers": [...]}``
-``{"op": "run", "argv": [...], "create": B,          ``run -d``/``create`` as typed: the plan
-``"env": {...}, "cwd": "..."}``                      is made here by ``run``'s code; ``{"id": ID}``
-``{"op": "create", "spec": {...}, "lowers": [...],   make the container (the plan is
-``"hostconfig": {...}, "start": B, "attach": A}``    :class:`minidocker.spec.Spec` as a dict);
-                                                     start it if ``B``; ``{"id": ID}``
+``{"op": "create", "config": {...}, "start": B,       plan and make the container (the config is
+``"attach": A}``                                     :class:`minidocker.config.ContainerConfig`
+                                                     as a dict); start it if ``B``;
+                                                     ``{"id": ID, "output": warnings}``
 ``{"op": "start", "id": ID, "attach": A}``           start a stopped container
 ``{"op": "attach", "id": ID, "stdin": B,             attach to a running one
 ``"stdout": B, "stderr": B}``
@@ -90,7 +89,8 @@ import struct
 import sys
 import time
 
-from minidocker import client, container, lifecycle, logs, state, syscalls
+from minidocker import client, container, engine, lifecycle, logs, state, syscalls
+from minidocker.config import ContainerConfig
 from minidocker.errors import MinidockerError
 
 TYPE_CHECKING = False
@@ -391,12 +391,13 @@ class Supervisor:
         op = message.get("op")
         if op == "ping":
             return {"pid": os.getpid(), "containers": sorted(self.boxes)}
-        if op == "run":
-            message = self.plan_run(message)
-            op = "create"
         if op == "create":
-            cid = self.create(message.get("plan") or message["spec"], message["lowers"],
-                              message.get("hostconfig") or {}, bool(message.get("start")))
+            config = ContainerConfig.from_dict(message["config"])
+            said: list[str] = []  # a warning, for the client to print
+            made = engine.plan(config, self.layout, said.append)
+            output = "".join(line + "\n" for line in said)
+            cid = self.create(made.spec, made.lowers, made.hostconfig(config),
+                              bool(message.get("start")))
             if message.get("start"):
                 try:
                     self.start(cid, (conn, message.get("attach")))
@@ -405,7 +406,6 @@ class Supervisor:
                     self.detach(conn)
                     container.teardown(self.layout, cid)
                     raise
-            output = message.get("output")
             return {"id": cid, **({"output": output} if output else {})}
         if op == "start":
             cid = self.resolve(message["id"])
@@ -433,36 +433,6 @@ class Supervisor:
                 tty.set_winsize(box.master, int(message["rows"]), int(message["cols"]))
             return {}
         raise MinidockerError(f"unknown request {op!r}")
-
-    def plan_run(self, message: dict[str, Any]) -> dict[str, Any]:
-        """``run -d``/``create`` as typed: make the plan here, with the client's environment
-        and working directory (``-e NAME``, ``--env-file ./x``), by ``run``'s own code; what
-        it prints goes back to the client. Returns the ``create`` request it comes to."""
-        import io
-
-        from minidocker import cli
-        from minidocker.commands import containers
-
-        captured: list[dict[str, Any]] = []
-        saved_env, output = dict(os.environ), io.StringIO()
-        saved_streams = sys.stdout, sys.stderr
-        try:
-            os.environ.clear()
-            os.environ.update({str(k): str(v) for k, v in (message.get("env") or {}).items()})
-            os.chdir(str(message.get("cwd") or "/"))
-            sys.stdout = sys.stderr = output
-            containers.CAPTURE = captured
-            cli.cmd_run([str(a) for a in message["argv"]], create=bool(message.get("create")),
-                        here=True)
-        finally:
-            containers.CAPTURE = None
-            sys.stdout, sys.stderr = saved_streams
-            os.chdir("/")
-            os.environ.clear()
-            os.environ.update(saved_env)
-        if not captured:
-            raise MinidockerError("run: no container was planned")
-        return {**captured[0], "output": output.getvalue()}
 
     def resolve(self, ref: str) -> str:
         try:

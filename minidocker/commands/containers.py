@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from minidocker.spec import Spec
+    from minidocker.config import ContainerConfig
 
 DEFAULT_STOP_TIMEOUT = 10  # seconds, as Docker's
 RECORD_WAIT = 5.0  # seconds to wait for a container's parent to record its exit
@@ -266,34 +266,32 @@ def wait_exit(c: Container) -> int:
 
 # -- the supervisor's part ---------------------------------------------------------------------
 
-CAPTURE: list[dict[str, Any]] | None = None  # set by the supervisor while it plans a run
-
-
-def run_supervised(plan: Spec, lowers: list[str], image_config: dict[str, Any],
-                   restart: dict[str, Any] | None, *, start: bool, detach: bool) -> int:
+def run_supervised(config: ContainerConfig, *, start: bool, detach: bool) -> int:
     """``run -d``, ``create``, and ``run --restart ...`` in the foreground: the supervisor
-    makes the container (and starts it); a foreground one is attached to at once."""
+    makes the container from ``config`` (and starts it); a foreground one is attached to at
+    once. What the engine had to say (a warning) comes back in the reply."""
     from minidocker import client
 
     layout = state.Layout()
-    hostconfig = {"RestartPolicy": restart or {"Name": "no", "MaximumRetryCount": 0},
-                  "AutoRemove": plan.remove,
-                  "StopSignal": str(image_config.get("StopSignal") or ""),
-                  "Cmd": image_config.get("Cmd"), "Entrypoint": image_config.get("Entrypoint")}
-    message: dict[str, Any] = {"op": "create", "spec": plan.as_dict(), "lowers": lowers,
-                               "hostconfig": hostconfig, "start": start}
-    if CAPTURE is not None:  # planned inside the supervisor: it takes it from here
-        CAPTURE.append({**message, "plan": plan})
-        return 0
+    message: dict[str, Any] = {"op": "create", "config": config.to_dict(), "start": start}
     if start and not detach:
-        message["attach"] = _attach_request(plan.interactive, plan.tty)
+        interactive, tty = config.process.interactive, config.process.tty
+        message["attach"] = _attach_request(interactive, tty)
         sock = client.connect(layout)
         reply = client.send(sock, message)
-        return _attached(sock, Container(layout, reply["id"]), plan.interactive, plan.tty,
+        _print_output(reply)
+        return _attached(sock, Container(layout, reply["id"]), interactive, tty,
                          sig_proxy=True)
     reply = client.request(layout, message)
+    _print_output(reply)
     print(reply["id"], flush=True)
     return 0
+
+
+def _print_output(reply: dict[str, Any]) -> None:
+    if reply.get("output"):
+        sys.stderr.write(str(reply["output"]))
+        sys.stderr.flush()
 
 
 def _attach_request(stdin: bool, tty: bool) -> dict[str, Any]:
