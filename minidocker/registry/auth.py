@@ -32,7 +32,7 @@ from minidocker.errors import RegistryError
 DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"  # the key docker login uses for Hub
 
 # RFC 7235 auth-param: token "=" ( token / quoted-string ), comma separated.
-_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*(?:,|$)')
+_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^",\s]*))\s*(?:,|$)')
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
