@@ -337,8 +337,20 @@ def _error_text(response: requests.Response) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    """requests' errors nest urllib3's, which nest the socket's: the innermost says most."""
-    while exc.__context__ is not None and not str(exc):
-        exc = exc.__context__
-    text = " ".join(str(exc).split())
+    """requests' errors wrap urllib3's, which wrap the socket's: the innermost says most
+    (``connection refused``, ``failed to resolve 'host'``), without the pool's preamble."""
+    import re
+
+    reason: BaseException = exc
+    while True:
+        inner = getattr(reason, "reason", None)
+        if not isinstance(inner, BaseException) and reason.args \
+                and isinstance(reason.args[0], BaseException):
+            inner = reason.args[0]
+        if not isinstance(inner, BaseException) or inner is reason:
+            break
+        reason = inner
+    text = " ".join(str(reason).split()) or type(reason).__name__
+    text = re.sub(r"^<?\w*Connection\w*(?: object at 0x[0-9a-f]+>|\([^)]*\))?: ", "", text)
+    text = text[:1].lower() + text[1:]
     return text if len(text) < 300 else text[:297] + "..."
