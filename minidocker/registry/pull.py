@@ -75,6 +75,7 @@ def pull(store: ImageStore, reference: Reference, *, platform: Platform | None =
     if store.blob_path(manifest.digest).exists():
         # Published last (after its config and layers): its being there means the rest is.
         config = json.loads(store.read_blob(config_descriptor["digest"], verify=False))
+        check_config(config, len(layer_descriptors), platform, label)  # --platform still holds
         descriptor["platform"] = {"architecture": config.get("architecture"),
                                   "os": config.get("os", "linux")}
         store.name_images([(descriptor, refs)])

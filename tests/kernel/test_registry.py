@@ -155,6 +155,40 @@ def test_pull_by_digest_and_unknown_tag(other_cli: CLI, cli: CLI,
     assert_one_line_error(missing, 125, f"{registry.domain}/bydigest:nope", "not found")
 
 
+def test_an_index_is_resolved_to_this_machines_platform(cli: CLI, other_cli: CLI,
+                                                       registry: RegistryServer) -> None:
+    from minidocker.store import host_architecture
+
+    pushed = push_busybox(cli, f"{registry.domain}/multi:1")
+    size = len(cli.root.joinpath("images", "blobs", "sha256",
+                                 pushed.removeprefix("sha256:")).read_bytes())
+
+    def entry(os_: str, arch: str) -> dict[str, object]:
+        return {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": pushed,
+                "size": size, "platform": {"os": os_, "architecture": arch}}
+
+    # Every entry points at the one image: which entry was chosen shows in what fails.
+    index = json.dumps({"schemaVersion": 2,
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [entry("unknown", "unknown"), entry("linux", "s390x"),
+                                      entry("linux", host_architecture())]}).encode()
+    request = urllib.request.Request(
+        f"http://{registry.domain}/v2/multi/manifests/all", data=index, method="PUT",
+        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+    urllib.request.urlopen(request, timeout=10).close()
+    index_digest = "sha256:" + hashlib.sha256(index).hexdigest()
+
+    ref = f"{registry.domain}/multi:all"
+    out = other_cli("pull", ref, check=True).stdout
+    assert f"Digest: {index_digest}" in out  # the index's, as docker prints it
+    assert manifest_digest(other_cli, ref) == pushed  # the image's own manifest is stored
+    assert inspect_id(other_cli, ref) == inspect_id(cli, "busybox")
+    wrong = other_cli("pull", "--platform", "linux/s390x", ref)
+    assert_one_line_error(wrong, 125, "does not match the specified platform", "linux/s390x")
+    none = other_cli("pull", "--platform", "linux/riscv64", ref)
+    assert_one_line_error(none, 125, "no matching manifest for linux/riscv64", ref)
+
+
 # -- skopeo interop ------------------------------------------------------------------------------
 
 def skopeo(*args: str, policy: Path) -> subprocess.CompletedProcess[str]:
@@ -169,13 +203,19 @@ def policy(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize(("form", "media_type"), [
+    ("oci", "application/vnd.oci.image.manifest.v1+json"),
+    ("v2s2", "application/vnd.docker.distribution.manifest.v2+json"),  # and a gzip layer
+])
 def test_skopeo_pushes_minidocker_pulls(cli: CLI, other_cli: CLI, registry: RegistryServer,
-                                        policy: Path) -> None:
+                                        policy: Path, form: str, media_type: str) -> None:
     busybox_id = inspect_id(cli, "busybox")  # builds the built-in image in cli's store
-    skopeo("copy", "--dest-tls-verify=false", f"oci:{cli.root / 'images'}:busybox:latest",
-           f"docker://{registry.domain}/from-skopeo:1", policy=policy)
-    ref = f"{registry.domain}/from-skopeo:1"
+    ref = f"{registry.domain}/from-skopeo-{form}:1"
+    skopeo("copy", "--format", form, "--dest-tls-verify=false",
+           f"oci:{cli.root / 'images'}:busybox:latest", f"docker://{ref}", policy=policy)
     other_cli("pull", ref, check=True)
+    index = json.loads((other_cli.root / "images" / "index.json").read_text())
+    assert [m["mediaType"] for m in index["manifests"]] == [media_type]
     assert inspect_id(other_cli, ref) == busybox_id
     assert other_cli("run", "--rm", ref, "echo", "ok").stdout == "ok\n"
 
