@@ -350,7 +350,9 @@ def _one_line(exc: BaseException) -> str:
         if not isinstance(inner, BaseException) or inner is reason:
             break
         reason = inner
-    text = " ".join(str(reason).split()) or type(reason).__name__
+    # urllib3's ProtocolError carries (message, cause): its str() is the tuple's repr.
+    first = reason.args[0] if reason.args and isinstance(reason.args[0], str) else str(reason)
+    text = " ".join(first.split()) or type(reason).__name__
     text = re.sub(r"^<?\w*Connection\w*(?: object at 0x[0-9a-f]+>|\([^)]*\))?: ", "", text)
     text = text[:1].lower() + text[1:]
     return text if len(text) < 300 else text[:297] + "..."
