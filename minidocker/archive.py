@@ -207,6 +207,11 @@ class _Plan:
         self.refs: list[Reference] = []
 
 
+# Public names for minidocker.registry.pull, which stages a pulled image as load stages one.
+Staged = _Staged
+Plan = _Plan
+
+
 class _Archive:
     """The files of an archive, staged: regular files by name, links resolved within it."""
 
@@ -241,7 +246,6 @@ def load(store: ImageStore, src: BinaryIO | Path, label: str) -> tuple[list[str]
     ``src`` may also be a directory holding an OCI image layout (as ``skopeo copy ... oci:DIR``
     and ``umoci`` write them). Returns Docker's output lines and the images loaded.
     """
-    staged_dirs: list[Path] = []
     archive = _Archive(label)
     with store.writing():
         try:
@@ -252,16 +256,26 @@ def load(store: ImageStore, src: BinaryIO | Path, label: str) -> tuple[list[str]
             plans = _plan(archive)
             if not plans:
                 raise ImageError(f"invalid archive {label}: it holds no image")
-            unpacked = _unpack_layers(store, plans, staged_dirs)
-            return _publish(store, plans, unpacked, staged_dirs)
+            return install(store, plans)
         finally:
-            for path in staged_dirs:  # anything not published
-                if path.exists():
-                    import shutil
-
-                    shutil.rmtree(path)
             for staged in archive.files.values():
                 staged.path.unlink(missing_ok=True)
+
+
+def install(store: ImageStore, plans: list[_Plan]) -> tuple[list[str], list[Image]]:
+    """Unpack and check every layer in ``tmp/``, then publish it all: the half of ``load``
+    that ``pull`` shares, once its blobs are staged. Call inside ``store.writing()``; the
+    caller removes the staged blobs that were not published."""
+    staged_dirs: list[Path] = []
+    try:
+        unpacked = _unpack_layers(store, plans, staged_dirs)
+        return _publish(store, plans, unpacked, staged_dirs)
+    finally:
+        for path in staged_dirs:  # anything not published
+            if path.exists():
+                import shutil
+
+                shutil.rmtree(path)
 
 
 def _stage_members(store: ImageStore, stream: BinaryIO, archive: _Archive) -> None:

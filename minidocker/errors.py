@@ -50,6 +50,14 @@ class CorruptBlob(ImageError):
     """A blob whose content does not match its digest, or that is missing or unreadable."""
 
 
+class RegistryError(ImageError):
+    """A registry refused or failed a request, or served something that does not check out."""
+
+
+class Unauthorized(RegistryError):
+    """The registry wants credentials we do not have, or refused the ones we sent."""
+
+
 class ContainerError(MinidockerError):
     """Anything wrong with a container record."""
 

@@ -14,7 +14,8 @@ set -euo pipefail
 # for the built-in image; iproute2 and nftables for networking; runc and crun as reference
 # runtimes for the benchmarks; util-linux for nsenter/unshare/lsns in the lessons; libseccomp2,
 # which compiles the seccomp profile (runc depends on it too); gcc and libc6-dev to build the
-# escape suite's static probe (tests/escapes/probe.c). (modprobe
+# escape suite's static probe (tests/escapes/probe.c); docker-registry, a real registry that
+# the registry tests start on 127.0.0.1 with a config of their own. (modprobe
 # comes from kmod, which every Debian and Ubuntu install has; a kernel with overlay built in,
 # like the CI hosts', needs neither.)
 APT_PACKAGES=(
@@ -26,6 +27,7 @@ APT_PACKAGES=(
     util-linux ca-certificates
     procps
     libseccomp2 gcc libc6-dev
+    docker-registry
 )
 
 # /usr/bin/python3, never a pyenv shim from PATH: the venv's interpreter is then the
@@ -58,11 +60,28 @@ for pkg in "${APT_PACKAGES[@]}"; do
 done
 if ((${#missing[@]})); then
     say "installing ${missing[*]}"
+    if [[ " ${missing[*]} " == *" docker-registry "* && -d /run/systemd/system ]]; then
+        # Masked first, so that installing it does not start its packaged service (see below).
+        systemctl mask --quiet docker-registry.service || true
+    fi
     export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a NEEDRESTART_SUSPEND=1
     apt-get -qq update
     apt-get -qq install -y --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null
 else
     say "apt packages already installed"
+fi
+
+# docker-registry's package enables and starts a service listening on 0.0.0.0:5000 with its
+# packaged config. The tests start their own on 127.0.0.1; nothing else should listen. (On a
+# machine where it was installed before this script masked it.)
+if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null &&
+    systemctl is-enabled --quiet docker-registry.service 2>/dev/null; then
+    say "stopping and disabling the packaged docker-registry service (tests run their own)"
+    systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+fi
+if [[ -x /etc/init.d/docker-registry ]] && [[ ! -d /run/systemd/system ]] &&
+    /etc/init.d/docker-registry status >/dev/null 2>&1; then
+    /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
 fi
 
 # The overlay module loads itself on first mount; loading it now makes doctor's check true.

@@ -1,0 +1,129 @@
+"""Registry commands: ``pull``, ``push``, ``login``, ``logout``.
+
+Each parses its arguments, calls :mod:`minidocker.registry` and prints what Docker prints.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from minidocker.cli import COMMANDS, parser
+from minidocker.errors import Unauthorized, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from minidocker.store import ImageStore
+
+
+def _store() -> ImageStore:
+    from minidocker import state
+    from minidocker.store import ImageStore
+
+    return ImageStore(state.Layout().root)
+
+
+def _say(quiet: bool) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        if not quiet:
+            print(line, flush=True)
+    return say
+
+
+def cmd_pull(argv: list[str]) -> int:
+    p = parser("minidocker pull", COMMANDS["pull"][1],
+               "minidocker pull [OPTIONS] NAME[:TAG|@DIGEST]")
+    p.add_argument("--platform", help="os/arch[/variant] of the image to pull from an index")
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress verbose output")
+    p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
+    args = p.parse_args(argv)
+    from minidocker.reference import parse
+    from minidocker.registry import platforms, pull
+
+    reference = parse(args.name)
+    platform = platforms.parse_platform(args.platform) if args.platform else None
+    say = _say(args.quiet)
+    if ":" not in args.name.rpartition("/")[2] and "@" not in args.name:
+        say("Using default tag: latest")
+    result = pull.pull(_store(), reference, platform=platform, out=say)
+    say(f"Digest: {result.digest}")
+    status = "Downloaded newer image" if result.downloaded else "Image is up to date"
+    say(f"Status: {status} for {reference.familiar}")
+    print(reference.canonical)
+    return 0
+
+
+def cmd_push(argv: list[str]) -> int:
+    p = parser("minidocker push", COMMANDS["push"][1], "minidocker push [OPTIONS] NAME[:TAG]")
+    p.add_argument("-q", "--quiet", action="store_true", help="suppress verbose output")
+    p.add_argument("name", metavar="NAME[:TAG]")
+    args = p.parse_args(argv)
+    from minidocker.reference import parse
+    from minidocker.registry import push
+
+    digest = push.push(_store(), parse(args.name), out=_say(args.quiet))
+    if args.quiet:
+        print(digest)
+    return 0
+
+
+def _server(arg: str | None) -> str:
+    """``SERVER`` as login takes it (a host, or a URL as Docker's docs write them)."""
+    if not arg:
+        return "docker.io"
+    host = arg.split("://", 1)[-1].split("/", 1)[0]
+    return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
+
+
+def cmd_login(argv: list[str]) -> int:
+    p = parser("minidocker login", COMMANDS["login"][1], "minidocker login [OPTIONS] [SERVER]")
+    p.add_argument("-u", "--username", help="username")
+    p.add_argument("-p", "--password", help="password")
+    p.add_argument("--password-stdin", action="store_true", help="take the password from stdin")
+    p.add_argument("server", nargs="?", metavar="SERVER")
+    args = p.parse_args(argv)
+    from minidocker.registry import auth
+    from minidocker.registry.client import Registry
+
+    server = _server(args.server)
+    if args.password_stdin:
+        if args.password:
+            raise UsageError("login: --password and --password-stdin are mutually exclusive")
+        if not args.username:
+            raise UsageError("login: must provide --username with --password-stdin")
+        args.password = sys.stdin.read().rstrip("\r\n")
+    elif args.password:
+        print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.",
+              file=sys.stderr)
+    if not args.username:
+        args.username = input("Username: ").strip()
+    if not args.password:
+        import getpass
+
+        args.password = getpass.getpass("Password: ")
+    if not args.username or not args.password:
+        raise UsageError("login: a username and a password are required")
+    try:
+        Registry(server, (args.username, args.password)).ping()
+    except Unauthorized as exc:
+        raise Unauthorized(f"login to {server} failed: {exc}") from None
+    path = auth.store_credentials(server, args.username, args.password)
+    print(f"WARNING! Your password will be stored unencrypted in {path}.", file=sys.stderr)
+    print("Login Succeeded")
+    return 0
+
+
+def cmd_logout(argv: list[str]) -> int:
+    p = parser("minidocker logout", COMMANDS["logout"][1], "minidocker logout [SERVER]")
+    p.add_argument("server", nargs="?", metavar="SERVER")
+    args = p.parse_args(argv)
+    from minidocker.registry import auth
+
+    server = _server(args.server)
+    label = auth.auth_key(server)
+    if auth.erase_credentials(server):
+        print(f"Removing login credentials for {label}")
+    else:
+        print(f"Not logged in to {label}")
+    return 0

@@ -1,0 +1,394 @@
+"""pull, push and login against Debian's real ``docker-registry`` (distribution v2), on 127.0.0.1.
+
+Each registry is started with a config of the test's own (never the packaged one: that listens
+on every interface), its storage in a temp dir, on a free loopback port, and stopped by its pid.
+Its config path carries this session's state-root mark, so the session's leak check would see
+one left running. skopeo, the field's own client, checks that what minidocker pushes and pulls
+is what other tools push and pull.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CLI, TEST_ROOT_MARK, needs_root, stop_minidocker
+from tests.kernel.test_bad_input import assert_one_line_error
+
+pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05]
+
+REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RegistryServer:
+    """A docker-registry on 127.0.0.1:<port>, with its own config and storage under ``home``."""
+
+    def __init__(self, home: Path, htpasswd: str | None = None) -> None:
+        self.port = free_port()
+        self.domain = f"127.0.0.1:{self.port}"
+        auth = ""
+        if htpasswd is not None:
+            (home / "htpasswd").write_text(htpasswd)
+            auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {home / 'htpasswd'}\n"
+        config = home / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {home / 'data'}\n"
+            f"http:\n  addr: {self.domain}\n  secret: minidocker-tests\n{auth}")
+        self.log = open(home / "registry.log", "wb")  # noqa: SIM115 -- closed in stop()
+        self.process = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=self.log,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self._wait_ready(home)
+
+    def _wait_ready(self, home: Path) -> None:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = (home / "registry.log").read_text()
+                raise AssertionError(f"docker-registry exited: {log}")
+            try:
+                urllib.request.urlopen(f"http://{self.domain}/v2/", timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return  # 401: up, and asking for credentials
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise AssertionError("docker-registry did not answer on /v2/ within 15 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(autouse=True)
+def own_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the credentials of the user running the tests."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dockercfg"))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    server = RegistryServer(tmp_path_factory.mktemp(TEST_ROOT_MARK + "registry"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def other_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CLI]:
+    """A second, empty state root: where an image pushed from ``cli``'s is pulled."""
+    root = tmp_path_factory.mktemp(TEST_ROOT_MARK + "root")
+    yield CLI(root)
+    stop_minidocker(root)
+
+
+def inspect_id(cli: CLI, ref: str) -> str:
+    return cli("image", "inspect", "-f", "{{.Id}}", ref, check=True).stdout.strip()
+
+
+def manifest_digest(cli: CLI, ref: str) -> str:
+    index = json.loads((cli.root / "images" / "index.json").read_text())
+    [entry] = [e for e in index["manifests"] if e.get("annotations", {}).get(
+        "org.opencontainers.image.ref.name") == ref]
+    return str(entry["digest"])
+
+
+def push_busybox(cli: CLI, ref: str) -> str:
+    """Push the built-in busybox as ``ref``; the digest push printed."""
+    cli("tag", "busybox", ref, check=True)
+    out = cli("push", ref, check=True).stdout.splitlines()
+    tag = ref.rpartition(":")[2]
+    assert out[-1].startswith(f"{tag}: digest: sha256:"), out
+    return out[-1].split()[2]
+
+
+# -- round trips --------------------------------------------------------------------------------
+
+def test_push_then_pull_keeps_every_digest(cli: CLI, other_cli: CLI,
+                                           registry: RegistryServer) -> None:
+    ref = f"{registry.domain}/rt/busybox:1"
+    pushed = push_busybox(cli, ref)
+    assert pushed == manifest_digest(cli, ref)
+    again = cli("push", ref, check=True).stdout
+    assert "Layer already exists" in again and "Pushed" not in again
+
+    out = other_cli("pull", ref, check=True).stdout.splitlines()
+    assert out[0] == "1: Pulling from rt/busybox"
+    assert any(line.endswith(": Pull complete") for line in out)
+    assert out[-3:] == [f"Digest: {pushed}", f"Status: Downloaded newer image for {ref}", ref]
+    assert inspect_id(other_cli, ref) == inspect_id(cli, ref)
+    assert manifest_digest(other_cli, ref) == pushed
+    assert other_cli("run", "--rm", ref, "echo", "pulled").stdout == "pulled\n"
+
+    up_to_date = other_cli("pull", ref, check=True).stdout
+    assert f"Status: Image is up to date for {ref}" in up_to_date
+    assert other_cli("pull", "-q", ref, check=True).stdout == ref + "\n"
+
+
+def test_pull_by_digest_and_unknown_tag(other_cli: CLI, cli: CLI,
+                                        registry: RegistryServer) -> None:
+    pushed = push_busybox(cli, f"{registry.domain}/bydigest:1")
+    out = other_cli("pull", f"{registry.domain}/bydigest@{pushed}", check=True).stdout
+    assert f"Digest: {pushed}" in out
+    assert other_cli("images", "-q", check=True).stdout.strip() == \
+        inspect_id(cli, "busybox").removeprefix("sha256:")[:12]
+    missing = other_cli("pull", f"{registry.domain}/bydigest:nope")
+    assert_one_line_error(missing, 125, f"{registry.domain}/bydigest:nope", "not found")
+
+
+def test_an_index_is_resolved_to_this_machines_platform(cli: CLI, other_cli: CLI,
+                                                       registry: RegistryServer) -> None:
+    from minidocker.store import host_architecture
+
+    pushed = push_busybox(cli, f"{registry.domain}/multi:1")
+    size = len(cli.root.joinpath("images", "blobs", "sha256",
+                                 pushed.removeprefix("sha256:")).read_bytes())
+
+    def entry(os_: str, arch: str) -> dict[str, object]:
+        return {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": pushed,
+                "size": size, "platform": {"os": os_, "architecture": arch}}
+
+    # Every entry points at the one image: which entry was chosen shows in what fails.
+    index = json.dumps({"schemaVersion": 2,
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [entry("unknown", "unknown"), entry("linux", "s390x"),
+                                      entry("linux", host_architecture())]}).encode()
+    request = urllib.request.Request(
+        f"http://{registry.domain}/v2/multi/manifests/all", data=index, method="PUT",
+        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+    urllib.request.urlopen(request, timeout=10).close()
+    index_digest = "sha256:" + hashlib.sha256(index).hexdigest()
+
+    ref = f"{registry.domain}/multi:all"
+    out = other_cli("pull", ref, check=True).stdout
+    assert f"Digest: {index_digest}" in out  # the index's, as docker prints it
+    assert manifest_digest(other_cli, ref) == pushed  # the image's own manifest is stored
+    assert inspect_id(other_cli, ref) == inspect_id(cli, "busybox")
+    wrong = other_cli("pull", "--platform", "linux/s390x", ref)
+    assert_one_line_error(wrong, 125, "does not match the specified platform", "linux/s390x")
+    none = other_cli("pull", "--platform", "linux/riscv64", ref)
+    assert_one_line_error(none, 125, "no matching manifest for linux/riscv64", ref)
+
+
+# -- skopeo interop ------------------------------------------------------------------------------
+
+def skopeo(*args: str, policy: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["skopeo", "--policy", str(policy), *args], capture_output=True,
+                          text=True, timeout=120, check=True)
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.json"
+    path.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
+    return path
+
+
+@pytest.mark.parametrize(("form", "media_type"), [
+    ("oci", "application/vnd.oci.image.manifest.v1+json"),
+    ("v2s2", "application/vnd.docker.distribution.manifest.v2+json"),  # and a gzip layer
+])
+def test_skopeo_pushes_minidocker_pulls(cli: CLI, other_cli: CLI, registry: RegistryServer,
+                                        policy: Path, form: str, media_type: str) -> None:
+    busybox_id = inspect_id(cli, "busybox")  # builds the built-in image in cli's store
+    ref = f"{registry.domain}/from-skopeo-{form}:1"
+    skopeo("copy", "--format", form, "--dest-tls-verify=false",
+           f"oci:{cli.root / 'images'}:busybox:latest", f"docker://{ref}", policy=policy)
+    other_cli("pull", ref, check=True)
+    index = json.loads((other_cli.root / "images" / "index.json").read_text())
+    assert [m["mediaType"] for m in index["manifests"]] == [media_type]
+    assert inspect_id(other_cli, ref) == busybox_id
+    assert other_cli("run", "--rm", ref, "echo", "ok").stdout == "ok\n"
+
+
+def test_minidocker_pushes_skopeo_reads(cli: CLI, registry: RegistryServer,
+                                        policy: Path, tmp_path: Path) -> None:
+    ref = f"{registry.domain}/for-skopeo:2"
+    pushed = push_busybox(cli, ref)
+    info = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{ref}",
+                             policy=policy).stdout)
+    assert info["Digest"] == pushed
+    skopeo("copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{tmp_path / 'oci'}:x",
+           policy=policy)
+    # skopeo may write the manifest anew (it does for an uncompressed layer); the config, and
+    # so the image ID, is what it read from the registry, byte for byte.
+    [entry] = json.loads((tmp_path / "oci" / "index.json").read_text())["manifests"]
+    blobs = tmp_path / "oci" / "blobs" / "sha256"
+    manifest = json.loads((blobs / entry["digest"].removeprefix("sha256:")).read_text())
+    assert manifest["config"]["digest"] == inspect_id(cli, ref)
+
+
+# -- basic auth (htpasswd) -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def locked_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    import bcrypt
+
+    hashed = bcrypt.hashpw(b"right horse", bcrypt.gensalt(rounds=4, prefix=b"2a")).decode()
+    server = RegistryServer(tmp_path_factory.mktemp(TEST_ROOT_MARK + "registry"),
+                            htpasswd=f"alice:{hashed}\n")
+    yield server
+    server.stop()
+
+
+def test_htpasswd_login_push_pull_logout(cli: CLI, other_cli: CLI, tmp_path: Path,
+                                         locked_registry: RegistryServer) -> None:
+    domain = locked_registry.domain
+    config = tmp_path / "dockercfg" / "config.json"  # own_docker_config's, for both CLIs
+    assert cli.env["DOCKER_CONFIG"] == other_cli.env["DOCKER_CONFIG"] == str(config.parent)
+    ref = f"{domain}/private:1"
+    cli("tag", "busybox", ref, check=True)
+    anonymous = cli("push", ref)
+    assert_one_line_error(anonymous, 125, domain, "minidocker login")
+
+    wrong = cli("login", "-u", "alice", "--password-stdin", domain, input="wrong horse\n")
+    assert_one_line_error(wrong, 125, f"login to {domain} failed", "unauthorized")
+    assert not config.exists()
+
+    good = cli("login", "-u", "alice", "--password-stdin", domain, input="right horse\n")
+    assert good.returncode == 0 and good.stdout == "Login Succeeded\n", good.stderr
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert domain in json.loads(config.read_text())["auths"]
+    pushed = push_busybox(cli, ref)
+    other_cli("pull", ref, check=True)
+    assert manifest_digest(other_cli, ref) == pushed
+
+    assert cli("logout", domain, check=True).stdout == f"Removing login credentials for {domain}\n"
+    assert cli("logout", domain, check=True).stdout == f"Not logged in to {domain}\n"
+    after = other_cli("pull", f"{domain}/private:nope")
+    assert_one_line_error(after, 125, domain, "login")
+
+
+# -- a broken network: nothing partial is ever visible ---------------------------------------------
+
+class BreakingProxy:
+    """A loopback HTTP proxy in front of a registry that breaks one blob on its way through:
+    ``flip`` changes a byte in its middle, ``drop`` closes the connection half way."""
+
+    def __init__(self, upstream: str, digest: str, mode: str) -> None:
+        self.broken = 0
+
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 -- http.server's name
+                self._relay()
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._relay()
+
+            def _relay(self) -> None:
+                conn = http.client.HTTPConnection(upstream, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                conn.request(self.command, self.path, headers=headers)
+                response = conn.getresponse()
+                body = response.read()
+                conn.close()
+                target = self.path.endswith(f"/blobs/{digest}") and self.command == "GET"
+                if target and body:
+                    proxy.broken += 1
+                    if mode == "flip":
+                        middle = len(body) // 2
+                        body = body[:middle] + bytes([body[middle] ^ 0x01]) + body[middle + 1:]
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if target and body and mode == "drop":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.domain = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def every_byte(root: Path) -> dict[str, str]:
+    """Every path under ``root`` with its type, mode, and a regular file's sha256."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            value = f"{stat.filemode(st.st_mode)} {st.st_uid}:{st.st_gid}"
+            if stat.S_ISREG(st.st_mode):
+                value += " " + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            found[os.path.relpath(path, root)] = value
+    return found
+
+
+@pytest.mark.parametrize("mode", ["flip", "drop"])
+def test_a_broken_blob_leaves_the_store_byte_for_byte(cli: CLI, other_cli: CLI, mode: str,
+                                                      registry: RegistryServer,
+                                                      tmp_path: Path) -> None:
+    ref = f"{registry.domain}/broken-{mode}:1"
+    push_busybox(cli, ref)
+    manifest = json.loads(cli.root.joinpath("images", "blobs", "sha256",
+                                            manifest_digest(cli, ref).removeprefix("sha256:"))
+                          .read_bytes())
+    [layer] = [d["digest"] for d in manifest["layers"]]
+    # The other store holds an image already (and so its layout, locks and tmp/): a failed
+    # pull must change none of it.
+    (tmp_path / "rootfs").mkdir()
+    (tmp_path / "rootfs" / "hello").write_text("hi\n")
+    subprocess.run(["tar", "-C", str(tmp_path / "rootfs"), "-cf", str(tmp_path / "r.tar"), "."],
+                   check=True)
+    other_cli("import", str(tmp_path / "r.tar"), "present:1", check=True)
+    before = every_byte(other_cli.root)
+    proxy = BreakingProxy(registry.domain, layer, mode)
+    try:
+        result = other_cli("pull", f"{proxy.domain}/broken-{mode}:1")
+    finally:
+        proxy.close()
+    assert proxy.broken == 1
+    assert_one_line_error(result, 125, f"blob {layer}", proxy.domain)
+    if mode == "flip":
+        assert "does not match its digest" in result.stderr
+    else:
+        assert "connection broken" in result.stderr.lower()
+    assert every_byte(other_cli.root) == before
+    assert other_cli("pull", ref, check=True).returncode == 0  # and the store still works
+    assert inspect_id(other_cli, ref) == inspect_id(cli, ref)
