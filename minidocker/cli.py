@@ -94,6 +94,8 @@ def _run_flags() -> tuple[Flag, ...]:
         Flag("entrypoint", kind="value", help="overwrite the default ENTRYPOINT of the image"),
         Flag("init", help="run an init inside the container that forwards signals and reaps "
                           "processes"),
+        Flag("stop-signal", kind="value", metavar="signal",
+             help="signal to stop the container (default: the image's STOPSIGNAL, or SIGTERM)"),
         Flag("pid", kind="value", choices=host_or_private, help="PID namespace to use"),
         Flag("uts", kind="value", choices=host_or_private, help="UTS namespace to use"),
         Flag("ipc", kind="value", choices=host_or_private, help="IPC namespace to use"),
@@ -248,7 +250,7 @@ def config_from_flags(args: Parsed, environ: Mapping[str, str], cwd: str) -> Con
             ulimits=args.ulimit, devices=args.device, userns=args.userns,
             subids={k: environ[k] for k in SUBID_ENV if k in environ}
             if args.userns == "private" else {}),
-        restart=restart, auto_remove=args.rm)
+        restart=restart, auto_remove=args.rm, stop_signal=args.stop_signal or "")
 
 
 # The variables naming --userns private's /etc/subuid, /etc/subgid and user (for tests, labs)

@@ -213,7 +213,7 @@ class ContainerConfig(Record):
 
     __slots__ = ("image", "process", "name", "hostname", "namespaces", "resources",
                  "cgroup_parent", "network", "mounts", "security", "restart", "labels",
-                 "auto_remove")
+                 "auto_remove", "stop_signal")
     NESTED = {"process": Process, "namespaces": Namespaces, "network": NetworkConfig,
               "mounts": Mount, "security": Security, "restart": RestartPolicy}
 
@@ -222,7 +222,8 @@ class ContainerConfig(Record):
                  resources: Resources | None = None, cgroup_parent: str = "",
                  network: NetworkConfig | None = None, mounts: Sequence[Mount] = (),
                  security: Security | None = None, restart: RestartPolicy | None = None,
-                 labels: Mapping[str, str] | None = None, auto_remove: bool = False) -> None:
+                 labels: Mapping[str, str] | None = None, auto_remove: bool = False,
+                 stop_signal: str = "") -> None:
         self.image = image
         self.process = process or Process()
         self.name = name  # "": a random one, as Docker picks
@@ -236,6 +237,7 @@ class ContainerConfig(Record):
         self.restart = restart or RestartPolicy()
         self.labels = dict(labels or {})
         self.auto_remove = auto_remove  # --rm
+        self.stop_signal = stop_signal  # --stop-signal; "": the image's STOPSIGNAL, or SIGTERM
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> ContainerConfig:

@@ -47,7 +47,7 @@ class Plan:
         """What hostconfig.json records for a supervised container."""
         image = self.image_config
         return {"RestartPolicy": config.restart.as_docker(), "AutoRemove": config.auto_remove,
-                "StopSignal": str(image.get("StopSignal") or ""),
+                "StopSignal": self.spec.stop_signal,
                 "Cmd": image.get("Cmd"), "Entrypoint": image.get("Entrypoint")}
 
 
@@ -87,7 +87,8 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
         hostname=config.hostname if config.hostname is not None else implied_hostname,
         tty=process.tty, interactive=process.interactive, init=process.init,
         remove=config.auto_remove, namespaces=kinds, resources=limits.as_dict(),
-        cgroup_parent=parent, network=network, security=confinement)
+        cgroup_parent=parent, network=network, security=confinement,
+        stop_signal=config.stop_signal)
     return Plan(made, lowers, image_config)
 
 
@@ -98,6 +99,13 @@ def _check(config: ContainerConfig) -> cgroups.CgroupLimits:
         raise UsageError("mounts are not supported yet")
     if config.restart.name != "no" and config.auto_remove:
         raise UsageError("conflicting options: --restart and --rm")
+    if config.stop_signal:
+        from minidocker import lifecycle
+
+        try:
+            lifecycle.parse_signal(config.stop_signal)
+        except lifecycle.LifecycleError as exc:
+            raise UsageError(str(exc)) from None
     return cgroups.validate(cgroups.CgroupLimits.from_dict(config.resources.as_dict()))
 
 

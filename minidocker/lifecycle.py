@@ -93,6 +93,24 @@ class LifecycleError(ContainerError):
     exit_code = 1
 
 
+def parse_signal(text: str) -> int:
+    """``SIGTERM``, ``TERM``, ``term`` or ``15``, as Docker's ``--signal`` takes them."""
+    import signal
+
+    name = text.upper()
+    if name.isdigit():
+        number = int(name)
+        if 0 < number < signal.NSIG:
+            return number
+    else:
+        name = name if name.startswith("SIG") else "SIG" + name
+        sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ \
+            else None
+        if sig is not None:
+            return int(sig)
+    raise LifecycleError(f"invalid signal: {text}")
+
+
 # -- the kernel's view --------------------------------------------------------------------------
 
 LIVE = ("running", "starting", "paused")  # recorded states that name a live process

@@ -35,12 +35,15 @@ if TYPE_CHECKING:
     from minidocker.security import SecurityPlan
 
 
+_OPTIONAL: dict[str, Any] = {"security": None, "stop_signal": ""}
+
+
 class Spec:
     """Everything the start sequence needs to know, decided before anything is created."""
 
     __slots__ = ("id", "name", "image", "image_id", "argv", "env", "workdir", "user",
                  "hostname", "tty", "interactive", "init", "remove", "namespaces", "resources",
-                 "cgroup_parent", "network", "security")
+                 "cgroup_parent", "network", "security", "stop_signal")
     id: str
     name: str
     image: str
@@ -59,10 +62,13 @@ class Spec:
     cgroup_parent: str  # "" for minidocker's default
     network: dict[str, Any]  # mode, networks, ports... (see minidocker.networking.make_plan)
     security: SecurityPlan | None  # caps, seccomp, devices... (None: Docker's defaults)
+    stop_signal: str  # what `stop` sends first: --stop-signal, else the image's STOPSIGNAL
 
     def __init__(self, **fields: Any) -> None:
         for key in self.__slots__:
-            setattr(self, key, fields.pop(key, None) if key == "security" else fields.pop(key))
+            # Records older than a field read as its default.
+            setattr(self, key, fields.pop(key, _OPTIONAL[key]) if key in _OPTIONAL
+                    else fields.pop(key))
         if fields:
             raise TypeError(f"unknown fields: {sorted(fields)}")
 
@@ -152,7 +158,7 @@ def make_spec(*, cid: str, name: str, image_ref: str, image_id: str,
               host_env: Mapping[str, str] | None = None,
               resources: Mapping[str, Any] | None = None, cgroup_parent: str = "",
               network: Mapping[str, Any] | None = None,
-              security: SecurityPlan | None = None) -> Spec:
+              security: SecurityPlan | None = None, stop_signal: str = "") -> Spec:
     """Merge ``run``'s options with the image's config (the ``config`` object of the OCI
     image config: Env, Cmd, Entrypoint, WorkingDir, User)."""
     if "uts" not in namespaces:
@@ -177,4 +183,5 @@ def make_spec(*, cid: str, name: str, image_ref: str, image_id: str,
                 user=user, hostname=hostname, tty=tty, interactive=interactive, init=init,
                 remove=remove, namespaces=list(namespaces), resources=dict(resources or {}),
                 cgroup_parent=cgroup_parent, network=dict(network or {"mode": "none"}),
-                security=security)
+                security=security,
+                stop_signal=stop_signal or str(image_config.get("StopSignal") or ""))

@@ -26,7 +26,7 @@ import time
 from minidocker import lifecycle, state
 from minidocker.cli import COMMANDS, parser
 from minidocker.errors import ContainerNotFound, MinidockerError, UsageError
-from minidocker.lifecycle import LifecycleError
+from minidocker.lifecycle import LifecycleError, parse_signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class Container:
         return fd
 
     def stop_signal(self) -> int:
-        name = str(self.hostconfig.get("StopSignal") or "")
+        name = str(self.hostconfig.get("StopSignal") or self.config.get("stop_signal") or "")
         if not name:
             name = _image_stop_signal(self.layout, str(self.config.get("image_id") or ""))
         try:
@@ -118,22 +118,6 @@ def _supervisor_alive(layout: state.Layout) -> bool:
     from minidocker import client
 
     return client.supervisor_pid(layout) is not None
-
-
-def parse_signal(text: str) -> int:
-    """``SIGTERM``, ``TERM``, ``term`` or ``15``, as Docker's ``--signal`` takes them."""
-    name = text.upper()
-    if name.isdigit():
-        number = int(name)
-        if 0 < number < signal.NSIG:
-            return number
-    else:
-        name = name if name.startswith("SIG") else "SIG" + name
-        sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ \
-            else None
-        if sig is not None:
-            return int(sig)
-    raise LifecycleError(f"invalid signal: {text}")
 
 
 def _each(refs: list[str], action: Callable[[Container], str | None]) -> int:
@@ -916,7 +900,7 @@ def inspect_container(c: Container) -> dict[str, Any]:
             "Entrypoint": None,
             "OnBuild": None,
             "Labels": {},
-            "StopSignal": host.get("StopSignal") or None,
+            "StopSignal": host.get("StopSignal") or config.get("stop_signal") or None,
         },
         "NetworkSettings": network,
     }

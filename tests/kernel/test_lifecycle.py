@@ -260,6 +260,31 @@ def test_stop_sends_sigterm_first_then_sigkill(cli):
     assert inspect(cli, "deaf", "{{.State.ExitCode}}") == "137"
 
 
+def test_stop_signal_is_recorded_and_sent_first(cli):
+    """--stop-signal wins over the image's STOPSIGNAL (busybox's is unset: SIGTERM), for a
+    detached container and for one in the foreground of another `run`."""
+    trap = "trap 'echo got USR1; exit 3' USR1; echo ready; while true; do sleep 0.1; done"
+    run_d(cli, "--name", "usr1", "--stop-signal", "SIGUSR1", "busybox", "sh", "-c", trap)
+    assert inspect(cli, "usr1", "{{.Config.StopSignal}}") == "SIGUSR1"
+    wait_for(lambda: "ready" in cli("logs", "usr1").stdout, what="the trap")
+    cli("stop", "usr1", check=True)
+    assert inspect(cli, "usr1", "{{.State.ExitCode}}") == "3"
+    assert "got USR1" in cli("logs", "usr1").stdout
+    fg = cli.popen("run", "--name", "fgusr1", "--stop-signal", "10", "busybox", "sh", "-c", trap,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert fg.stdout is not None and fg.stdout.readline() == "ready\n"
+        assert inspect(cli, "fgusr1", "{{.Config.StopSignal}}") == "10"
+        cli("stop", "fgusr1", check=True)
+        assert fg.wait(timeout=10) == 3
+        assert fg.stdout.read() == "got USR1\n"
+    finally:
+        fg.kill()
+        fg.wait()
+    one_line_error(cli("run", "--rm", "--stop-signal", "NOPE", "busybox", "true"), 125,
+                   "invalid signal: NOPE")
+
+
 def test_kill_delivers_the_signal_it_is_given(cli):
     run_d(cli, "--name", "kbox", "busybox", "sh", "-c",
           "trap 'echo got USR1' USR1; while true; do sleep 0.1; done")

@@ -80,12 +80,14 @@ def test_ports_are_parsed_into_mappings() -> None:
 def test_json_round_trip_is_lossless() -> None:
     c = from_argv("-e", "A=1", "-m", "64m", "--cpus", "1.5", "-p", "8080:80",
                   "--network", "net1", "--dns", "1.1.1.1", "--cap-add", "SYS_ADMIN",
-                  "--restart", "on-failure:3", "--userns", "private", "busybox", "true",
+                  "--restart", "on-failure:3", "--userns", "private", "--stop-signal", "QUIT",
+                  "busybox", "true",
                   environ={"MINIDOCKER_SUBUID": "/x"})
     c.labels = {"a": "b"}
     c.mounts = [config.Mount("/host", "/in", readonly=True)]
     wire = json.loads(json.dumps(c.to_dict()))
     assert wire["resources"]["Memory"] == 64 << 20  # Docker's HostConfig names
+    assert wire["stop_signal"] == "QUIT"
     assert config.ContainerConfig.from_dict(wire) == c
 
 
@@ -96,3 +98,19 @@ def test_a_config_written_by_hand_gets_the_defaults() -> None:
     assert config.ContainerConfig.from_dict({"image": "busybox"}) == \
         config.ContainerConfig(image="busybox")
     assert "Process(args=['true']" in repr(c)
+
+
+def test_stop_signal_wins_over_the_images_and_a_bad_one_is_refused() -> None:
+    from minidocker import engine, spec
+
+    image = {"StopSignal": "SIGQUIT", "Cmd": ["true"]}
+    made = spec.make_spec(cid="c" * 64, name="n", image_ref="x", image_id="i",
+                          image_config=image, stop_signal="SIGUSR1")
+    assert made.stop_signal == "SIGUSR1"
+    made = spec.make_spec(cid="c" * 64, name="n", image_ref="x", image_id="i", image_config=image)
+    assert made.stop_signal == "SIGQUIT"  # the image's STOPSIGNAL when none is asked for
+    old = made.as_dict()
+    del old["stop_signal"]  # a record from before --stop-signal
+    assert spec.Spec(**old).stop_signal == ""
+    with pytest.raises(UsageError, match="^invalid signal: NOPE$"):
+        engine._check(config.ContainerConfig(image="busybox", stop_signal="NOPE"))

@@ -195,3 +195,6 @@ def test_stop_uses_the_images_stop_signal_or_sigterm(tmp_path):
     other = tmp_path / "other"
     layout, _ = _container(other, host={"StopSignal": ""})  # no store there to ask either
     assert containers.Container(layout, "web").stop_signal() == signal.SIGTERM
+    third = tmp_path / "foreground"  # no hostconfig.json: the plan's --stop-signal
+    layout, _ = _container(third, config=dict(CONFIG, stop_signal="SIGHUP"), host={})
+    assert containers.Container(layout, "web").stop_signal() == signal.SIGHUP
