@@ -33,6 +33,11 @@ class SupervisorError(MinidockerError):
         self.exit_code = exit_code
 
 
+class SupervisorGone(SupervisorError):
+    """The supervisor ended between our request and its answer (killed, crashed): whether
+    it did what we asked is for the caller to find out."""
+
+
 def paths(layout: state.Layout) -> dict[str, str]:
     """``ROOT/supervisor/{sock,pid,log}``."""
     base = os.path.join(layout.root, SUPERVISOR_DIR)
@@ -90,14 +95,19 @@ def send(sock: _socket.socket, message: dict[str, Any]) -> dict[str, Any]:
     """Send one request line and read the one reply line; raise its error if it has one."""
     import _socket
 
-    sock.sendall(state.dumps(message).encode() + b"\n")
     buf = b""
-    while not buf.endswith(b"\n"):  # no further: an attach stream may follow the line
-        chunk = sock.recv(65536, _socket.MSG_PEEK)
-        if not chunk:
-            raise SupervisorError("the supervisor closed the connection without answering")
-        end = chunk.find(b"\n")
-        buf += sock.recv(end + 1 if end >= 0 else len(chunk))
+    try:
+        sock.sendall(state.dumps(message).encode() + b"\n")
+        while not buf.endswith(b"\n"):  # no further: an attach stream may follow the line
+            chunk = sock.recv(65536, _socket.MSG_PEEK)
+            if not chunk:
+                break
+            end = chunk.find(b"\n")
+            buf += sock.recv(end + 1 if end >= 0 else len(chunk))
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # a listener that dies resets the connections it had not accepted yet
+    if not buf.endswith(b"\n"):
+        raise SupervisorGone("the supervisor closed the connection without answering")
     reply: dict[str, Any] = state.loads(buf.decode())
     if not reply.get("ok"):
         raise SupervisorError(str(reply.get("error", "the supervisor failed")),

@@ -18,6 +18,7 @@ complete, so bad input never changes stored state.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from minidocker import cgroups, state
@@ -56,9 +57,10 @@ def _say(line: str) -> None:
 
 
 def plan(config: ContainerConfig, layout: state.Layout | None = None,
-         say: Callable[[str], None] = _say) -> Plan:
+         say: Callable[[str], None] = _say, cid: str = "") -> Plan:
     """Decide everything about the container ``config`` asks for; create nothing.
-    ``say`` gets each line meant for the user's terminal (a warning)."""
+    ``say`` gets each line meant for the user's terminal (a warning); ``cid``: the ID the
+    caller chose (a client that must find the container again), else a new one."""
     from minidocker import imagecache, namespaces, spec
 
     layout = layout or state.Layout()
@@ -76,7 +78,11 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
     if config.security.userns == "private":
         kinds.append("user")
     process = config.process
-    cid = state.new_id()
+    if cid and (len(cid) != 64 or not all(c in "0123456789abcdef" for c in cid)):
+        raise UsageError(f"invalid container ID {cid!r}: 64 lowercase hex digits")
+    if cid and os.path.lexists(layout.container(cid)):
+        raise UsageError(f"container ID {cid[:12]} is already in use")
+    cid = cid or state.new_id()
     made = spec.make_spec(
         cid=cid,
         name=state.validate_name(config.name) if config.name
@@ -129,8 +135,6 @@ def _network_plan(config: ContainerConfig, root: str, image_config: dict[str, An
 
 def _security_plan(config: ContainerConfig, root: str,
                    say: Callable[[str], None]) -> SecurityPlan:
-    import os
-
     from minidocker import security
 
     sec = config.security

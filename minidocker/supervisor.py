@@ -394,7 +394,7 @@ class Supervisor:
         if op == "create":
             config = ContainerConfig.from_dict(message["config"])
             said: list[str] = []  # a warning, for the client to print
-            made = engine.plan(config, self.layout, said.append)
+            made = engine.plan(config, self.layout, said.append, str(message.get("id") or ""))
             output = "".join(line + "\n" for line in said)
             cid = self.create(made.spec, made.lowers, made.hostconfig(config),
                               bool(message.get("start")))
@@ -406,6 +406,8 @@ class Supervisor:
                     self.detach(conn)
                     container.teardown(self.layout, cid)
                     raise
+            if os.environ.get("MINIDOCKER_TEST_CRASH_BEFORE_REPLY") == "1":
+                os.kill(os.getpid(), signal.SIGKILL)  # the tests' kill -9 at the worst moment
             return {"id": cid, **({"output": output} if output else {})}
         if op == "start":
             cid = self.resolve(message["id"])

@@ -540,6 +540,53 @@ def test_a_container_that_dies_while_no_supervisor_runs_is_reported(cli):
     assert default_groups(cid) == []
 
 
+def test_a_supervisor_killed_before_it_answers_run_d_is_reported(cli):
+    """The supervisor dies after it started the container and before its answer (a kill -9
+    at the worst moment): the client asks a new one, which re-adopted the container, and
+    prints the ID as `run -d` does, with a warning saying what happened."""
+    cli.env["MINIDOCKER_TEST_CRASH_BEFORE_REPLY"] = "1"
+    result = cli("run", "-d", "--name", "orphan", "busybox", "sleep", "60")
+    del cli.env["MINIDOCKER_TEST_CRASH_BEFORE_REPLY"]
+    assert result.returncode == 0, result.stderr
+    cid = result.stdout.strip()
+    assert re.fullmatch("[0-9a-f]{64}", cid), result.stdout
+    assert result.stderr == (f"minidocker: warning: the supervisor ended before it answered; "
+                             f"container {cid[:12]} is running, and a new supervisor looks "
+                             "after it\n")
+    assert inspect(cli, "orphan", "{{.Id}} {{.State.Status}}") == f"{cid} running"
+    os.kill(supervisor_pid(cli.root), signal.SIGKILL)  # the new one inherited the crash flag
+    cli("rm", "-f", "orphan", check=True)
+
+
+def test_a_supervisor_killed_before_it_read_run_d_is_reported(cli):
+    """The supervisor is stopped (SIGSTOP) and then killed while `run -d`'s request waits
+    in its socket: nothing was made, and the client says so in one line."""
+    run_d(cli, "--name", "first", "busybox", "sleep", "60")  # a supervisor to stop
+    pid = supervisor_pid(cli.root)
+    sock = str(cli.root / "supervisor" / "sock")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        client = cli.popen("run", "-d", "--name", "never", "busybox", "sleep", "60",
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        def waiting() -> bool:  # the request sits in the stopped listener's backlog
+            listing = subprocess.run(["ss", "-xlH"], capture_output=True, text=True).stdout
+            return any(line.split()[2] != "0" for line in listing.splitlines()
+                       if sock in line.split())
+
+        wait_for(waiting, what="the request in the listener's queue")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGCONT)
+    out, err = client.communicate(timeout=30)
+    assert client.returncode == 125, err
+    assert out == "" and err.startswith("minidocker: the supervisor ended before it answered: "
+                                        "container ") and err.count("\n") == 1, err
+    assert err.endswith("was not made, and nothing was created\n")
+    assert cli("ps", "-a", "--format", "{{.Names}}", check=True).stdout == "first\n"
+    cli("rm", "-f", "first", check=True)
+
+
 def test_a_new_supervisor_restarts_what_died_while_none_ran(cli):
     """--restart always: a container that died while no supervisor ran (a crash, a reboot)
     is started again by the next one; unless-stopped, stopped by hand, is not."""
