@@ -55,6 +55,7 @@ mount_setattr(2), open_tree(2), fsopen(2), move_mount(2), setfsuid(2).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 
 from minidocker import syscalls
@@ -370,10 +371,34 @@ def idmapped(path: str, userns_fd: int) -> int:
     fd = syscalls.open_tree(path)
     try:
         syscalls.mount_setattr_idmap(fd, userns_fd, path)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno != errno.EINVAL:
+            raise
+        # EINVAL here: the filesystem has no idmapped mounts (FS_ALLOW_IDMAP). tmpfs gained
+        # them in Linux 6.3, so a state root under a tmpfs /tmp on Debian 12 lands here.
+        fstype = filesystem_type(path)
+        raise UsageError(f"--userns private: the {fstype} filesystem under {path} does not "
+                         f"support idmapped mounts on Linux {os.uname().release}: keep the "
+                         "state root on ext4, xfs or btrfs (tmpfs has them from Linux 6.3)"
+                         ) from None
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def filesystem_type(path: str) -> str:
+    """The type of the filesystem mounted at or above ``path`` (``/proc/self/mountinfo``)."""
+    best, fstype, real = -1, "unknown", os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ")
+            inside = real == point or real.startswith(point.rstrip("/") + "/")
+            if inside and len(point) > best:
+                best, fstype = len(point), fields[fields.index("-") + 1]
+    return fstype
 
 
 DETACHED_LAYERS = (6, 15)  # clone_private_mount() takes detached mounts as layers from here
