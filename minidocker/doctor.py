@@ -552,6 +552,10 @@ def run_checks(root: str | Path = "/", *, euid: int | None = None,
     """Run every check against the host whose / is ``root`` (a temp dir in tests)."""
     root = Path(root)
     proc, sys_root = root / "proc", root / "sys"
+    if root == Path("/") and os.geteuid() == 0:
+        from minidocker import overlay
+
+        overlay.ensure_loaded()  # as a start does: a module not loaded yet is not missing
     mountinfo = _read(proc / "self/mountinfo") or ""
     filesystems = _read(proc / "filesystems") or ""
     release = (_read(proc / "sys/kernel/osrelease") or os.uname().release).strip()

@@ -83,8 +83,9 @@ def decide(root: str) -> tuple[str, str]:
 
     with open("/proc/self/mountinfo") as f:
         mounts = doctor.parse_mountinfo(f.read())
-    with open("/proc/filesystems") as f:
-        has_overlay = "overlay" in doctor.filesystem_types(f.read())
+    from minidocker import overlay
+
+    has_overlay = overlay.ensure_loaded()  # a module not loaded yet is loaded, as Docker does
     return doctor.storage_driver(os.path.realpath(root), mounts, has_overlay)
 
 

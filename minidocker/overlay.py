@@ -87,3 +87,26 @@ def mount_overlay(lowers: Sequence[str], upper: str, work: str, target: str) -> 
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def ensure_loaded(filesystems: str = "/proc/filesystems") -> bool:
+    """Is overlayfs in this kernel, loading its module if it is one and is not loaded yet?
+
+    Until something mounts an overlay, a modular overlayfs (Debian's) is absent from
+    ``/proc/filesystems``, and a state root first used then would be fixed to the vfs
+    driver for good. Docker runs ``modprobe overlay`` before it decides; here ``fsopen(2)``
+    does the same without a command: asking for a filesystem type the kernel does not know
+    makes it call ``request_module("fs-overlay")`` (the usermode helper, modprobe), as the
+    first ``mount -t overlay`` would.
+    """
+    def listed() -> bool:
+        with open(filesystems) as f:
+            return any(line.split()[-1:] == ["overlay"] for line in f)
+
+    if listed():
+        return True
+    try:
+        os.close(syscalls.fsopen("overlay"))
+    except OSError:
+        return False  # ENODEV: no such filesystem, built in or as a module
+    return listed()

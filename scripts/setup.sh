@@ -29,6 +29,12 @@ APT_PACKAGES=(
     libseccomp2 gcc libc6-dev
     docker-registry
 )
+# A kernel that enables AppArmor confines every container with minidocker-default, which
+# apparmor_parser loads: without the package every run fails (a minimal Debian 12 with
+# Debian's kernel has AppArmor on and no parser). Docker's packages recommend it likewise.
+if [[ $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null) == Y ]]; then
+    APT_PACKAGES+=(apparmor)
+fi
 
 # /usr/bin/python3, never a pyenv shim from PATH: the venv's interpreter is then the
 # distribution's, and starting it costs no shim.

@@ -120,3 +120,29 @@ def test_random_names_avoid_taken_ones(tmp_path):
         name = state.random_name(str(names))
         assert not (names / name).exists()
         assert state.NAME_PATTERN and name.startswith(tuple(state._ADJECTIVES))
+
+
+def test_overlay_ensure_loaded_asks_the_kernel_only_when_it_is_not_listed(tmp_path, monkeypatch):
+    """A modular overlayfs is absent from /proc/filesystems until something asks for it:
+    fsopen("overlay") makes the kernel load it (request_module), as the first mount would."""
+    from minidocker import overlay, syscalls
+
+    listing = tmp_path / "filesystems"
+    asked: list[str] = []
+
+    def fsopen(fstype: str) -> int:
+        asked.append(fstype)
+        if fstype != "overlay" or not loadable:
+            raise OSError(19, "No such device")
+        listing.write_text("nodev\tproc\n\text4\nnodev\toverlay\n")  # the module is in now
+        return os.open(os.devnull, os.O_RDONLY)
+
+    monkeypatch.setattr(syscalls, "fsopen", fsopen)
+    listing.write_text("nodev\tproc\n\text4\nnodev\toverlay\n")
+    loadable = True
+    assert overlay.ensure_loaded(str(listing)) is True and asked == []
+    listing.write_text("nodev\tproc\n\text4\n")
+    assert overlay.ensure_loaded(str(listing)) is True and asked == ["overlay"]
+    listing.write_text("nodev\tproc\n\text4\nnodev\toverlayx\n")
+    loadable = False
+    assert overlay.ensure_loaded(str(listing)) is False
