@@ -203,6 +203,8 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
         overlay.mount_overlay(lowers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"),
                               merged)
     rootfs.mount_defaults(merged, make_devices=security.make_devices(spec))
+    if cgroup is not None and cgroup.version == 2 and "cgroup" in spec.namespaces:
+        rootfs.mount_cgroup2(merged, writable=security.is_privileged(spec))
     security.populate_dev(spec, merged, rootfs.DEFAULT_DEVICES)
     slave = None
     if channel.console is not None:

@@ -187,6 +187,18 @@ def mount_defaults(root: str, make_devices: bool = True) -> None:
             create_devices(where)
 
 
+def mount_cgroup2(root: str, writable: bool = False) -> None:
+    """``/sys/fs/cgroup``: the container's own cgroup, as runc mounts it on a cgroup v2 host.
+
+    Mounted from inside the container's cgroup namespace, the root of this cgroup2 tree *is*
+    the container's group: a process reads its own ``memory.max``, ``cpu.max`` and
+    ``pids.max`` there (the JVM, Go and Node size themselves from them). Read-only, as in
+    Docker, except under ``--privileged``.
+    """
+    flags = _NOSUID_NODEV_NOEXEC | (MS(0) if writable else MS.RDONLY)
+    syscalls.mount("cgroup2", secure_join(root, "/sys/fs/cgroup"), "cgroup2", flags, None)
+
+
 def create_devices(dev: str) -> None:
     """Make ``DEFAULT_DEVICES`` and ``DEFAULT_SYMLINKS`` in ``dev``, the fresh /dev tmpfs.
 

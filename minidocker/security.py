@@ -304,6 +304,10 @@ def attach_userns_rootfs(spec: Spec, merged: str) -> bool:
 
 # -- /dev and the masks -----------------------------------------------------------------------
 
+def is_privileged(spec: Spec) -> bool:
+    return spec.security is not None and spec.security.privileged
+
+
 def make_devices(spec: Spec) -> bool:
     """Should rootfs mknod its default nodes? Not in a user namespace (it may not)."""
     return spec.security is None or spec.security.userns is None

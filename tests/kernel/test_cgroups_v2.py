@@ -51,3 +51,22 @@ def test_pids_max(cli: CLI) -> None:
             "(while :; do sleep 5 & done) 2>/dev/null & sleep 1; "
             "ls /proc | grep -c '^[0-9]'", check=True)
     assert int(r.stdout) <= 10
+
+
+def test_the_container_reads_its_own_limits_at_sys_fs_cgroup(cli: CLI) -> None:
+    """As runc mounts it: the container's own cgroup2 tree, read-only, at /sys/fs/cgroup."""
+    script = ("grep ' /sys/fs/cgroup ' /proc/self/mountinfo; cat /sys/fs/cgroup/memory.max "
+              "/sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max; "
+              "echo 1 > /sys/fs/cgroup/pids.max 2>/dev/null || echo refused")
+    out = cli("run", "--rm", "-m", "64m", "--pids-limit", "20", "--cpus", "0.5", "busybox",
+              "sh", "-c", script, check=True).stdout.splitlines()
+    fields = out[0].split()
+    assert fields[3:5] == ["/", "/sys/fs/cgroup"] and fields[5].startswith("ro,"), out[0]
+    assert fields[fields.index("-") + 1] == "cgroup2"
+    assert out[1:] == ["67108864", "20", "50000 100000", "refused"]
+    privileged = cli("run", "--rm", "--privileged", "busybox", "sh", "-c",
+                     "grep ' /sys/fs/cgroup ' /proc/self/mountinfo", check=True).stdout
+    assert privileged.split()[5].startswith("rw,"), privileged
+    host_ns = cli("run", "--rm", "--cgroupns", "host", "busybox", "sh", "-c",
+                  "grep -c ' /sys/fs/cgroup ' /proc/self/mountinfo || true", check=True)
+    assert host_ns.stdout.strip() == "0"  # the host's tree is not shown to a container
