@@ -11,9 +11,13 @@ runs every container under it; it denies mounting, writing most of /proc/sys and
 /proc/kcore-like files, and ptrace outside the container. minidocker does the same with
 :data:`DEFAULT_PROFILE` (``minidocker-default``), written after Docker's template, when
 AppArmor is enabled: it is loaded once with ``apparmor_parser`` (the one tool that compiles
-profiles, called from one place), and a container asks for it by writing
-``exec minidocker-default`` to ``/proc/self/attr/apparmor/exec`` just before execve, so the
-kernel switches profile exactly at exec. ``--security-opt apparmor=unconfined|PROFILE``
+profiles, called from one place), and a container's process moves into it by writing
+``changeprofile minidocker-default`` to ``/proc/self/attr/apparmor/current`` in its last steps
+before execve. (runc writes ``exec ...`` to ``attr/exec`` instead, to switch at the exec itself;
+but AppArmor clears the parent-death signal whenever an exec changes the profile, and a
+foreground container must die with its ``minidocker run``. Switched before, the exec keeps the
+profile, as the profile's ``file,`` rule allows, and the signal is armed again after the
+switch.) ``--security-opt apparmor=unconfined|PROFILE``
 chooses another. Where AppArmor is absent (the development machines), nothing is applied and
 ``doctor``, ``inspect`` and the notebook say so.
 
@@ -179,9 +183,11 @@ def _loaded(name: str) -> bool:
     return any(line.split(" (")[0] == name for line in profiles.splitlines())
 
 
-def exec_under(profile: str) -> None:
-    """Ask the kernel to switch to ``profile`` at the next execve (before it, in the child)."""
-    path = "/proc/self/attr/apparmor/exec"
+def change_profile(profile: str) -> None:
+    """Move this process into ``profile`` now (aa_change_profile(2)), not at the next exec:
+    an exec that changes the profile clears the parent-death signal (apparmor's
+    bprm_committing_creds), which then could not be armed again."""
+    path = "/proc/self/attr/apparmor/current"
     if not os.path.exists(path):
-        path = "/proc/self/attr/exec"
-    syscalls.write_file(path, f"exec {profile}")
+        path = "/proc/self/attr/current"  # kernels before 5.8 have no per-LSM directory
+    syscalls.write_file(path, f"changeprofile {profile}")

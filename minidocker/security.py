@@ -280,7 +280,7 @@ def enter_userns(spec: Spec, cdir: str) -> str:
     userns.become_root()
     # Changing credentials made us non-dumpable, and a non-dumpable process's /proc files belong
     # to the host's root: we could no longer write our own /proc/self/comm (--init) or
-    # attr/apparmor/exec. No other process is in the container yet, and uid 100000 cannot write
+    # attr/apparmor/current. No other process is in the container yet, and uid 100000 cannot write
     # the host's Python anyway, so being dumpable again gives nothing away.
     syscalls.prctl(syscalls.PR.SET_DUMPABLE, 1)
     return "."
@@ -431,7 +431,7 @@ def apply(plan: SecurityPlan | None, user: users.ExecUser, exe: str, argv0: str 
     if plan.apparmor:
         from minidocker import lsm
 
-        lsm.exec_under(plan.apparmor)
+        lsm.change_profile(plan.apparmor)  # now, so that exec keeps the parent-death signal
     sets = capabilities.sets_for(plan.granted, user.uid, plan.ambient)
     capabilities.drop_bounding(sets.bounding)
     if user.uid != 0:
