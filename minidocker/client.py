@@ -126,11 +126,11 @@ def request(layout: state.Layout, message: dict[str, Any], spawn: bool = True) -
 
 # -- starting and stopping the supervisor -------------------------------------------------------
 
-def start_supervisor(layout: state.Layout) -> None:
+def start_supervisor(layout: state.Layout) -> int:
     """Start a supervisor for ``layout.root``, detached from us: double fork, setsid(2), its
-    stdio on ``ROOT/supervisor/log``. Returns at once; :func:`connect` waits for its socket.
-    Two commands starting one at the same time start two; the second finds the first holding
-    the lock on ``ROOT/supervisor/pid`` and exits quietly.
+    stdio on ``ROOT/supervisor/log``. Returns its PID at once; :func:`connect` waits for its
+    socket. Two commands starting one at the same time start two; the second finds the first
+    holding the lock on ``ROOT/supervisor/pid`` and exits quietly.
     """
     import minidocker
 
@@ -142,11 +142,16 @@ def start_supervisor(layout: state.Layout) -> None:
             "--root", os.path.abspath(layout.root)]
     sys.stdout.flush()
     sys.stderr.flush()
+    pid_r, pid_w = os.pipe()  # the middle process tells us the supervisor's PID
     pid = os.fork()
     if pid == 0:  # the middle process: a new session, then out of the way
         try:
+            os.close(pid_r)
             os.setsid()
-            if os.fork() == 0:
+            grandchild = os.fork()
+            if grandchild:
+                os.write(pid_w, str(grandchild).encode())
+            else:
                 log = os.open(paths(layout)["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND,
                               0o600)
                 null = os.open(os.devnull, os.O_RDONLY)
@@ -157,7 +162,10 @@ def start_supervisor(layout: state.Layout) -> None:
                 os.execv(sys.executable, argv)
         finally:
             os._exit(0)
+    os.close(pid_w)
     os.waitpid(pid, 0)
+    with os.fdopen(pid_r, "rb") as f:
+        return int(f.read() or 0)
 
 
 def stop_supervisor(layout: state.Layout, timeout: float = 10, which: str = "pid") -> bool:

@@ -4,6 +4,7 @@ detach keys, fd hand-over, and a real supervisor answering (and refusing) reques
 from __future__ import annotations
 
 import os
+import select
 import socket
 
 import pytest
@@ -108,10 +109,15 @@ def test_a_supervisor_answers_and_refuses_in_json_lines(root):
 def test_two_supervisors_for_one_root_cannot_both_serve(root):
     layout = state.Layout(str(root))
     first = client.request(layout, {"op": "ping"})["pid"]
-    client.start_supervisor(layout)  # a second one: it finds the lock taken and leaves
-    import time
-
-    time.sleep(0.5)
+    second = client.start_supervisor(layout)  # it finds the lock taken and leaves
+    assert second > 0 and second != first
+    # Wait for it to leave: a fixed sleep let a slow machine's second supervisor start after
+    # the first was stopped at teardown, find the lock free, and stay (a leak the check saw).
+    pidfd = os.pidfd_open(second)
+    try:
+        assert select.select([pidfd], [], [], 30)[0], "the second supervisor did not leave"
+    finally:
+        os.close(pidfd)
     assert client.request(layout, {"op": "ping"})["pid"] == first
     with open(client.paths(layout)["pid"]) as f:
         assert int(f.read().split()[0]) == first
