@@ -149,13 +149,28 @@ class Registry:
             if seek is not None:
                 seek(0)  # a file body: the first attempt read it
         if response.status_code == 401:
-            raise Unauthorized(f"{method} {url}: unauthorized: {_error_text(response)}"
-                               + ("" if self.credentials else
-                                  f" (run 'minidocker login {self.domain}')"))
+            raise Unauthorized(self._refusal(method, url, scope, response))
         if response.status_code not in ok:
             raise RegistryError(f"{method} {url}: {response.status_code} "
                                 f"{_error_text(response)}")
         return response
+
+    def _refusal(self, method: str, url: str, scope: str | None,
+                 response: requests.Response) -> str:
+        """Why a request stayed unauthorized, in one line. A token that is valid but grants
+        less than the request needs (a pull-only token on a push) comes back as a 401 whose
+        challenge says ``error="insufficient_scope"`` and names the scope it wanted."""
+        hint = f" (as {self.credentials[0]})" if self.credentials else \
+            f" (run 'minidocker login {self.domain}')"
+        try:
+            _, params = auth.parse_challenge(response.headers.get("WWW-Authenticate") or "x")
+        except RegistryError:
+            params = {}
+        if params.get("error") == "insufficient_scope":
+            return (f"{method} {url}: insufficient scope: the token server did not grant "
+                    f"{params.get('scope') or scope}{hint}")
+        return (f"{method} {url}: unauthorized: {_error_text(response)}"
+                + ("" if self.credentials else hint))
 
     def _auth_header(self, scope: str | None) -> dict[str, str]:
         with self._lock:
