@@ -56,7 +56,7 @@ TIMEOUT = (15.0, 60.0)  # connect, then between two reads: a stalled registry fa
 _CHUNK = 1 << 20
 
 
-def _requests() -> Any:
+def requests_module() -> Any:
     """``import requests``, even under the launcher's ``python -I -S`` (no site-packages on
     sys.path, to keep ``run`` fast): then the venv's site-packages are added now."""
     try:
@@ -114,7 +114,7 @@ class Registry:
         scheme = "http" if is_insecure(domain) else "https"
         self.base = f"{scheme}://{api_host(domain)}"
         self.credentials = credentials
-        self.session: requests.Session = _requests().Session()
+        self.session: requests.Session = requests_module().Session()
         from minidocker import __version__
 
         self.session.headers["User-Agent"] = f"minidocker/{__version__}"
@@ -130,14 +130,14 @@ class Registry:
     def request(self, method: str, url: str, scope: str | None, *, ok: tuple[int, ...] = (200,),
                 headers: dict[str, str] | None = None, **kw: Any) -> requests.Response:
         """One request, authenticating on a 401 challenge and sending it again once."""
-        requests = _requests()
+        requests = requests_module()
         for attempt in (1, 2):
             try:
                 response = self.session.request(method, url, timeout=TIMEOUT,
                                                 headers={**(headers or {}),
                                                          **self._auth_header(scope)}, **kw)
             except requests.RequestException as exc:
-                raise RegistryError(f"{method} {url}: {_one_line(exc)}") from None
+                raise RegistryError(f"{method} {url}: {one_line(exc)}") from None
             if response.status_code != 401 or attempt == 2:
                 break
             challenge = response.headers.get("WWW-Authenticate")
@@ -152,7 +152,7 @@ class Registry:
             raise Unauthorized(self._refusal(method, url, scope, response))
         if response.status_code not in ok:
             raise RegistryError(f"{method} {url}: {response.status_code} "
-                                f"{_error_text(response)}")
+                                f"{error_text(response)}")
         return response
 
     def _refusal(self, method: str, url: str, scope: str | None,
@@ -169,7 +169,7 @@ class Registry:
         if params.get("error") == "insufficient_scope":
             return (f"{method} {url}: insufficient scope: the token server did not grant "
                     f"{params.get('scope') or scope}{hint}")
-        return (f"{method} {url}: unauthorized: {_error_text(response)}"
+        return (f"{method} {url}: unauthorized: {error_text(response)}"
                 + ("" if self.credentials else hint))
 
     def _auth_header(self, scope: str | None) -> dict[str, str]:
@@ -209,17 +209,17 @@ class Registry:
             query["scope"] = scope
         headers = {"Authorization": auth.basic_header(*self.credentials)} \
             if self.credentials else {}
-        requests = _requests()
+        requests = requests_module()
         try:
             response = self.session.get(realm, params=query, headers=headers, timeout=TIMEOUT)
         except requests.RequestException as exc:
-            raise RegistryError(f"GET {realm}: {_one_line(exc)}") from None
+            raise RegistryError(f"GET {realm}: {one_line(exc)}") from None
         if response.status_code in (401, 403):
             raise Unauthorized(f"GET {realm}: the token server refused "
                                f"{'the credentials' if self.credentials else 'anonymous access'}"
-                               f" for {scope or 'login'}: {_error_text(response)}")
+                               f" for {scope or 'login'}: {error_text(response)}")
         if response.status_code != 200:
-            raise RegistryError(f"GET {realm}: {response.status_code} {_error_text(response)}")
+            raise RegistryError(f"GET {realm}: {response.status_code} {error_text(response)}")
         try:
             body = response.json()
             token = body.get("token") or body.get("access_token")
@@ -243,7 +243,7 @@ class Registry:
         if response.status_code == 404:
             sep = "@" if reference.startswith("sha256:") else ":"
             raise RegistryError(f"manifest for {self.domain}/{repo}{sep}{reference} not found: "
-                                f"{_error_text(response)}")
+                                f"{error_text(response)}")
         data = response.content
         if len(data) > MAX_MANIFEST:
             raise RegistryError(f"GET {url}: a manifest of {len(data)} bytes is too large")
@@ -278,7 +278,7 @@ class Registry:
         url = self.url(f"/v2/{repo}/blobs/{digest}")
         response = self.request("GET", url, pull_scope(repo), stream=True)
         hasher, got = hashlib.sha256(), 0
-        requests = _requests()
+        requests = requests_module()
         with response:
             try:
                 for chunk in response.iter_content(_CHUNK):
@@ -291,7 +291,7 @@ class Registry:
                     if progress:
                         progress(len(chunk))
             except requests.RequestException as exc:
-                raise RegistryError(f"blob {digest} from {url}: {_one_line(exc)} "
+                raise RegistryError(f"blob {digest} from {url}: {one_line(exc)} "
                                     f"after {got} bytes") from None
         actual = "sha256:" + hasher.hexdigest()
         if got != size and size >= 0:
@@ -340,7 +340,7 @@ class Registry:
         return digest
 
 
-def _error_text(response: requests.Response) -> str:
+def error_text(response: requests.Response) -> str:
     """The registry's own words: ``MANIFEST_UNKNOWN: manifest unknown``, on one line."""
     try:
         errors = response.json().get("errors") or []
@@ -351,7 +351,7 @@ def _error_text(response: requests.Response) -> str:
     return text or response.reason or f"HTTP {response.status_code}"
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """requests' errors wrap urllib3's, which wrap the socket's: the innermost says most
     (``connection refused``, ``failed to resolve 'host'``), without the pool's preamble."""
     import re

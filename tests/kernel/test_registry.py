@@ -139,6 +139,22 @@ def test_an_index_is_resolved_to_this_machines_platform(cli: CLI, other_cli: CLI
     assert_one_line_error(none, 125, "no matching manifest for linux/riscv64", ref)
 
 
+def test_search_lists_a_private_registrys_catalog(cli: CLI, registry: RegistryServer) -> None:
+    for name in ("findme/alpha", "findme-beta", "hidden"):
+        push_busybox(cli, f"{registry.domain}/{name}:1")
+    out = cli("search", f"{registry.domain}/FINDME", check=True).stdout.splitlines()
+    assert out[0].split() == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"]
+    found = [f"{registry.domain}/findme/alpha", f"{registry.domain}/findme-beta"]
+    assert sorted(line.split() for line in out[1:]) == [[found[1], "0"], [found[0], "0"]]
+    limited = cli("search", "--limit", "1", "--format", "{{.Name}}", f"{registry.domain}/find",
+                  check=True)
+    assert limited.stdout in (found[0] + "\n", found[1] + "\n")
+    everything = cli("search", "--format", "{{.Name}}", f"{registry.domain}/", check=True)
+    assert f"{registry.domain}/hidden" in everything.stdout.splitlines()
+    # What search prints, pull takes.
+    assert cli("pull", "-q", f"{registry.domain}/findme/alpha:1", check=True).returncode == 0
+
+
 # -- skopeo interop ------------------------------------------------------------------------------
 
 def skopeo(*args: str, policy: Path) -> subprocess.CompletedProcess[str]:
