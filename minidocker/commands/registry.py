@@ -46,7 +46,8 @@ def cmd_pull(argv: list[str]) -> int:
     say = _say(args.quiet)
     if ":" not in args.name.rpartition("/")[2] and "@" not in args.name:
         say("Using default tag: latest")
-    result = pull.pull(_store(), reference, platform=platform, out=say)
+    result = pull.pull(_store(), reference, platform=platform, out=say,
+                       warn=lambda line: print(line, file=sys.stderr))
     say(f"Digest: {result.digest}")
     status = "Downloaded newer image" if result.downloaded else "Image is up to date"
     say(f"Status: {status} for {reference.familiar}")

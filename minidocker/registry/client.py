@@ -17,7 +17,8 @@ and must match its descriptor's digest and size. A failure names the digest and 
 **Plain HTTP only where no one can listen.** A registry is spoken to over HTTPS, but for
 loopback addresses (``localhost``, ``127.0.0.0/8``, ``::1``) and the hosts listed in
 ``$MINIDOCKER_INSECURE_REGISTRIES`` (comma separated, ``host`` or ``host:port``), which get
-plain HTTP, as dockerd's ``insecure-registries``.
+plain HTTP, as dockerd's ``insecure-registries``. Pulls from docker.io try the mirrors of
+``$MINIDOCKER_REGISTRY_MIRRORS`` first (:func:`mirrors`; docs/registry-cache.md).
 
 The HTTP library (``requests``) is imported by the first :class:`Registry` made, never by
 ``minidocker run`` of an image already present: its start-up is measured against runc's.
@@ -51,6 +52,7 @@ ACCEPT = ", ".join(MANIFESTS + INDEXES)
 
 DOCKER_HUB_HOST = "registry-1.docker.io"  # where docker.io's API lives
 INSECURE_ENV = "MINIDOCKER_INSECURE_REGISTRIES"
+MIRRORS_ENV = "MINIDOCKER_REGISTRY_MIRRORS"
 MAX_MANIFEST = 4 << 20  # the distribution project's own limit: refuse a memory bomb
 TIMEOUT = (15.0, 60.0)  # connect, then between two reads: a stalled registry fails, not hangs
 _CHUNK = 1 << 20
@@ -89,6 +91,23 @@ def is_insecure(domain: str) -> bool:
         return False
 
 
+def mirrors() -> list[str]:
+    """``$MINIDOCKER_REGISTRY_MIRRORS``: base URLs (``http://127.0.0.1:5000``, comma
+    separated) that docker.io pulls try, in order, before docker.io itself, as dockerd's
+    ``registry-mirrors``. The scheme is the instructor's explicit choice, so ``http://`` is
+    allowed here for any host, as dockerd allows it."""
+    found = []
+    for entry in os.environ.get(MIRRORS_ENV, "").split(","):
+        entry = entry.strip().rstrip("/")
+        if not entry:
+            continue
+        if not entry.startswith(("http://", "https://")) or "/" in entry.split("://", 1)[1]:
+            raise RegistryError(f"${MIRRORS_ENV}: {entry!r} is not a registry URL "
+                                "(http[s]://host[:port])")
+        found.append(entry)
+    return found
+
+
 def pull_scope(repo: str) -> str:
     return f"repository:{repo}:pull"
 
@@ -109,10 +128,11 @@ class Manifest:
 class Registry:
     """A session with one registry: its base URL, its auth scheme and the tokens it gave."""
 
-    def __init__(self, domain: str, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(self, domain: str, credentials: tuple[str, str] | None = None,
+                 base: str | None = None) -> None:
         self.domain = domain
         scheme = "http" if is_insecure(domain) else "https"
-        self.base = f"{scheme}://{api_host(domain)}"
+        self.base = base or f"{scheme}://{api_host(domain)}"
         self.credentials = credentials
         self.session: requests.Session = requests_module().Session()
         from minidocker import __version__

@@ -392,3 +392,15 @@ def test_search_filters_format_and_limits(fake_hub: Fake,
         cmd_search(["--limit", "101", "busybox"])
     with pytest.raises(UsageError, match="invalid filter 'stars=many'"):
         cmd_search(["--filter", "stars=many", "busybox"])
+
+
+def test_registry_mirrors_are_base_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    from minidocker.registry.client import mirrors
+
+    monkeypatch.setenv("MINIDOCKER_REGISTRY_MIRRORS", " http://10.0.0.2:5000/, https://m.lab ,")
+    assert mirrors() == ["http://10.0.0.2:5000", "https://m.lab"]
+    monkeypatch.setenv("MINIDOCKER_REGISTRY_MIRRORS", "http://m.lab/v2/")
+    with pytest.raises(RegistryError, match="'http://m.lab/v2' is not a registry URL"):
+        mirrors()
+    monkeypatch.delenv("MINIDOCKER_REGISTRY_MIRRORS")
+    assert mirrors() == []
