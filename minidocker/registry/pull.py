@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from minidocker import archive
-from minidocker.errors import ImageError, MinidockerError, RegistryError
+from minidocker.errors import ImageError, ImageNotFound, MinidockerError, RegistryError
 from minidocker.registry import auth, client, platforms
 from minidocker.registry.client import INDEXES, MANIFESTS, Manifest, Registry
 from minidocker.store import (
@@ -254,3 +254,22 @@ class _Staging:
         for path in self.paths:
             path.unlink(missing_ok=True)
 
+
+
+def pull_missing(root: str, ref: str, missing: ImageNotFound,
+                 say: Callable[[str], None]) -> PullResult:
+    """``run``/``create`` of an image the store has not got: pull it first, as Docker does,
+    saying so on ``say`` (the user's stderr). An image ID is never pulled (``missing`` is
+    raised again): a registry is asked for names, not for IDs."""
+    import re
+
+    from minidocker.reference import parse
+
+    if ref.startswith("sha256:") or re.fullmatch(r"[0-9a-f]{64}", ref):
+        raise missing
+    reference = parse(ref)
+    say(f"Unable to find image '{reference.familiar}' locally")
+    result = pull(ImageStore(root), reference, out=say)
+    say(f"Digest: {result.digest}")
+    say(f"Status: Downloaded newer image for {reference.familiar}")
+    return result

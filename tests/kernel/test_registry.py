@@ -139,6 +139,21 @@ def test_an_index_is_resolved_to_this_machines_platform(cli: CLI, other_cli: CLI
     assert_one_line_error(none, 125, "no matching manifest for linux/riscv64", ref)
 
 
+def test_run_pulls_a_missing_image_first(cli: CLI, other_cli: CLI,
+                                         registry: RegistryServer) -> None:
+    ref = f"{registry.domain}/autopull/busybox:1"
+    pushed = push_busybox(cli, ref)
+    result = other_cli("run", "--rm", ref, "echo", "pulled by run")
+    assert (result.returncode, result.stdout) == (0, "pulled by run\n"), result.stderr
+    lines = result.stderr.splitlines()  # Docker's order, all on stderr
+    assert lines[:2] == [f"Unable to find image '{ref}' locally",
+                         "1: Pulling from autopull/busybox"]
+    assert lines[-2:] == [f"Digest: {pushed}", f"Status: Downloaded newer image for {ref}"]
+    assert manifest_digest(other_cli, ref) == pushed
+    again = other_cli("run", "--rm", ref, "true")
+    assert (again.returncode, again.stderr) == (0, "")  # present now: no pull
+
+
 def test_search_lists_a_private_registrys_catalog(cli: CLI, registry: RegistryServer) -> None:
     for name in ("findme/alpha", "findme-beta", "hidden"):
         push_busybox(cli, f"{registry.domain}/{name}:1")
