@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "push": ("registry", "Upload an image to a registry"),
     "login": ("registry", "Log in to a registry"),
     "logout": ("registry", "Log out from a registry"),
+    "search": ("registry", "Search Docker Hub, or a registry's catalog, for images"),
     "update": ("resources", "Update configuration of one or more containers"),
     "pause": ("resources", "Pause all processes within one or more containers"),
     "unpause": ("resources", "Unpause all processes within one or more containers"),

@@ -22,7 +22,7 @@ import os
 import sys
 
 from minidocker import cgroups, state
-from minidocker.errors import UsageError
+from minidocker.errors import ImageNotFound, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,7 +65,13 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
 
     layout = layout or state.Layout()
     limits = _check(config)
-    image_id, image_config, lowers = imagecache.resolve(layout.root, config.image)
+    try:
+        image_id, image_config, lowers = imagecache.resolve(layout.root, config.image)
+    except ImageNotFound as missing:  # as Docker: pull it, then resolve again
+        from minidocker.registry.pull import pull_missing  # the HTTP library only now
+
+        pull_missing(layout.root, config.image, missing, say)
+        image_id, image_config, lowers = imagecache.resolve(layout.root, config.image)
     network, implied_hostname = _network_plan(config, layout.root, image_config, say)
     confinement = _security_plan(config, layout.root, say)
     parent = cgroups.check_parent(config.cgroup_parent) if config.cgroup_parent else ""

@@ -19,6 +19,12 @@ TEST_ROOT_MARK = f"mdtest{os.getpid()}-"  # this session's state roots; others m
 # This machine's network is never touched: `minidocker run` without --network gets `none` in
 # tests (dockerd's --bridge=none); tests/kernel/test_network.py gives its sandbox hosts bridge.
 os.environ["MINIDOCKER_DEFAULT_NETWORK"] = "none"
+# Nor is the Internet: `run` of a missing image pulls it, and a docker.io name would reach
+# Docker Hub. An HTTPS proxy on a closed loopback port makes such a pull fail at once, without
+# even a DNS lookup; the tests' own registries are on loopback, which no proxy applies to.
+for _name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+    os.environ[_name] = "http://127.0.0.1:9"
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
 
 
 def is_root() -> bool:

@@ -1,4 +1,4 @@
-"""Registry commands: ``pull``, ``push``, ``login``, ``logout``.
+"""Registry commands: ``pull``, ``push``, ``login``, ``logout``, ``search``.
 
 Each parses its arguments, calls :mod:`minidocker.registry` and prints what Docker prints.
 """
@@ -46,7 +46,8 @@ def cmd_pull(argv: list[str]) -> int:
     say = _say(args.quiet)
     if ":" not in args.name.rpartition("/")[2] and "@" not in args.name:
         say("Using default tag: latest")
-    result = pull.pull(_store(), reference, platform=platform, out=say)
+    result = pull.pull(_store(), reference, platform=platform, out=say,
+                       warn=lambda line: print(line, file=sys.stderr))
     say(f"Digest: {result.digest}")
     status = "Downloaded newer image" if result.downloaded else "Image is up to date"
     say(f"Status: {status} for {reference.familiar}")
@@ -127,3 +128,49 @@ def cmd_logout(argv: list[str]) -> int:
     else:
         print(f"Not logged in to {label}")
     return 0
+
+
+def cmd_search(argv: list[str]) -> int:
+    p = parser("minidocker search", COMMANDS["search"][1],
+               "minidocker search [OPTIONS] TERM\n       minidocker search [OPTIONS] "
+               "REGISTRY/[TERM]   (a private registry's catalog)")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="filter output: stars=N, is-official=true|false")
+    p.add_argument("--format", help="pretty-print results using a Go template")
+    p.add_argument("--limit", type=int, default=None, help="max number of search results")
+    p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+    p.add_argument("term", metavar="TERM")
+    args = p.parse_args(argv)
+    from minidocker.commands.images import render_format
+    from minidocker.registry import search
+
+    limit = search.DEFAULT_LIMIT if args.limit is None else args.limit
+    results = [r for r in search.search(args.term, limit) if search.keep(r, args.filter)]
+    if args.format:
+        source = args.format
+        table = source.startswith("table")
+        if table:  # Docker's "table" prefix: a header row, columns aligned
+            source = source.removeprefix("table").lstrip()
+            header = {field: title for field, title in search.COLUMNS}
+            header["IsAutomated"] = "AUTOMATED"
+            rows = [render_format(source, header)] + [
+                render_format(source, r.fields(not args.no_trunc)) for r in results]
+            _print_columns([row.split("\t") for row in rows])
+        else:
+            for r in results:
+                print(render_format(source, r.fields(not args.no_trunc)))
+        return 0
+    _print_columns([[title for _, title in search.COLUMNS],
+                  *(search.cells(r, truncate=not args.no_trunc) for r in results)])
+    return 0
+
+
+def _print_columns(rows: list[list[str]]) -> None:
+    """Docker's CLI tables: Go's tabwriter with a minimum cell width of 10 and a padding of 3
+    (``tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)``); the last cell of a line is not padded."""
+    count = max(len(row) for row in rows)
+    widths = [max(max((len(r[i]) for r in rows if i < len(r) - 1), default=0) + 3, 10)
+              for i in range(count)]
+    for row in rows:
+        print("".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False))
+              + row[-1])

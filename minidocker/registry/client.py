@@ -17,7 +17,8 @@ and must match its descriptor's digest and size. A failure names the digest and 
 **Plain HTTP only where no one can listen.** A registry is spoken to over HTTPS, but for
 loopback addresses (``localhost``, ``127.0.0.0/8``, ``::1``) and the hosts listed in
 ``$MINIDOCKER_INSECURE_REGISTRIES`` (comma separated, ``host`` or ``host:port``), which get
-plain HTTP, as dockerd's ``insecure-registries``.
+plain HTTP, as dockerd's ``insecure-registries``. Pulls from docker.io try the mirrors of
+``$MINIDOCKER_REGISTRY_MIRRORS`` first (:func:`mirrors`; docs/registry-cache.md).
 
 The HTTP library (``requests``) is imported by the first :class:`Registry` made, never by
 ``minidocker run`` of an image already present: its start-up is measured against runc's.
@@ -51,12 +52,13 @@ ACCEPT = ", ".join(MANIFESTS + INDEXES)
 
 DOCKER_HUB_HOST = "registry-1.docker.io"  # where docker.io's API lives
 INSECURE_ENV = "MINIDOCKER_INSECURE_REGISTRIES"
+MIRRORS_ENV = "MINIDOCKER_REGISTRY_MIRRORS"
 MAX_MANIFEST = 4 << 20  # the distribution project's own limit: refuse a memory bomb
 TIMEOUT = (15.0, 60.0)  # connect, then between two reads: a stalled registry fails, not hangs
 _CHUNK = 1 << 20
 
 
-def _requests() -> Any:
+def requests_module() -> Any:
     """``import requests``, even under the launcher's ``python -I -S`` (no site-packages on
     sys.path, to keep ``run`` fast): then the venv's site-packages are added now."""
     try:
@@ -89,6 +91,23 @@ def is_insecure(domain: str) -> bool:
         return False
 
 
+def mirrors() -> list[str]:
+    """``$MINIDOCKER_REGISTRY_MIRRORS``: base URLs (``http://127.0.0.1:5000``, comma
+    separated) that docker.io pulls try, in order, before docker.io itself, as dockerd's
+    ``registry-mirrors``. The scheme is the instructor's explicit choice, so ``http://`` is
+    allowed here for any host, as dockerd allows it."""
+    found = []
+    for entry in os.environ.get(MIRRORS_ENV, "").split(","):
+        entry = entry.strip().rstrip("/")
+        if not entry:
+            continue
+        if not entry.startswith(("http://", "https://")) or "/" in entry.split("://", 1)[1]:
+            raise RegistryError(f"${MIRRORS_ENV}: {entry!r} is not a registry URL "
+                                "(http[s]://host[:port])")
+        found.append(entry)
+    return found
+
+
 def pull_scope(repo: str) -> str:
     return f"repository:{repo}:pull"
 
@@ -109,12 +128,13 @@ class Manifest:
 class Registry:
     """A session with one registry: its base URL, its auth scheme and the tokens it gave."""
 
-    def __init__(self, domain: str, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(self, domain: str, credentials: tuple[str, str] | None = None,
+                 base: str | None = None) -> None:
         self.domain = domain
         scheme = "http" if is_insecure(domain) else "https"
-        self.base = f"{scheme}://{api_host(domain)}"
+        self.base = base or f"{scheme}://{api_host(domain)}"
         self.credentials = credentials
-        self.session: requests.Session = _requests().Session()
+        self.session: requests.Session = requests_module().Session()
         from minidocker import __version__
 
         self.session.headers["User-Agent"] = f"minidocker/{__version__}"
@@ -130,14 +150,14 @@ class Registry:
     def request(self, method: str, url: str, scope: str | None, *, ok: tuple[int, ...] = (200,),
                 headers: dict[str, str] | None = None, **kw: Any) -> requests.Response:
         """One request, authenticating on a 401 challenge and sending it again once."""
-        requests = _requests()
+        requests = requests_module()
         for attempt in (1, 2):
             try:
                 response = self.session.request(method, url, timeout=TIMEOUT,
                                                 headers={**(headers or {}),
                                                          **self._auth_header(scope)}, **kw)
             except requests.RequestException as exc:
-                raise RegistryError(f"{method} {url}: {_one_line(exc)}") from None
+                raise RegistryError(f"{method} {url}: {one_line(exc)}") from None
             if response.status_code != 401 or attempt == 2:
                 break
             challenge = response.headers.get("WWW-Authenticate")
@@ -149,13 +169,28 @@ class Registry:
             if seek is not None:
                 seek(0)  # a file body: the first attempt read it
         if response.status_code == 401:
-            raise Unauthorized(f"{method} {url}: unauthorized: {_error_text(response)}"
-                               + ("" if self.credentials else
-                                  f" (run 'minidocker login {self.domain}')"))
+            raise Unauthorized(self._refusal(method, url, scope, response))
         if response.status_code not in ok:
             raise RegistryError(f"{method} {url}: {response.status_code} "
-                                f"{_error_text(response)}")
+                                f"{error_text(response)}")
         return response
+
+    def _refusal(self, method: str, url: str, scope: str | None,
+                 response: requests.Response) -> str:
+        """Why a request stayed unauthorized, in one line. A token that is valid but grants
+        less than the request needs (a pull-only token on a push) comes back as a 401 whose
+        challenge says ``error="insufficient_scope"`` and names the scope it wanted."""
+        hint = f" (as {self.credentials[0]})" if self.credentials else \
+            f" (run 'minidocker login {self.domain}')"
+        try:
+            _, params = auth.parse_challenge(response.headers.get("WWW-Authenticate") or "x")
+        except RegistryError:
+            params = {}
+        if params.get("error") == "insufficient_scope":
+            return (f"{method} {url}: insufficient scope: the token server did not grant "
+                    f"{params.get('scope') or scope}{hint}")
+        return (f"{method} {url}: unauthorized: {error_text(response)}"
+                + ("" if self.credentials else hint))
 
     def _auth_header(self, scope: str | None) -> dict[str, str]:
         with self._lock:
@@ -194,17 +229,17 @@ class Registry:
             query["scope"] = scope
         headers = {"Authorization": auth.basic_header(*self.credentials)} \
             if self.credentials else {}
-        requests = _requests()
+        requests = requests_module()
         try:
             response = self.session.get(realm, params=query, headers=headers, timeout=TIMEOUT)
         except requests.RequestException as exc:
-            raise RegistryError(f"GET {realm}: {_one_line(exc)}") from None
+            raise RegistryError(f"GET {realm}: {one_line(exc)}") from None
         if response.status_code in (401, 403):
             raise Unauthorized(f"GET {realm}: the token server refused "
                                f"{'the credentials' if self.credentials else 'anonymous access'}"
-                               f" for {scope or 'login'}: {_error_text(response)}")
+                               f" for {scope or 'login'}: {error_text(response)}")
         if response.status_code != 200:
-            raise RegistryError(f"GET {realm}: {response.status_code} {_error_text(response)}")
+            raise RegistryError(f"GET {realm}: {response.status_code} {error_text(response)}")
         try:
             body = response.json()
             token = body.get("token") or body.get("access_token")
@@ -228,7 +263,7 @@ class Registry:
         if response.status_code == 404:
             sep = "@" if reference.startswith("sha256:") else ":"
             raise RegistryError(f"manifest for {self.domain}/{repo}{sep}{reference} not found: "
-                                f"{_error_text(response)}")
+                                f"{error_text(response)}")
         data = response.content
         if len(data) > MAX_MANIFEST:
             raise RegistryError(f"GET {url}: a manifest of {len(data)} bytes is too large")
@@ -263,7 +298,7 @@ class Registry:
         url = self.url(f"/v2/{repo}/blobs/{digest}")
         response = self.request("GET", url, pull_scope(repo), stream=True)
         hasher, got = hashlib.sha256(), 0
-        requests = _requests()
+        requests = requests_module()
         with response:
             try:
                 for chunk in response.iter_content(_CHUNK):
@@ -276,7 +311,7 @@ class Registry:
                     if progress:
                         progress(len(chunk))
             except requests.RequestException as exc:
-                raise RegistryError(f"blob {digest} from {url}: {_one_line(exc)} "
+                raise RegistryError(f"blob {digest} from {url}: {one_line(exc)} "
                                     f"after {got} bytes") from None
         actual = "sha256:" + hasher.hexdigest()
         if got != size and size >= 0:
@@ -325,7 +360,7 @@ class Registry:
         return digest
 
 
-def _error_text(response: requests.Response) -> str:
+def error_text(response: requests.Response) -> str:
     """The registry's own words: ``MANIFEST_UNKNOWN: manifest unknown``, on one line."""
     try:
         errors = response.json().get("errors") or []
@@ -336,7 +371,7 @@ def _error_text(response: requests.Response) -> str:
     return text or response.reason or f"HTTP {response.status_code}"
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """requests' errors wrap urllib3's, which wrap the socket's: the innermost says most
     (``connection refused``, ``failed to resolve 'host'``), without the pool's preamble."""
     import re

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from minidocker import archive
-from minidocker.errors import ImageError, MinidockerError
-from minidocker.registry import auth, platforms
+from minidocker.errors import ImageError, ImageNotFound, MinidockerError, RegistryError
+from minidocker.registry import auth, client, platforms
 from minidocker.registry.client import INDEXES, MANIFESTS, Manifest, Registry
 from minidocker.store import (
     DOCKER_LAYER,
@@ -62,7 +62,25 @@ def short(digest: str) -> str:
 
 
 def pull(store: ImageStore, reference: Reference, *, platform: Platform | None = None,
-         out: Callable[[str], None] = print, registry: Registry | None = None) -> PullResult:
+         out: Callable[[str], None] = print, registry: Registry | None = None,
+         warn: Callable[[str], None] | None = None) -> PullResult:
+    """Pull ``reference``; a docker.io image from each mirror of
+    ``$MINIDOCKER_REGISTRY_MIRRORS`` in turn, then from docker.io (dockerd's order). A mirror
+    that fails is reported to ``warn`` and the next is tried: a failed pull leaves nothing."""
+    if registry is not None or reference.domain != "docker.io":
+        return pull_from(store, reference, platform, out, registry)
+    for base in client.mirrors():
+        host = base.split("://", 1)[1]
+        mirror = Registry(host, auth.load_credentials(host), base=base)
+        try:
+            return pull_from(store, reference, platform, out, mirror)
+        except RegistryError as exc:  # unreachable, or it has not got it: next one
+            (warn or out)(f"mirror {base}: {exc}")
+    return pull_from(store, reference, platform, out, None)
+
+
+def pull_from(store: ImageStore, reference: Reference, platform: Platform | None,
+              out: Callable[[str], None], registry: Registry | None) -> PullResult:
     reg = registry or Registry(reference.domain, auth.load_credentials(reference.domain))
     repo, label = reference.path, reference.familiar
     top = reg.get_manifest(repo, reference.digest or reference.tag or "latest")
@@ -236,3 +254,22 @@ class _Staging:
         for path in self.paths:
             path.unlink(missing_ok=True)
 
+
+
+def pull_missing(root: str, ref: str, missing: ImageNotFound,
+                 say: Callable[[str], None]) -> PullResult:
+    """``run``/``create`` of an image the store has not got: pull it first, as Docker does,
+    saying so on ``say`` (the user's stderr). An image ID is never pulled (``missing`` is
+    raised again): a registry is asked for names, not for IDs."""
+    import re
+
+    from minidocker.reference import parse
+
+    if ref.startswith("sha256:") or re.fullmatch(r"[0-9a-f]{64}", ref):
+        raise missing
+    reference = parse(ref)
+    say(f"Unable to find image '{reference.familiar}' locally")
+    result = pull(ImageStore(root), reference, out=say)
+    say(f"Digest: {result.digest}")
+    say(f"Status: Downloaded newer image for {reference.familiar}")
+    return result

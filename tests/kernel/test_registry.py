@@ -1,10 +1,9 @@
 """pull, push and login against Debian's real ``docker-registry`` (distribution v2), on 127.0.0.1.
 
-Each registry is started with a config of the test's own (never the packaged one: that listens
-on every interface), its storage in a temp dir, on a free loopback port, and stopped by its pid.
-Its config path carries this session's state-root mark, so the session's leak check would see
-one left running. skopeo, the field's own client, checks that what minidocker pushes and pulls
-is what other tools push and pull.
+Each registry is started with a config of the test's own (tests/registry_server.py), in three
+modes: no auth, htpasswd, and bearer tokens from a small issuer in the test. skopeo, the
+field's own client, checks that what minidocker pushes and pulls is what other tools push and
+pull.
 """
 
 from __future__ import annotations
@@ -13,12 +12,11 @@ import hashlib
 import http.client
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
 import threading
-import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,63 +26,9 @@ import pytest
 
 from tests.conftest import CLI, TEST_ROOT_MARK, needs_root, stop_minidocker
 from tests.kernel.test_bad_input import assert_one_line_error
+from tests.registry_server import RegistryServer, TokenIssuer
 
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05]
-
-REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RegistryServer:
-    """A docker-registry on 127.0.0.1:<port>, with its own config and storage under ``home``."""
-
-    def __init__(self, home: Path, htpasswd: str | None = None) -> None:
-        self.port = free_port()
-        self.domain = f"127.0.0.1:{self.port}"
-        auth = ""
-        if htpasswd is not None:
-            (home / "htpasswd").write_text(htpasswd)
-            auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {home / 'htpasswd'}\n"
-        config = home / "config.yml"
-        config.write_text(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {home / 'data'}\n"
-            f"http:\n  addr: {self.domain}\n  secret: minidocker-tests\n{auth}")
-        self.log = open(home / "registry.log", "wb")  # noqa: SIM115 -- closed in stop()
-        self.process = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=self.log,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self._wait_ready(home)
-
-    def _wait_ready(self, home: Path) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = (home / "registry.log").read_text()
-                raise AssertionError(f"docker-registry exited: {log}")
-            try:
-                urllib.request.urlopen(f"http://{self.domain}/v2/", timeout=1)
-                return
-            except urllib.error.HTTPError:
-                return  # 401: up, and asking for credentials
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise AssertionError("docker-registry did not answer on /v2/ within 15 s")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
 
 @pytest.fixture(autouse=True)
 def own_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,6 +139,37 @@ def test_an_index_is_resolved_to_this_machines_platform(cli: CLI, other_cli: CLI
     assert_one_line_error(none, 125, "no matching manifest for linux/riscv64", ref)
 
 
+def test_run_pulls_a_missing_image_first(cli: CLI, other_cli: CLI,
+                                         registry: RegistryServer) -> None:
+    ref = f"{registry.domain}/autopull/busybox:1"
+    pushed = push_busybox(cli, ref)
+    result = other_cli("run", "--rm", ref, "echo", "pulled by run")
+    assert (result.returncode, result.stdout) == (0, "pulled by run\n"), result.stderr
+    lines = result.stderr.splitlines()  # Docker's order, all on stderr
+    assert lines[:2] == [f"Unable to find image '{ref}' locally",
+                         "1: Pulling from autopull/busybox"]
+    assert lines[-2:] == [f"Digest: {pushed}", f"Status: Downloaded newer image for {ref}"]
+    assert manifest_digest(other_cli, ref) == pushed
+    again = other_cli("run", "--rm", ref, "true")
+    assert (again.returncode, again.stderr) == (0, "")  # present now: no pull
+
+
+def test_search_lists_a_private_registrys_catalog(cli: CLI, registry: RegistryServer) -> None:
+    for name in ("findme/alpha", "findme-beta", "hidden"):
+        push_busybox(cli, f"{registry.domain}/{name}:1")
+    out = cli("search", f"{registry.domain}/FINDME", check=True).stdout.splitlines()
+    assert out[0].split() == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"]
+    found = [f"{registry.domain}/findme/alpha", f"{registry.domain}/findme-beta"]
+    assert sorted(line.split() for line in out[1:]) == [[found[1], "0"], [found[0], "0"]]
+    limited = cli("search", "--limit", "1", "--format", "{{.Name}}", f"{registry.domain}/find",
+                  check=True)
+    assert limited.stdout in (found[0] + "\n", found[1] + "\n")
+    everything = cli("search", "--format", "{{.Name}}", f"{registry.domain}/", check=True)
+    assert f"{registry.domain}/hidden" in everything.stdout.splitlines()
+    # What search prints, pull takes.
+    assert cli("pull", "-q", f"{registry.domain}/findme/alpha:1", check=True).returncode == 0
+
+
 # -- skopeo interop ------------------------------------------------------------------------------
 
 def skopeo(*args: str, policy: Path) -> subprocess.CompletedProcess[str]:
@@ -282,6 +257,85 @@ def test_htpasswd_login_push_pull_logout(cli: CLI, other_cli: CLI, tmp_path: Pat
     assert cli("logout", domain, check=True).stdout == f"Not logged in to {domain}\n"
     after = other_cli("pull", f"{domain}/private:nope")
     assert_one_line_error(after, 125, domain, "login")
+
+
+# -- bearer tokens (the token dance, against a real registry) -----------------------------------
+
+@pytest.fixture(scope="module", params=["ES256", "RS256"])
+def token_registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[tuple[RegistryServer, TokenIssuer]]:
+    """A registry that trusts only tokens signed by its issuer: alice may push, bob may only
+    pull, anonymous users may pull."""
+    home = tmp_path_factory.mktemp(TEST_ROOT_MARK + "registry")
+    issuer = TokenIssuer(home, {"alice": ("right horse", ["pull", "push"]),
+                                "bob": ("bob's horse", ["pull"])}, algorithm=request.param)
+    try:
+        server = RegistryServer(home, token=issuer)
+    except BaseException:
+        issuer.close()
+        raise
+    yield server, issuer
+    server.stop()
+    issuer.close()
+
+
+def login(cli: CLI, domain: str, user: str, password: str) -> None:
+    result = cli("login", "-u", user, "--password-stdin", domain, input=password + "\n")
+    assert result.returncode == 0 and result.stdout == "Login Succeeded\n", result.stderr
+
+
+def test_anonymous_pull_with_a_pull_scoped_token(
+        cli: CLI, other_cli: CLI, tmp_path: Path,
+        token_registry: tuple[RegistryServer, TokenIssuer]) -> None:
+    server, issuer = token_registry
+    ref = f"{server.domain}/tok/busybox:1"
+    anonymous = urllib.request.Request(f"http://{server.domain}/v2/tok/busybox/manifests/1")
+    with pytest.raises(urllib.error.HTTPError) as refused:  # no token: no manifest
+        urllib.request.urlopen(anonymous, timeout=10)
+    assert refused.value.code == 401
+    assert f'realm="{issuer.realm}"' in refused.value.headers["WWW-Authenticate"]
+
+    login(cli, server.domain, "alice", "right horse")
+    pushed = push_busybox(cli, ref)
+    assert ("alice", ["repository:tok/busybox:pull,push"]) in issuer.asked
+
+    # other_cli has no credentials (its own DOCKER_CONFIG): the anonymous token dance.
+    other_cli.env["DOCKER_CONFIG"] = str(tmp_path / "nobody")
+    issuer.asked.clear()
+    other_cli("pull", ref, check=True)
+    assert issuer.asked == [(None, ["repository:tok/busybox:pull"])]  # one token, pull only
+    assert manifest_digest(other_cli, ref) == pushed
+    assert inspect_id(other_cli, ref) == inspect_id(cli, ref)
+
+
+def test_push_with_a_pull_only_token_names_the_scope(
+        cli: CLI, tmp_path: Path, token_registry: tuple[RegistryServer, TokenIssuer]) -> None:
+    server, _ = token_registry
+    ref = f"{server.domain}/tok/readonly:1"
+    cli("tag", "busybox", ref, check=True)
+    login(cli, server.domain, "bob", "bob's horse")  # bob's tokens never grant push
+    refused = cli("push", ref)
+    # The registry names the scope it wanted; its actions' order varies (a Go map).
+    assert_one_line_error(refused, 125, "insufficient scope", "repository:tok/readonly:",
+                          "push", "as bob")
+    cli.env["DOCKER_CONFIG"] = str(tmp_path / "nobody")
+    anonymous = cli("push", ref)
+    assert_one_line_error(anonymous, 125, "insufficient scope", "repository:tok/readonly:",
+                          "push", "minidocker login")
+    # Nothing was tagged: the registry has no manifest for it (alice may look).
+    cli.env["DOCKER_CONFIG"] = str(tmp_path / "alice")
+    login(cli, server.domain, "alice", "right horse")
+    missing = cli("pull", ref)
+    assert_one_line_error(missing, 125, ref, "not found")
+
+
+def test_a_wrong_password_at_the_issuer_is_one_line(
+        cli: CLI, tmp_path: Path, token_registry: tuple[RegistryServer, TokenIssuer]) -> None:
+    server, issuer = token_registry
+    wrong = cli("login", "-u", "alice", "--password-stdin", server.domain, input="wrong horse\n")
+    assert_one_line_error(wrong, 125, f"login to {server.domain} failed", issuer.realm,
+                          "incorrect username or password")
+    assert not (tmp_path / "dockercfg" / "config.json").exists()
 
 
 # -- a broken network: nothing partial is ever visible ---------------------------------------------

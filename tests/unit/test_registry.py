@@ -300,3 +300,107 @@ def test_run_path_does_not_import_the_http_library() -> None:
                          check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     assert out.stdout.strip() == "[]"
+
+
+# -- search ------------------------------------------------------------------------------------
+
+# The shape of an answer of https://index.docker.io/v1/search?q=busybox&n=3 (recorded; no
+# internet here), with a description long enough to be truncated and one with a newline.
+HUB_ANSWER = {
+    "num_pages": 334, "num_results": 1000, "page_size": 3, "page": 1, "query": "busybox",
+    "results": [
+        {"star_count": 3360, "is_official": True, "name": "busybox", "is_automated": False,
+         "is_trusted": False, "description": "Busybox base image."},
+        {"star_count": 12, "is_official": False, "name": "rancher/busybox",
+         "is_automated": False, "is_trusted": False, "description": ""},
+        {"star_count": 0, "is_official": False, "name": "example/busybox-with-a-long-one",
+         "is_automated": True, "is_trusted": True,
+         "description": "A busybox with\nthe tools a classroom needs, and many more besides"},
+    ]}
+
+
+def test_search_term_names_hub_or_a_registry() -> None:
+    from minidocker.registry.search import split_term
+
+    assert split_term("busybox") == ("docker.io", "busybox")
+    assert split_term("rancher/busybox") == ("docker.io", "rancher/busybox")
+    assert split_term("docker.io/busybox") == ("docker.io", "busybox")
+    assert split_term("127.0.0.1:5000/bus") == ("127.0.0.1:5000", "bus")
+    assert split_term("localhost/") == ("localhost", "")
+    assert split_term("reg.example/team/app") == ("reg.example", "team/app")
+
+
+def test_search_parses_hub_answers_and_names_bad_ones() -> None:
+    from minidocker.registry.search import parse_hub
+
+    rows = parse_hub(HUB_ANSWER)
+    assert [(r.name, r.star_count, r.is_official, r.is_automated) for r in rows] == [
+        ("busybox", 3360, True, False), ("rancher/busybox", 12, False, False),
+        ("example/busybox-with-a-long-one", 0, False, True)]
+    with pytest.raises(RegistryError, match="https://index.docker.io/v1/search: the answer "
+                                            "holds no results list"):
+        parse_hub({"errors": []})
+
+
+@pytest.fixture
+def fake_hub(fake: tuple[Fake, str], monkeypatch: pytest.MonkeyPatch) -> Fake:
+    """Hub's search endpoint, served by the fake registry on 127.0.0.1."""
+    from minidocker.registry import search
+
+    state, domain = fake
+    state.routes["/v1/search"] = (200, {"Content-Type": "application/json"},
+                                  json.dumps(HUB_ANSWER).encode())
+    monkeypatch.setattr(search, "HUB_SEARCH", f"http://{domain}/v1/search")
+    return state
+
+
+def test_search_prints_the_columns_of_docker_search(fake_hub: Fake,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from minidocker.commands.registry import cmd_search
+
+    assert cmd_search(["--limit", "3", "busybox"]) == 0
+    # Go's tabwriter(minwidth 10, padding 3): docker search's exact layout, spaces included.
+    assert capsys.readouterr().out.splitlines() == [
+        "NAME                              DESCRIPTION                                     "
+        "STARS     OFFICIAL",
+        "busybox                           Busybox base image.                             "
+        "3360      [OK]",
+        "rancher/busybox                                                                   "
+        "12        ",
+        "example/busybox-with-a-long-one   A busybox with the tools a classroom needs, …   "
+        "0         "]
+    [(method, path, _)] = fake_hub.seen
+    assert path == "/v1/search?q=busybox&n=3"
+
+
+def test_search_filters_format_and_limits(fake_hub: Fake,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from minidocker.commands.registry import cmd_search
+
+    cmd_search(["--filter", "stars=10", "--format", "{{.Name}}: {{.StarCount}}", "busybox"])
+    assert capsys.readouterr().out == "busybox: 3360\nrancher/busybox: 12\n"
+    cmd_search(["-f", "is-official=false", "--no-trunc", "--format",
+                "table {{.Name}}\\t{{.Description}}", "busybox"])
+    assert capsys.readouterr().out.splitlines() == [
+        "NAME                              DESCRIPTION",
+        "rancher/busybox                   ",
+        "example/busybox-with-a-long-one   A busybox with the tools a classroom needs, and many "
+        "more besides"]
+    cmd_search(["--format", "{{.Description}}", "--filter", "is-automated=true", "busybox"])
+    assert capsys.readouterr().out == "A busybox with the tools a classroom needs, …\n"
+    with pytest.raises(UsageError, match="invalid limit 101"):
+        cmd_search(["--limit", "101", "busybox"])
+    with pytest.raises(UsageError, match="invalid filter 'stars=many'"):
+        cmd_search(["--filter", "stars=many", "busybox"])
+
+
+def test_registry_mirrors_are_base_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    from minidocker.registry.client import mirrors
+
+    monkeypatch.setenv("MINIDOCKER_REGISTRY_MIRRORS", " http://10.0.0.2:5000/, https://m.lab ,")
+    assert mirrors() == ["http://10.0.0.2:5000", "https://m.lab"]
+    monkeypatch.setenv("MINIDOCKER_REGISTRY_MIRRORS", "http://m.lab/v2/")
+    with pytest.raises(RegistryError, match="'http://m.lab/v2' is not a registry URL"):
+        mirrors()
+    monkeypatch.delenv("MINIDOCKER_REGISTRY_MIRRORS")
+    assert mirrors() == []
