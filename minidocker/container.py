@@ -203,7 +203,9 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
         overlay.mount_overlay(lowers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"),
                               merged)
     rootfs.mount_defaults(merged, make_devices=security.make_devices(spec))
-    if cgroup is not None and cgroup.version == 2 and "cgroup" in spec.namespaces:
+    # Born in its group by clone3 (v2), the child is given no Cgroup to join: ask the host.
+    on_v2 = cgroup.version == 2 if cgroup is not None else cgroups.version() == 2
+    if on_v2 and "cgroup" in spec.namespaces:
         rootfs.mount_cgroup2(merged, writable=security.is_privileged(spec))
     security.populate_dev(spec, merged, rootfs.DEFAULT_DEVICES)
     slave = None
