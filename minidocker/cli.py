@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "network": ("network", "Manage networks (create, ls, inspect, rm, connect, disconnect, "
                            "prune)"),
     "port": ("network", "List port mappings or a specific mapping for the container"),
+    "volume": ("volumes", "Manage volumes (create, ls, inspect, rm, prune)"),
     "create": ("containers", "Create a new container"),
     "ps": ("containers", "List containers"),
     "logs": ("containers", "Fetch the logs of a container"),

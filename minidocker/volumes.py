@@ -159,7 +159,7 @@ def create(root: str, name: str | None = None, labels: Mapping[str, str] | None 
         os.mkdir(os.path.join(scratch, "_data"), 0o755)
         os.mkdir(os.path.join(scratch, "refs"), 0o700)
         state.write_json(_record_path(scratch), {
-            "Name": name, "CreatedAt": timefmt.now(), "Driver": DRIVER,
+            "Name": name, "CreatedAt": _created_at(), "Driver": DRIVER,
             "Labels": record_labels, "Options": {}, "Seeded": False})
         os.rename(scratch, vdir)  # atomic; fails if another create got there first
     except OSError as exc:
@@ -169,6 +169,13 @@ def create(root: str, name: str | None = None, labels: Mapping[str, str] | None 
         if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
             raise
     return _read(vdir, name)
+
+
+def _created_at() -> str:
+    """Docker's volumes show RFC 3339 to the second (Go's time.RFC3339), not nanoseconds."""
+    import time
+
+    return timefmt.format_time(time.time_ns() // 1_000_000_000 * 1_000_000_000)
 
 
 def get(root: str, name: str) -> Volume:
@@ -241,8 +248,6 @@ def _matches(root: str, volume: Volume, filters: Mapping[str, Sequence[str]]) ->
     for key, values in filters.items():
         if key == "dangling":
             for value in values:
-                if value.lower() not in ("true", "1", "false", "0"):
-                    raise UsageError(f"invalid filter 'dangling={value}'")
                 if (value.lower() in ("true", "1")) == bool(users(root, volume.name)):
                     return False
         elif key == "name":
@@ -257,8 +262,6 @@ def _matches(root: str, volume: Volume, filters: Mapping[str, Sequence[str]]) ->
                 k, eq, v = value.partition("=")
                 if k not in have or (eq and have[k] != v):
                     return False
-        else:
-            raise UsageError(f"invalid filter '{key}'")
     return True
 
 
@@ -266,6 +269,12 @@ def list_volumes(root: str, filters: Mapping[str, Sequence[str]] | None = None
                  ) -> list[Volume]:
     """Every volume, or those matching ``filters`` (``dangling``: used by no container;
     ``name``: a regular expression, as Docker's; ``label``: ``key`` or ``key=value``)."""
+    for key, values in (filters or {}).items():  # refused even when nothing would match
+        if key not in LIST_FILTERS:
+            raise UsageError(f"invalid filter '{key}'")
+        for value in values if key == "dangling" else ():
+            if value.lower() not in ("true", "1", "false", "0"):
+                raise UsageError(f"invalid filter 'dangling={value}'")
     found = []
     for name in _names(root):
         try:
