@@ -11,6 +11,7 @@ import pytest
 from minidocker import volumes
 from minidocker.errors import UsageError
 from tests import xattrs
+from tests.conftest import needs_root
 
 
 @pytest.fixture
@@ -131,6 +132,7 @@ def _tree(top: Path) -> dict[str, tuple[int, ...]]:
     return out
 
 
+@needs_root  # it gives files other owners, as an image's files have
 def test_seed_copies_the_image_path_once_as_it_is(root: str, tmp_path: Path) -> None:
     image = tmp_path / "image-data"
     (image / "sub").mkdir(parents=True)
