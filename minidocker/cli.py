@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "network": ("network", "Manage networks (create, ls, inspect, rm, connect, disconnect, "
                            "prune)"),
     "port": ("network", "List port mappings or a specific mapping for the container"),
+    "volume": ("volumes", "Manage volumes (create, ls, inspect, rm, prune)"),
     "create": ("containers", "Create a new container"),
     "ps": ("containers", "List containers"),
     "logs": ("containers", "Fetch the logs of a container"),
@@ -105,6 +106,7 @@ def _run_flags() -> tuple[Flag, ...]:
         *_network_flags(),
         Flag("cgroup-parent", kind="value", help="optional parent cgroup for the container"),
         *_security_flags(),
+        *_mount_flags(),
         Flag("trace", help="print every kernel-facing step as it happens (to stderr)"),
         Flag("trace-json", kind="value", metavar="file",
              help="append every step as a JSON line to FILE (for notebooks)"),
@@ -154,6 +156,20 @@ def _security_flags() -> tuple[Flag, ...]:
              "(/dev/host[:/dev/container][:rwm])"),
         Flag("userns", kind="value", choices=("host", "private"),
              help="user namespace to use (private: root maps to a /etc/subuid range)"),
+    )
+
+
+def _mount_flags() -> tuple[Flag, ...]:
+    """``run``'s volumes and mounts (see :mod:`minidocker.mounts`)."""
+    from minidocker.flags import Flag
+
+    return (
+        Flag("volume", "v", "list", "bind mount a volume ([SRC:]DST[:OPTIONS]; SRC a host "
+             "path or a volume name)"),
+        Flag("mount", kind="list", metavar="mount",
+             help="attach a filesystem mount to the container (type=bind|volume|tmpfs,...)"),
+        Flag("tmpfs", kind="list", help="mount a tmpfs directory (DST[:OPTIONS])"),
+        Flag("read-only", help="mount the container's root filesystem as read only"),
     )
 
 
@@ -229,6 +245,11 @@ def config_from_flags(args: Parsed, environ: Mapping[str, str], cwd: str) -> Con
 
         ports = ports_mod.parse_publish(args.publish)
         expose = ports_mod.parse_expose(args.expose)  # checked even without -P, as Docker does
+    mount_list: list[config.Mount] = []
+    if args.volume or args.mount or args.tmpfs:  # only then: mounts imports the syscall layer
+        from minidocker import mounts
+
+        mount_list = mounts.parse_flags(args.volume, args.mount, args.tmpfs, cwd)
     return config.ContainerConfig(
         image=args.positional[0],
         process=config.Process(args=args.positional[1:], entrypoint=args.entrypoint, env=env,
@@ -251,6 +272,7 @@ def config_from_flags(args: Parsed, environ: Mapping[str, str], cwd: str) -> Con
             ulimits=args.ulimit, devices=args.device, userns=args.userns,
             subids={k: environ[k] for k in SUBID_ENV if k in environ}
             if args.userns == "private" else {}),
+        mounts=mount_list, read_only=args.read_only,
         restart=restart, auto_remove=args.rm, stop_signal=args.stop_signal or "")
 
 
@@ -280,6 +302,13 @@ def cmd_run(argv: list[str], create: bool = False) -> int:
     if args is None:
         return 0
     config = config_from_flags(args, os.environ, os.getcwd())
+    if config.read_only:  # the engine does not know the field yet: never run it writable
+        raise UsageError("--read-only is not supported yet (it lands with volumes, issue 12)")
+    if config.mounts:
+        from minidocker import mounts
+
+        for note in mounts.notes(config.mounts):
+            print(f"WARNING: {note}", file=sys.stderr)
     if args.interactive and args.tty and not (args.detach or create) and not os.isatty(0):
         raise UsageError("the input device is not a TTY")
     _setup_trace(args)

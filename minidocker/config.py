@@ -156,17 +156,35 @@ class NetworkConfig(Record):
 
 
 class Mount(Record):
-    """A host path (or volume) mounted into the container. Volumes come next: the engine
-    refuses mounts until then rather than start a container without what it asked for."""
+    """One mount the container asked for, as Docker's ``-v``, ``--mount`` and ``--tmpfs`` say
+    it (parsed by :mod:`minidocker.mounts`, kept lossless so ``inspect`` can show it).
 
-    __slots__ = ("source", "target", "readonly", "type")
+    ``type``: ``bind`` (``source`` a host path), ``volume`` (``source`` a volume's name, ""
+    for an anonymous one, see :mod:`minidocker.volumes`) or ``tmpfs`` (no source).
+    ``propagation``: a bind's (``rprivate`` when "", Docker's default). ``nocopy``: do not seed
+    a new volume from the image. ``tmpfs_options``: ``size=64m,mode=1777``... as typed.
+    ``create_source``: a missing bind source is made as a directory at start (``-v`` does
+    that; ``--mount`` refuses instead). ``relabel``: ``z``/``Z``, kept but not applied (no
+    SELinux labels in minidocker). ``labels``: ``volume-label``s for a volume it creates.
+    """
+
+    __slots__ = ("source", "target", "readonly", "type", "propagation", "nocopy",
+                 "tmpfs_options", "create_source", "relabel", "labels")
 
     def __init__(self, source: str, target: str, readonly: bool = False,
-                 type: str = "bind") -> None:
+                 type: str = "bind", propagation: str = "", nocopy: bool = False,
+                 tmpfs_options: str = "", create_source: bool = False, relabel: str = "",
+                 labels: Mapping[str, str] | None = None) -> None:
         self.source = source
         self.target = target
         self.readonly = readonly
         self.type = type
+        self.propagation = propagation
+        self.nocopy = nocopy
+        self.tmpfs_options = tmpfs_options
+        self.create_source = create_source
+        self.relabel = relabel
+        self.labels = dict(labels or {})
 
 
 class Security(Record):
@@ -213,7 +231,7 @@ class ContainerConfig(Record):
 
     __slots__ = ("image", "process", "name", "hostname", "namespaces", "resources",
                  "cgroup_parent", "network", "mounts", "security", "restart", "labels",
-                 "auto_remove", "stop_signal")
+                 "auto_remove", "stop_signal", "read_only")
     NESTED = {"process": Process, "namespaces": Namespaces, "network": NetworkConfig,
               "mounts": Mount, "security": Security, "restart": RestartPolicy}
 
@@ -223,7 +241,7 @@ class ContainerConfig(Record):
                  network: NetworkConfig | None = None, mounts: Sequence[Mount] = (),
                  security: Security | None = None, restart: RestartPolicy | None = None,
                  labels: Mapping[str, str] | None = None, auto_remove: bool = False,
-                 stop_signal: str = "") -> None:
+                 stop_signal: str = "", read_only: bool = False) -> None:
         self.image = image
         self.process = process or Process()
         self.name = name  # "": a random one, as Docker picks
@@ -238,6 +256,7 @@ class ContainerConfig(Record):
         self.labels = dict(labels or {})
         self.auto_remove = auto_remove  # --rm
         self.stop_signal = stop_signal  # --stop-signal; "": the image's STOPSIGNAL, or SIGTERM
+        self.read_only = read_only  # --read-only: the root filesystem mounted read-only
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> ContainerConfig:

@@ -504,6 +504,24 @@ def mount_setattr_idmap(fd: int, userns_fd: int, label: str = "") -> None:
                               f"{{attr_set=MOUNT_ATTR_IDMAP, userns_fd={userns_fd}}}"], ret, t0)
 
 
+MOUNT_ATTR_RDONLY = 0x00000001
+
+
+def mount_setattr(path: str, attr_set: int, attr_clr: int = 0, recursive: bool = False) -> None:
+    """mount_setattr(2) on the mount at ``path`` (Linux 5.12): set and clear MOUNT_ATTR_*
+    flags, with ``AT_RECURSIVE`` on every mount under it too (mount(2) cannot: MS_REMOUNT
+    changes one mount)."""
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    flags = AT_RECURSIVE if recursive else 0
+    t0 = time.monotonic_ns()
+    ret = _libc.syscall(_sysno("mount_setattr"), -100, _b(path), flags, ctypes.byref(attr),
+                        ctypes.sizeof(attr))  # -100: AT_FDCWD
+    names = {MOUNT_ATTR_RDONLY: "MOUNT_ATTR_RDONLY"}
+    _record("mount_setattr", ["AT_FDCWD", _q(path), "AT_RECURSIVE" if recursive else "0",
+                              f"{{attr_set={names.get(attr_set, hex(attr_set))}, "
+                              f"attr_clr={names.get(attr_clr, hex(attr_clr))}}}"], ret, t0, path)
+
+
 def fsopen(fstype: str) -> int:
     t0 = time.monotonic_ns()
     ret = _libc.syscall(_sysno("fsopen"), _b(fstype), 1)  # FSOPEN_CLOEXEC

@@ -1,0 +1,458 @@
+"""Mounts a container asks for: ``-v``, ``--mount``, ``--tmpfs`` and ``--read-only``.
+
+Three kinds, as in Docker:
+
+- a **bind mount** shows a host path inside the container (``-v /srv/www:/usr/share/www:ro``);
+- a **volume** is a directory minidocker keeps for you under ``<root>/volumes/<name>/_data``
+  (``-v data:/var/lib/db``, or ``-v /var/lib/db`` for an anonymous one; see
+  :mod:`minidocker.volumes`), which outlives the container;
+- a **tmpfs** is memory (``--tmpfs /run:size=64m``), gone with the container.
+
+Decide, then do. :func:`parse_volume`, :func:`parse_mount` and :func:`parse_tmpfs` turn what
+was typed into :class:`minidocker.config.Mount` records, with Docker's rules and Docker's words
+for what is wrong (moby ``volume/mounts/linux_parser.go``, docker/cli ``opts/mount.go``); they
+mount nothing. At start, :func:`plan` resolves them to host paths (:class:`MountPoint`, sorted
+so a parent is mounted before what lies under it), and in the container's child, after the
+root filesystem is mounted and before ``pivot_root``, :func:`apply_mounts` carries the plan
+out: ``mount(src, dst, NULL, MS_BIND|MS_REC)``, then the propagation
+(``MS_REC|MS_PRIVATE``...), then ``MS_BIND|MS_REMOUNT|MS_RDONLY`` for ``:ro``, made recursive
+with mount_setattr(2). :func:`remount_root_readonly` is ``--read-only``.
+
+Every target is resolved inside the image with :func:`minidocker.rootfs.secure_join`, so an
+image whose ``/data`` is a symlink to ``/etc`` cannot make a mount land on the host's.
+
+Notebook: ``08_volumes`` (to come). Man pages: mount(2), mount_namespaces(7) (propagation),
+mount_setattr(2), tmpfs(5).
+"""
+
+from __future__ import annotations
+
+import os
+
+from minidocker import syscalls, trace
+from minidocker.config import Mount, Record
+from minidocker.errors import UsageError
+from minidocker.rootfs import secure_join
+from minidocker.syscalls import MS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+# -v's mode field: each group may appear once (linuxValidMountMode).
+RW_MODES = ("ro", "rw")
+LABEL_MODES = ("z", "Z")  # SELinux relabelling: accepted, kept, not applied
+PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+COPY_MODES = ("nocopy",)
+CONSISTENCY_MODES = ("consistent", "cached", "delegated")  # macOS-era hints; no-ops on Linux
+DEFAULT_PROPAGATION = "rprivate"
+
+# Docker's local driver's names (moby names.RestrictedNamePattern): at least two characters.
+VOLUME_NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
+
+# --tmpfs options: mount flags (``exec`` clears what the default ``noexec`` set) and the data
+# keys tmpfs(5) takes (moby/sys/mount's validFlags for tmpfs).
+TMPFS_DEFAULT_FLAGS = ("noexec", "nosuid", "nodev")
+TMPFS_FLAG_OPTIONS = ("ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "sync",
+                      "async", "dirsync", "atime", "noatime", "diratime", "nodiratime",
+                      "relatime", "norelatime", "strictatime", "nostrictatime",
+                      *PROPAGATIONS, "defaults")
+TMPFS_DATA_OPTIONS = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol")
+
+
+def _clean(path: str) -> str:
+    """Go's ``path.Clean``: ``/data/`` and ``//data`` are ``/data`` (normpath keeps ``//``)."""
+    cleaned = os.path.normpath(path)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+def _mount_config_error(kind: str, reason: str) -> UsageError:
+    return UsageError(f'invalid mount config for type "{kind}": {reason}')
+
+
+def _check_target(kind: str, target: str) -> None:
+    """The daemon's checks on a destination, in its order (validateMountConfigImpl)."""
+    if not target:
+        raise _mount_config_error(kind, "field Target must not be empty")
+    if _clean(target) == "/":
+        raise _mount_config_error(kind, "invalid specification: destination can't be '/'")
+    if not target.startswith("/"):
+        raise _mount_config_error(kind, f"invalid mount path: '{target}' mount path must be "
+                                        "absolute")
+
+
+def check_volume_name(name: str) -> None:
+    """Docker's local driver's rule, and its hint: a relative path is taken for a name."""
+    import re
+
+    if not re.fullmatch(VOLUME_NAME_CHARS + "+", name):
+        raise UsageError(f'"{name}" includes invalid characters for a local volume name, only '
+                         f'"{VOLUME_NAME_CHARS}" are allowed. If you intended to pass a host '
+                         "directory, use absolute path")
+
+
+def _valid_mode(mode: str) -> bool:
+    if not mode:
+        return True
+    counts = [0] * 5
+    for option in mode.split(","):
+        for i, group in enumerate((RW_MODES, LABEL_MODES, PROPAGATIONS, COPY_MODES,
+                                   CONSISTENCY_MODES)):
+            if option in group:
+                counts[i] += 1
+                break
+        else:
+            return False
+    return max(counts) <= 1  # "ro,rw" or "shared,slave": conflicting, refused
+
+
+def parse_volume(spec: str, cwd: str) -> Mount:
+    """One ``-v``/``--volume``: ``/data``, ``name:/data``, ``/host:/data``, each with an
+    optional ``:ro,rw,z,Z,nocopy,<propagation>`` mode. A source starting with ``.`` is a host
+    path relative to ``cwd`` (the docker CLI's rule since 23.0).
+
+    A bind source is not checked here: ``-v`` makes a missing one a directory at start, as
+    Docker's daemon does (``create_source``); only the start can know what exists then.
+    """
+    def invalid(reason: str = "") -> UsageError:
+        return UsageError(f"invalid volume specification: '{spec}'"
+                          + (f": {reason}" if reason else ""))
+
+    fields = spec.split(":", 3)
+    if not fields[0]:
+        raise invalid()
+    source, mode = "", ""
+    if len(fields) == 1:
+        target = fields[0]
+    elif len(fields) == 2:
+        if _valid_mode(fields[1]):  # "/data:ro": a mode on an anonymous volume is meaningless
+            raise invalid()
+        source, target = fields
+    elif len(fields) == 3:
+        source, target, mode = fields
+    else:
+        raise invalid()
+    if not _valid_mode(mode):
+        raise UsageError(f"invalid mode: {mode}")
+    if source.startswith("."):
+        source = os.path.normpath(os.path.join(cwd, source))
+    kind = "bind" if source.startswith("/") else "volume"
+    options = mode.split(",") if mode else []
+    propagation = next((o for o in options if o in PROPAGATIONS), "")
+    try:
+        # The daemon's order: options of the wrong kind first, then the destination.
+        if propagation and kind != "bind":
+            raise _mount_config_error(kind, "field BindOptions must not be specified")
+        if "nocopy" in options and kind != "volume":
+            raise _mount_config_error(kind, "field VolumeOptions must not be specified")
+        _check_target(kind, target)
+    except UsageError as exc:
+        raise invalid(str(exc)) from None
+    if kind == "volume" and source:
+        check_volume_name(source)
+    return Mount(_clean(source) if kind == "bind" else source, _clean(target),
+                 readonly="ro" in options, type=kind,
+                 propagation=(propagation or DEFAULT_PROPAGATION) if kind == "bind" else "",
+                 nocopy="nocopy" in options, create_source=kind == "bind",
+                 relabel=next((o for o in options if o in LABEL_MODES), ""))
+
+
+def parse_mount(spec: str, cwd: str, exists: Callable[[str], bool] = os.path.exists) -> Mount:
+    """One ``--mount type=bind|volume|tmpfs,source=...,target=...,...`` (CSV, as docker/cli
+    reads it). Unlike ``-v``, a bind whose source does not exist is refused (``exists``
+    answers that; a test passes its own)."""
+    import csv
+
+    def invalid(reason: str) -> UsageError:
+        return UsageError(f'invalid argument "{spec}" for "--mount" flag: {reason}')
+
+    value = spec.strip()
+    if not value:
+        raise invalid("value is empty")
+    try:
+        fields = next(csv.reader([value]))
+    except (csv.Error, StopIteration) as exc:
+        raise invalid(str(exc)) from None
+    kind, source, target, readonly, nocopy = "volume", "", "", False, False
+    propagation, tmpfs_size, tmpfs_mode = "", "", ""
+    labels: dict[str, str] = {}
+    groups: set[str] = set()  # which kind's options were given: bind, volume, tmpfs
+    for field in fields:
+        key, sep, val = field.partition("=")
+        has_value = bool(sep)
+        if key.strip() != key:
+            raise invalid(f"invalid option '{key.strip()}' in '{field}': option should not "
+                          "have whitespace")
+        if has_value and not val.strip():
+            raise invalid(f"invalid value for '{key}': value is empty")
+        if has_value and val.strip() != val:
+            raise invalid(f"invalid value for '{key}' in '{field}': value should not have "
+                          "whitespace")
+        key = key.lower()
+        if not has_value and key not in ("readonly", "ro", "volume-nocopy"):
+            raise invalid(f"invalid field '{field}' must be a key=value pair")
+        if key == "type":
+            kind = val.lower()
+        elif key in ("source", "src"):
+            source = os.path.normpath(os.path.join(cwd, val)) if val.startswith(".") else val
+        elif key in ("target", "dst", "destination"):
+            target = val
+        elif key in ("readonly", "ro"):
+            readonly = _parse_bool(key, val, has_value, invalid)
+        elif key == "volume-nocopy":
+            nocopy = _parse_bool(key, val, has_value, invalid)
+            groups.add("volume")
+        elif key == "volume-label":
+            name, _, label_value = val.partition("=")
+            labels[name] = label_value
+            groups.add("volume")
+        elif key == "bind-propagation":
+            propagation = val.lower()
+            groups.add("bind")
+        elif key == "tmpfs-size":
+            tmpfs_size = _tmpfs_size(val, invalid)
+            groups.add("tmpfs")
+        elif key == "tmpfs-mode":
+            try:
+                tmpfs_mode = f"{int(val, 8):o}"
+            except ValueError:
+                raise invalid(f"invalid value for {key}: {val}") from None
+            groups.add("tmpfs")
+        elif key == "consistency":
+            pass  # a macOS-era hint; nothing to do on Linux
+        else:
+            raise invalid(f"unknown option '{key}' in '{field}'")
+    for group in sorted(groups - {kind}):
+        raise invalid(f"cannot mix '{group}-*' options with mount type '{kind}'")
+    if kind not in ("bind", "volume", "tmpfs"):
+        raise _mount_config_error(kind, "mount type unknown")
+    _check_target(kind, target)
+    if kind == "bind":
+        if not source:
+            raise _mount_config_error(kind, "field Source must not be empty")
+        if propagation and propagation not in PROPAGATIONS:
+            raise _mount_config_error(kind, f"invalid propagation mode: {propagation}")
+        if not source.startswith("/"):
+            raise _mount_config_error(kind, f"invalid mount path: '{source}' mount path must "
+                                            "be absolute")
+        if not exists(source):
+            raise _mount_config_error(kind, f"bind source path does not exist: {source}")
+        return Mount(_clean(source), _clean(target), readonly, "bind",
+                     propagation or DEFAULT_PROPAGATION)
+    if kind == "tmpfs":
+        if source:
+            raise _mount_config_error(kind, "field Source must not be specified")
+        options = ",".join(o for o in (f"mode={tmpfs_mode}" if tmpfs_mode else "",
+                                       f"size={tmpfs_size}" if tmpfs_size else "") if o)
+        return Mount("", _clean(target), readonly, "tmpfs", tmpfs_options=options)
+    if source:
+        check_volume_name(source)
+    return Mount(source, _clean(target), readonly, "volume", nocopy=nocopy, labels=labels)
+
+
+def _parse_bool(key: str, val: str, has_value: bool,
+                invalid: Callable[[str], UsageError]) -> bool:
+    if not has_value or val in ("1", "true"):
+        return True
+    if val in ("0", "false"):
+        return False
+    raise invalid(f"invalid value for '{key}': invalid boolean value (\"{val}\"): must be one "
+                  'of "true", "1", "false", or "0" (default "true")')
+
+
+def _tmpfs_size(val: str, invalid: Callable[[str], UsageError]) -> str:
+    """go-units' RAMInBytes (``64m``, ``1.5g``, ``512``: binary units), written back as
+    Docker's ConvertTmpfsOptions writes it: the largest unit that divides it evenly."""
+    import re
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?", val, re.IGNORECASE)
+    if not match:
+        raise invalid(f"invalid value for tmpfs-size: {val}")
+    size = int(float(match[1]) * 1024 ** " kmgtp".index(match[2].lower() or " "))
+    for suffix, divisor in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if size % divisor == 0:
+            return f"{size // divisor}{suffix}"
+    return str(size)
+
+
+def parse_tmpfs(spec: str) -> Mount:
+    """One ``--tmpfs /run[:size=64m,mode=1777,...]``: a destination and mount options."""
+    target, _, options = spec.partition(":")
+    _check_target("tmpfs", target)
+    tmpfs_flags_and_data(options)  # refuse a bad option now, not at start
+    return Mount("", _clean(target), "ro" in options.split(","), "tmpfs",
+                 tmpfs_options=options)
+
+
+def parse_flags(volumes: Sequence[str], mounts: Sequence[str], tmpfs: Sequence[str],
+                cwd: str) -> list[Mount]:
+    """``run``'s ``-v``, ``--mount`` and ``--tmpfs`` together; one destination, one mount."""
+    parsed = [parse_volume(v, cwd) for v in volumes] + [parse_mount(m, cwd) for m in mounts]
+    parsed += [parse_tmpfs(t) for t in tmpfs]
+    seen: set[str] = set()
+    for m in parsed:
+        if m.target in seen:
+            raise UsageError(f"Duplicate mount point: {m.target}")
+        seen.add(m.target)
+    return parsed
+
+
+def notes(mounts: Sequence[Mount]) -> list[str]:
+    """What was asked but is not done, one line each, for the command to print."""
+    return [f"{m.source or m.target}: SELinux relabelling ({m.relabel}) is ignored: "
+            "minidocker applies no SELinux labels" for m in mounts if m.relabel]
+
+
+# -- the plan: host paths, in mounting order --------------------------------------------------
+
+class MountPoint(Record):
+    """One mount decided: ``source`` a host path (a volume's ``_data`` by now; "" for tmpfs),
+    ``target`` the path inside the container, ``propagation`` a bind's, ``data`` tmpfs's."""
+
+    __slots__ = ("source", "target", "type", "readonly", "propagation", "data")
+
+    def __init__(self, source: str, target: str, type: str = "bind", readonly: bool = False,
+                 propagation: str = DEFAULT_PROPAGATION, data: str = "") -> None:
+        self.source = source
+        self.target = target
+        self.type = type
+        self.readonly = readonly
+        self.propagation = propagation
+        self.data = data
+
+
+def plan(mounts: Sequence[Mount], volume_paths: Mapping[str, str]) -> list[MountPoint]:
+    """The mounts as host paths, parents first (Docker's mountSort: fewer path components
+    first), so ``/data`` does not hide a ``/data/cache`` mounted before it.
+
+    ``volume_paths``: for each volume mount's target, its volume's ``_data`` directory (the
+    start step got it from :func:`minidocker.volumes.use`).
+    """
+    planned = []
+    for m in mounts:
+        if m.type == "volume":
+            planned.append(MountPoint(volume_paths[m.target], m.target, "bind", m.readonly))
+        elif m.type == "tmpfs":
+            planned.append(MountPoint("", m.target, "tmpfs", m.readonly, "", m.tmpfs_options))
+        else:
+            planned.append(MountPoint(m.source, m.target, "bind", m.readonly,
+                                      m.propagation or DEFAULT_PROPAGATION))
+    return sorted(planned, key=lambda p: p.target.rstrip("/").count("/"))
+
+
+def prepare_bind_sources(mounts: Sequence[Mount]) -> None:
+    """On the host, before the child: make the missing sources ``-v`` asked for (directories,
+    as Docker makes them); a ``--mount`` source that vanished since ``create`` is refused."""
+    for m in mounts:
+        if m.type != "bind" or os.path.exists(m.source):
+            continue
+        if not m.create_source:
+            raise _mount_config_error("bind", f"bind source path does not exist: {m.source}")
+        os.makedirs(m.source, mode=0o755, exist_ok=True)
+
+
+# -- applying it, in the container's mount namespace ------------------------------------------
+
+PROPAGATION_FLAGS: dict[str, MS] = {
+    "private": MS.PRIVATE, "rprivate": MS.REC | MS.PRIVATE,
+    "shared": MS.SHARED, "rshared": MS.REC | MS.SHARED,
+    "slave": MS.SLAVE, "rslave": MS.REC | MS.SLAVE,
+}
+
+# statvfs(3) f_flag bits -> the mount(2) flags a remount must repeat. A bind remount replaces
+# the per-mount flags: leaving one out clears it (the rootfs's nodev would be lost, reopening
+# device nodes), and inside a user namespace the kernel refuses (EPERM) to clear locked ones.
+_KEPT_FLAGS = ((2, MS.NOSUID), (4, MS.NODEV), (8, MS.NOEXEC), (1024, MS.NOATIME),
+               (2048, MS.NODIRATIME), (4096, MS.RELATIME))
+
+
+def kept_flags(path: str) -> MS:
+    """The flags of the mount at ``path`` that a bind remount must keep."""
+    have = os.statvfs(path).f_flag
+    flags = MS(0)
+    for bit, flag in _KEPT_FLAGS:
+        if have & bit:
+            flags |= flag
+    return flags
+
+
+def tmpfs_flags_and_data(options: str) -> tuple[MS, str]:
+    """``--tmpfs`` options as mount(2) arguments, over Docker's ``noexec,nosuid,nodev``."""
+    names = {"ro": MS.RDONLY, "exec": MS.NOEXEC, "suid": MS.NOSUID, "dev": MS.NODEV,
+             "sync": MS.SYNCHRONOUS, "dirsync": MS.DIRSYNC, "atime": MS.NOATIME,
+             "diratime": MS.NODIRATIME, "relatime": MS.RELATIME,
+             "strictatime": MS.STRICTATIME}
+    flags, data = MS.NOEXEC | MS.NOSUID | MS.NODEV, []
+    for option in (o for o in options.split(",") if o):
+        key = option.partition("=")[0]
+        if key in TMPFS_DATA_OPTIONS and "=" in option:
+            data.append(option)
+        elif option in ("ro", "sync", "dirsync", "noatime", "nodiratime", "relatime",
+                        "strictatime", "noexec", "nosuid", "nodev"):
+            flags |= names.get(option) or names[option[2:]]
+        elif option in ("rw", "exec", "suid", "dev", "async", "atime", "diratime",
+                        "norelatime", "nostrictatime"):
+            clear = {"rw": "ro", "async": "sync"}.get(option, option.removeprefix("no"))
+            flags &= ~names[clear]
+        elif option in PROPAGATIONS or option == "defaults":
+            pass  # a fresh tmpfs has nothing under it to propagate
+        else:
+            raise UsageError(f'invalid tmpfs option "{key}"')
+    return flags, ",".join(data)
+
+
+def _make_target(where: str, source: str) -> None:
+    """The mount point, inside the image: a file for a file, else a directory."""
+    if os.path.lexists(where):
+        return
+    if source and not os.path.isdir(source):
+        os.makedirs(os.path.dirname(where), mode=0o755, exist_ok=True)
+        os.close(os.open(where, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    else:
+        os.makedirs(where, mode=0o755, exist_ok=True)
+
+
+def make_readonly(where: str) -> None:
+    """``MS_BIND|MS_REMOUNT|MS_RDONLY`` on ``where``, then the mounts under it too.
+
+    The remount changes the one mount; mount_setattr(2) (Linux 5.12) with ``AT_RECURSIVE``
+    reaches the submounts an ``MS_REC`` bind brought along, as Docker 25 does for ``:ro``.
+    Without it they stay writable, as before Docker 25, and the trace says so.
+    """
+    syscalls.mount(None, where, None, MS.BIND | MS.REMOUNT | MS.RDONLY | kept_flags(where))
+    try:
+        syscalls.mount_setattr(where, syscalls.MOUNT_ATTR_RDONLY, recursive=True)
+    except OSError as exc:
+        import errno
+
+        if exc.errno != errno.ENOSYS:
+            raise
+        if trace.enabled():
+            trace.note(f"{where}: no mount_setattr(2): submounts stay writable")
+
+
+def apply_mounts(root: str, mounts: Sequence[MountPoint]) -> None:
+    """Mount ``mounts`` (from :func:`plan`) under ``root``, the container's root filesystem.
+
+    Runs in the container's own mount namespace, after the root filesystem and before
+    pivot_root (the host paths are still reachable then, and no longer after).
+    """
+    for m in mounts:
+        where = secure_join(root, m.target)
+        _make_target(where, m.source)
+        if m.type == "tmpfs":
+            flags, data = tmpfs_flags_and_data(m.data)
+            syscalls.mount("tmpfs", where, "tmpfs", flags | (MS.RDONLY if m.readonly else 0),
+                           data or None)
+            continue
+        syscalls.mount(m.source, where, None, MS.BIND | MS.REC)
+        syscalls.mount(None, where, None, PROPAGATION_FLAGS[m.propagation or
+                                                            DEFAULT_PROPAGATION])
+        if m.readonly:
+            make_readonly(where)
+
+
+def remount_root_readonly(root: str) -> None:
+    """``--read-only``: the root filesystem's own mount read-only; the mounts on it (/proc,
+    /dev, volumes, tmpfs) keep theirs, as in Docker. Call after :func:`apply_mounts`."""
+    syscalls.mount(None, root, None, MS.BIND | MS.REMOUNT | MS.RDONLY | kept_flags(root))
