@@ -300,12 +300,17 @@ def test_kill_delivers_the_signal_it_is_given(cli):
 
 
 def test_restart_and_wait(cli):
-    run_d(cli, "--name", "wbox", "busybox", "sh", "-c", "sleep 0.3; exit 5")
+    # The container ends when the test says so (a file it waits for, made by `exec`), not
+    # after a fixed sleep: under emulation `restart` alone took longer than a 0.3 s sleep.
+    script = "rm -f /go; while [ ! -e /go ]; do sleep 0.05; done; exit 5"
+    run_d(cli, "--name", "wbox", "busybox", "sh", "-c", script)
+    cli("exec", "wbox", "touch", "/go", check=True)
     assert cli("wait", "wbox", check=True).stdout == "5\n"
     pid = int(inspect(cli, "wbox", "{{.State.Pid}}") or 0)
     assert pid == 0
     cli("restart", "wbox", check=True)
     assert status(cli, "wbox") == "running"
+    cli("exec", "wbox", "touch", "/go", check=True)
     assert cli("wait", "wbox", check=True).stdout == "5\n"
 
 
