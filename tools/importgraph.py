@@ -53,8 +53,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "logs", "storagedriver",
     ),
     "images and storage": (
-        "reference", "store", "blobs", "tags", "gc", "layers", "whiteouts", "graphdriver",
-        "vfs", "diff", "archive", "dockerarchive", "busybox", "imagecache", "instructions",
+        "ocispec", "reference", "store", "layers", "graphdriver",
+        "vfs", "diff", "archive", "busybox", "imagecache", "instructions",
         "registry", "registry.auth", "registry.client", "registry.platforms", "registry.pull",
         "registry.push",
     ),
