@@ -48,9 +48,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "mechanisms": (
         "namespaces", "overlay", "rootfs", "network", "ipam", "ports", "nftables", "proxy",
-        "cgroups", "cgroups.v1", "cgroups.v2", "cgroups.joinbench", "users", "capabilities",
-        "seccomp", "seccomp_default", "devices", "rlimits", "userns", "lsm", "tty", "init",
-        "logs", "storagedriver",
+        "cgroups", "cgroups.limits", "cgroups.files", "cgroups.v1", "cgroups.v2",
+        "cgroups.joinbench", "users", "capabilities", "seccomp", "seccomp_default", "devices",
+        "rlimits", "userns", "lsm", "tty", "init", "logs",
     ),
     "images and storage": (
         "ocispec", "reference", "store", "layers", "graphdriver",
