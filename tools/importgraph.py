@@ -60,12 +60,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "engine": (
         "config", "spec", "state", "lifecycle", "container", "security", "networking",
-        "attachments", "engine", "enter", "supervisor", "keeper", "client", "attach",
+        "engine", "enter", "supervisor", "keeper", "client", "attach",
     ),
     "faces": (
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
         "commands.containers", "commands.images", "commands.network", "commands.registry",
-        "commands.resources", "commands.imageio", "commands.imagebuild",
+        "commands.resources",
     ),
     "notebook helpers": (
         "lab", "overlaylab", "escapes",
