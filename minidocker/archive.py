@@ -38,8 +38,7 @@ from pathlib import Path
 
 from minidocker import layers
 from minidocker.errors import CorruptBlob, ImageError, InvalidReference, UsageError
-from minidocker.reference import Reference, parse
-from minidocker.store import (
+from minidocker.ocispec import (
     ANNOTATION_IMAGE_NAME,
     ANNOTATION_REF_NAME,
     DOCKER_LAYER,
@@ -51,10 +50,10 @@ from minidocker.store import (
     MEDIA_LAYER,
     MEDIA_LAYER_GZIP,
     MEDIA_MANIFEST,
-    Image,
-    ImageStore,
     host_architecture,
 )
+from minidocker.reference import Reference, parse
+from minidocker.store import Image, ImageStore
 from minidocker.store import open_source as open_stream
 
 TYPE_CHECKING = False

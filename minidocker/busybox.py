@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from minidocker.errors import HostError
-from minidocker.store import DEFAULT_PATH_ENV, host_architecture
+from minidocker.ocispec import DEFAULT_PATH_ENV, host_architecture
 
+# The store builds this image on first use (ImageStore.resolve calls install), so this module
+# must not import the store at run time: it is handed one, and names its types only for mypy.
 if TYPE_CHECKING:
     import tarfile
 

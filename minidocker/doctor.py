@@ -57,6 +57,17 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+# The host facts live below, where the storage driver (a mechanism) can read them without
+# importing this report; notebooks 01 and 04 still call them as ``doctor.parse_mountinfo``,
+# ``doctor.filesystem_types`` and ``doctor.storage_driver``.
+from minidocker.graphdriver import storage_driver
+from minidocker.mountinfo import (
+    cgroup_layout,
+    filesystem_types,
+    parse_mountinfo,
+    propagation,
+)
+
 DEFAULT_STATE_DIR = "/var/lib/minidocker"
 MIN_PYTHON = (3, 11)
 MIN_KERNEL = (5, 0)
@@ -100,19 +111,6 @@ NAMESPACES: tuple[NamespaceKind, ...] = (
                   "CONFIG_TIME_NS", False),
 )
 
-# Filesystems overlayfs refuses (or misbehaves on) as the upper layer: they lack the xattrs,
-# d_type or RENAME_WHITEOUT that copy-up and whiteouts need.
-UPPER_UNSUITABLE = frozenset({
-    "overlay", "aufs", "nfs", "nfs4", "cifs", "smb3", "vfat", "exfat", "ecryptfs", "9p",
-    "vboxsf", "squashfs", "iso9660",
-})
-
-# v1 controllers, as they appear in the super options of a "cgroup" mount.
-V1_CONTROLLERS = frozenset({
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio",
-    "blkio", "perf_event", "hugetlb", "pids", "rdma", "misc",
-})
-
 OPTIONAL_TOOLS: tuple[tuple[str, str, str], ...] = (
     ("nft", "nftables", "firewall and NAT rules for container networks"),
     ("runc", "runc", "a reference OCI runtime for the benchmarks"),
@@ -144,101 +142,12 @@ def _read(path: Path) -> str | None:
         return None
 
 
-@dataclass(frozen=True)
-class MountEntry:
-    """One line of /proc/self/mountinfo (see proc(5))."""
-
-    mount_id: int
-    parent_id: int
-    root: str
-    mount_point: str
-    options: str
-    optional: tuple[str, ...]  # "shared:1", "master:2", "propagate_from:3", "unbindable"
-    fstype: str
-    source: str
-    super_options: str
-
-
-def _unescape(field: str) -> str:
-    # The kernel writes space, tab, newline and backslash in paths as \040 \011 \012 \134.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    entries = []
-    for line in text.splitlines():
-        fields = line.split()
-        if "-" not in fields:
-            continue
-        sep = fields.index("-")
-        if sep < 6 or len(fields) < sep + 3:
-            continue
-        entries.append(MountEntry(
-            mount_id=int(fields[0]), parent_id=int(fields[1]), root=_unescape(fields[3]),
-            mount_point=_unescape(fields[4]), options=fields[5], optional=tuple(fields[6:sep]),
-            fstype=fields[sep + 1], source=_unescape(fields[sep + 2]),
-            super_options=fields[sep + 3] if len(fields) > sep + 3 else "",
-        ))
-    return entries
-
-
-def mount_containing(path: str, mounts: list[MountEntry]) -> MountEntry | None:
-    """The mount a path lives on: the longest mount point above it (the last one, if stacked)."""
-    best: MountEntry | None = None
-    for m in mounts:
-        prefix = m.mount_point.rstrip("/") + "/"
-        if (path == m.mount_point or path.startswith(prefix)) and (
-                best is None or len(m.mount_point) >= len(best.mount_point)):
-            best = m
-    return best
-
-
-def propagation(entry: MountEntry) -> str:
-    """``shared``, ``slave``, ``shared and slave``, ``unbindable`` or ``private``."""
-    tags = {tag.split(":")[0] for tag in entry.optional}
-    if "shared" in tags and "master" in tags:
-        return "shared and slave"
-    if "shared" in tags:
-        return "shared"
-    if "master" in tags:
-        return "slave"
-    if "unbindable" in tags:
-        return "unbindable"
-    return "private"
-
-
-@dataclass(frozen=True)
-class CgroupLayout:
-    mode: str  # "v2", "hybrid", "v1" or "none"
-    v2_path: str | None
-    v1_controllers: tuple[str, ...]
-
-
-def cgroup_layout(mounts: list[MountEntry]) -> CgroupLayout:
-    v2 = [m.mount_point for m in mounts if m.fstype == "cgroup2"]
-    controllers = sorted({opt for m in mounts if m.fstype == "cgroup"
-                          for opt in m.super_options.split(",") if opt in V1_CONTROLLERS})
-    if "/sys/fs/cgroup" in v2:
-        return CgroupLayout("v2", "/sys/fs/cgroup", tuple(controllers))
-    v2_path = v2[0] if v2 else None
-    if controllers:
-        return CgroupLayout("hybrid" if v2_path else "v1", v2_path, tuple(controllers))
-    if v2_path:
-        return CgroupLayout("v2", v2_path, ())
-    return CgroupLayout("none", None, ())
-
-
 def parse_kernel_version(release: str) -> tuple[int, int, int] | None:
     """``"6.1.0-13-amd64"`` -> ``(6, 1, 0)``; None if it does not start with a version."""
     m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release.strip())
     if not m:
         return None
     return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-
-
-def filesystem_types(proc_filesystems: str) -> set[str]:
-    """The names in /proc/filesystems (the last column; ``nodev`` marks virtual ones)."""
-    return {line.split()[-1] for line in proc_filesystems.splitlines() if line.strip()}
 
 
 def elf_is_static(head: bytes) -> bool | None:
@@ -268,18 +177,6 @@ def elf_is_static(head: bytes) -> bool | None:
 
 def state_dir() -> str:
     return os.environ.get("MINIDOCKER_ROOT") or DEFAULT_STATE_DIR
-
-
-def storage_driver(path: str, mounts: list[MountEntry], overlay: bool) -> tuple[str, str]:
-    """Which driver a state directory at ``path`` gets, and why: ``overlay`` or ``vfs``."""
-    if not overlay:
-        return "vfs", "the kernel has no overlayfs"
-    m = mount_containing(path, mounts)
-    if m is None:
-        return "overlay", f"{path} is on an unknown filesystem"
-    if m.fstype in UPPER_UNSUITABLE or m.fstype.startswith("fuse"):
-        return "vfs", f"{path} is on {m.fstype} ({m.mount_point}), which overlayfs refuses as upper"
-    return "overlay", f"{path} is on {m.fstype} ({m.mount_point})"
 
 
 # -- the checks ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ them.
 
 **How the choice is made.** Once per state root, the first time an image layer is unpacked or
 a container is created, by the same rule ``minidocker doctor`` reports
-(:func:`minidocker.doctor.storage_driver`: the filesystem under the root, read from
+(:func:`storage_driver`: the filesystem under the root, read from
 ``/proc/self/mountinfo``, and whether the kernel has overlayfs). The answer is written to
 ``<root>/storage-driver`` and kept: layers unpacked for one driver are not in the other's format,
 and a container made with one must be started with it (Docker keeps its choice the same way, in
@@ -38,6 +38,10 @@ Notebook: ``04_overlayfs``. See also ``minidocker doctor`` ("storage driver").
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from minidocker.mountinfo import MountEntry
 
 from minidocker.errors import HostError
 
@@ -77,16 +81,37 @@ def recorded_choice(root: str) -> tuple[str, str] | None:
     return driver, why.strip()
 
 
+# Filesystems overlayfs refuses (or misbehaves on) as the upper layer: they lack the xattrs,
+# d_type or RENAME_WHITEOUT that copy-up and whiteouts need.
+UPPER_UNSUITABLE = frozenset({
+    "overlay", "aufs", "nfs", "nfs4", "cifs", "smb3", "vfat", "exfat", "ecryptfs", "9p",
+    "vboxsf", "squashfs", "iso9660",
+})
+
+def storage_driver(path: str, mounts: list[MountEntry], overlay: bool) -> tuple[str, str]:
+    """Which driver a state directory at ``path`` gets, and why: ``overlay`` or ``vfs``."""
+    if not overlay:
+        return "vfs", "the kernel has no overlayfs"
+    from minidocker.mountinfo import mount_containing
+
+    m = mount_containing(path, mounts)
+    if m is None:
+        return "overlay", f"{path} is on an unknown filesystem"
+    if m.fstype in UPPER_UNSUITABLE or m.fstype.startswith("fuse"):
+        return "vfs", f"{path} is on {m.fstype} ({m.mount_point}), which overlayfs refuses as upper"
+    return "overlay", f"{path} is on {m.fstype} ({m.mount_point})"
+
+
 def decide(root: str) -> tuple[str, str]:
-    """Which driver ``root`` should get, and why: ``doctor``'s rule, applied to this host."""
-    from minidocker import doctor
+    """Which driver ``root`` should get, and why: :func:`storage_driver`, applied to this host."""
+    # imported here, not at the top: ``run`` only reads the recorded choice
+    from minidocker import overlay
+    from minidocker.mountinfo import parse_mountinfo
 
     with open("/proc/self/mountinfo") as f:
-        mounts = doctor.parse_mountinfo(f.read())
-    from minidocker import overlay
-
+        mounts = parse_mountinfo(f.read())
     has_overlay = overlay.ensure_loaded()  # a module not loaded yet is loaded, as Docker does
-    return doctor.storage_driver(os.path.realpath(root), mounts, has_overlay)
+    return storage_driver(os.path.realpath(root), mounts, has_overlay)
 
 
 def _write_choice(root: str, driver: str, why: str) -> None:

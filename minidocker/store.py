@@ -55,6 +55,27 @@ from pathlib import Path
 
 from minidocker import layers
 from minidocker.errors import CorruptBlob, ImageError, ImageNotFound, InvalidReference, UsageError
+from minidocker.ocispec import (
+    ANNOTATION_IMAGE_NAME,
+    ANNOTATION_REF_NAME,
+    CONFIG_FIELDS,
+    DEFAULT_PATH_ENV,
+    DOCKER_MANIFEST,
+    GZIP_LAYERS,
+    LAYOUT_VERSION,
+    MEDIA_CONFIG,
+    MEDIA_INDEX,
+    MEDIA_LAYER,
+    MEDIA_MANIFEST,
+    PLAIN_LAYERS,
+    host_architecture,
+)
+
+# Re-exported for callers that name them as store.X: notebook 05 prints store.MEDIA_*, and the
+# registry puller imports the layer types from here.
+from minidocker.ocispec import DOCKER_LAYER as DOCKER_LAYER
+from minidocker.ocispec import DOCKER_LAYER_GZIP as DOCKER_LAYER_GZIP
+from minidocker.ocispec import MEDIA_LAYER_GZIP as MEDIA_LAYER_GZIP
 from minidocker.reference import Reference, parse
 
 # Not `from typing import TYPE_CHECKING`: importing typing alone costs ~2 ms of the start-up
@@ -68,32 +89,8 @@ if TYPE_CHECKING:  # typing and dataclasses cost milliseconds at run time: annot
 
 DEFAULT_ROOT = Path("/var/lib/minidocker")
 
-MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
-MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
-MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar"
-MEDIA_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-# Docker's own schema-2 names for the same things, as a registry may serve them.
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
-DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-_PLAIN_LAYERS = (MEDIA_LAYER, DOCKER_LAYER)
-_GZIP_LAYERS = (MEDIA_LAYER_GZIP, DOCKER_LAYER_GZIP)
-
-ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"  # familiar: busybox:latest
-ANNOTATION_IMAGE_NAME = "io.containerd.image.name"  # canonical: docker.io/library/busybox:latest
-LAYOUT_VERSION = "1.0.0"
-
-DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# The fields of an image config's "config" object (image-spec config.md) a caller may set.
-CONFIG_FIELDS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir",
-                 "Labels", "StopSignal")
 BUILTIN_IMAGES = ("docker.io/library/busybox:latest",)
 
-# uname -m -> the GOARCH names OCI uses for "architecture".
-_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm",
-           "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x",
-           "riscv64": "riscv64"}
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _ID_PREFIX = re.compile(r"[0-9a-f]{4,63}")
 
@@ -230,7 +227,7 @@ class ImageStore:
 
     def layer_size(self, descriptor: dict[str, Any]) -> int:
         """The uncompressed size of a layer: its tar's size (gzip's trailer says, mod 4 GiB)."""
-        if descriptor.get("mediaType") not in _GZIP_LAYERS:
+        if descriptor.get("mediaType") not in GZIP_LAYERS:
             return int(descriptor.get("size", 0))
         try:
             with open(self.blob_path(descriptor["digest"]), "rb") as f:
@@ -743,13 +740,13 @@ class ImageStore:
 
         self._ensure_layout()
         digest, media_type = descriptor["digest"], descriptor.get("mediaType", MEDIA_LAYER)
-        if media_type not in _PLAIN_LAYERS + _GZIP_LAYERS:
+        if media_type not in PLAIN_LAYERS + GZIP_LAYERS:
             raise ImageError(f"layer {digest}: unsupported media type {media_type}")
         blob = layers.HashingReader(raw)
         # GzipFile reading forward only ever calls read() on the hasher. An uncompressed
         # layer's digest is its diff ID: one hash over the bytes is enough.
         tar = (layers.HashingReader(layers.decompressed(cast("BinaryIO", blob), "gzip"))
-               if media_type in _GZIP_LAYERS else blob)
+               if media_type in GZIP_LAYERS else blob)
 
         def verify() -> None:
             blob.drain()  # bytes after the end of the tar still belong to the blob
@@ -822,11 +819,6 @@ class ImageStore:
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-def host_architecture() -> str:
-    machine = os.uname().machine
-    return _GOARCH.get(machine, machine)
-
 
 def _empty_index() -> dict[str, Any]:
     return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": []}

@@ -40,9 +40,7 @@ import os
 import signal
 
 from minidocker import syscalls, trace
-from minidocker.cgroups import (
-    CgroupLimits,
-    cfs,
+from minidocker.cgroups.files import (
     make_parents,
     read_int,
     read_keyed,
@@ -53,7 +51,11 @@ from minidocker.cgroups import (
     set_pids,
     wait_until,
 )
-from minidocker.cgroups import write_value as _write
+from minidocker.cgroups.files import write_value as _write
+from minidocker.cgroups.limits import (
+    CgroupLimits,
+    cfs,
+)
 
 CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "freezer")
 

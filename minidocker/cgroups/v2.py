@@ -36,11 +36,7 @@ import os
 import signal
 
 from minidocker import syscalls, trace
-from minidocker.cgroups import (
-    CgroupLimits,
-    cfs,
-    cpu_weight,
-    io_weight,
+from minidocker.cgroups.files import (
     make_parents,
     read_int,
     read_keyed,
@@ -49,10 +45,16 @@ from minidocker.cgroups import (
     remove_groups,
     set_cpuset,
     set_pids,
-    swap_only,
     wait_until,
 )
-from minidocker.cgroups import write_value as _write
+from minidocker.cgroups.files import write_value as _write
+from minidocker.cgroups.limits import (
+    CgroupLimits,
+    cfs,
+    cpu_weight,
+    io_weight,
+    swap_only,
+)
 
 CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 KEY = "unified"  # the one entry in a v2 Cgroup's paths

@@ -44,7 +44,7 @@ def cmd_import(argv: list[str]) -> int:
     p.add_argument("-m", "--message", help="set a commit message for the imported image")
     args = p.parse_args(argv)
     from minidocker import instructions
-    from minidocker.store import DEFAULT_PATH_ENV
+    from minidocker.ocispec import DEFAULT_PATH_ENV
 
     changes = instructions.apply({"Env": [DEFAULT_PATH_ENV]}, args.change)
     src = sys.stdin.buffer if args.file == "-" else args.file

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from minidocker import doctor
+from minidocker import doctor, mountinfo
 
 # The development hosts: v1 controllers plus an empty cgroup2 tree, / private.
 MOUNTINFO_HYBRID = """\
@@ -203,9 +203,9 @@ def test_check_propagation_without_root_mount() -> None:
 
 def test_mount_containing_is_longest_prefix_not_string_prefix() -> None:
     mounts = doctor.parse_mountinfo(MOUNTINFO_V2)
-    m = doctor.mount_containing("/var/lib/minidocker/images", mounts)
+    m = mountinfo.mount_containing("/var/lib/minidocker/images", mounts)
     assert m is not None and m.fstype == "tmpfs"
-    m = doctor.mount_containing("/var/lib/minidocker2", mounts)
+    m = mountinfo.mount_containing("/var/lib/minidocker2", mounts)
     assert m is not None and m.mount_point == "/"
 
 
