@@ -1,6 +1,6 @@
 """Container commands: ``ps``, ``logs``, ``start``, ``stop``, ``kill``, ``restart``, ``rm``,
 ``wait``, ``attach``, ``exec``, ``inspect``, ``top``, ``rename``, ``create``, ``container ...``,
-``system prune``; and ``run -d`` (:func:`run_supervised`).
+``system prune``; and ``run --restart`` in the foreground (:func:`run_supervised`).
 
 Who does what (see :mod:`minidocker.supervisor`): what needs a long-lived parent (starting a
 detached container, holding its output, attaching to it) is asked of the supervisor over its
@@ -250,62 +250,24 @@ def wait_exit(c: Container) -> int:
 
 # -- the supervisor's part ---------------------------------------------------------------------
 
-def run_supervised(config: ContainerConfig, *, start: bool, detach: bool) -> int:
-    """``run -d``, ``create``, and ``run --restart ...`` in the foreground: the supervisor
-    makes the container from ``config`` (and starts it); a foreground one is attached to at
-    once. What the engine had to say (a warning) comes back in the reply."""
+def run_supervised(config: ContainerConfig) -> int:
+    """``run --restart ...`` in the foreground: the supervisor makes the container from
+    ``config`` and starts it, and we attach at once. (``run -d`` and ``create`` attach to
+    nothing: :func:`minidocker.client.run_detached`, which imports far less.)"""
     from minidocker import client
 
     layout = state.Layout()
     cid = state.new_id()  # chosen here, so that we can find it if the supervisor dies
-    message: dict[str, Any] = {"op": "create", "config": config.to_dict(), "id": cid,
-                               "start": start}
+    interactive, tty = config.process.interactive, config.process.tty
+    message = client.create_request(config, cid, start=True)
+    message["attach"] = _attach_request(interactive, tty)
     try:
-        if start and not detach:
-            interactive, tty = config.process.interactive, config.process.tty
-            message["attach"] = _attach_request(interactive, tty)
-            sock = client.connect(layout)
-            reply = client.send(sock, message)
-            _print_output(reply)
-            return _attached(sock, Container(layout, reply["id"]), interactive, tty,
-                             sig_proxy=True)
-        reply = client.request(layout, message)
+        sock = client.connect(layout)
+        reply = client.send(sock, message)
     except client.SupervisorGone:
-        return _after_the_supervisor_died(layout, cid, start)
-    _print_output(reply)
-    print(reply["id"], flush=True)
-    return 0
-
-
-def _after_the_supervisor_died(layout: state.Layout, cid: str, start: bool) -> int:
-    """The supervisor ended between our request and its answer: ask a new one (which
-    re-adopts whatever the old one had started) and say what became of the container."""
-    from minidocker import client
-
-    client.request(layout, {"op": "ping"})  # starts a new supervisor; it re-adopts
-    cdir, short = layout.container(cid), cid[:12]
-    record = lifecycle.read(cdir, "state", {}) if os.path.isdir(cdir) else {}
-    if not record:
-        if os.path.isdir(cdir):  # made in part, never recorded: leave nothing behind
-            from minidocker import container
-
-            container.teardown(layout, cid)
-        raise client.SupervisorError(f"the supervisor ended before it answered: container "
-                                     f"{short} was not made, and nothing was created")
-    current = lifecycle.status(record)
-    if current == "exited":
-        current = f"exited ({lifecycle.exit_code(record)})"
-    print(f"minidocker: warning: the supervisor ended before it answered; container {short} "
-          f"is {current}{', and a new supervisor looks after it' if current == 'running' else ''}",
-          file=sys.stderr)
-    print(cid, flush=True)
-    return 0
-
-
-def _print_output(reply: dict[str, Any]) -> None:
-    if reply.get("output"):
-        sys.stderr.write(str(reply["output"]))
-        sys.stderr.flush()
+        return client.after_the_supervisor_died(layout, cid)
+    client.print_output(reply)
+    return _attached(sock, Container(layout, reply["id"]), interactive, tty, sig_proxy=True)
 
 
 def _attach_request(stdin: bool, tty: bool) -> dict[str, Any]:
