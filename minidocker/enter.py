@@ -148,7 +148,7 @@ def exec_in(pid: int, plan: ExecPlan, cgroup: Any = None) -> int:
             console[1].close()
             master = tty.recv_fd(console[0])
             console[0].close()
-        error = container._read_reports(read_fd, None, child, ())
+        error = container.read_reports(read_fd, None, child, ())
         if error is not None:
             os.waitpid(child, 0)
             raise ExecError(error[1], error[0])
