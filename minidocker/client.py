@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from minidocker.config import ContainerConfig
 
-SUPERVISOR_DIR = "supervisor"
+SUPERVISOR_DIR = state.SUPERVISOR_DIR
 START_TIMEOUT = 10.0  # seconds for a new supervisor to answer
 
 
@@ -48,16 +48,10 @@ def paths(layout: state.Layout) -> dict[str, str]:
 
 
 def supervisor_pid(layout: state.Layout, which: str = "pid") -> int | None:
-    """The live supervisor's PID (its pid file, checked against the kernel), or None;
-    ``which="keeper.pid"``: its keeper's."""
-    try:
-        with open(os.path.join(paths(layout)["dir"], which)) as f:
-            pid, start = (int(x) for x in f.read().split())
-    except (FileNotFoundError, ValueError):
-        return None
-    from minidocker.lifecycle import process_alive
+    """The live supervisor's PID, or None (see :func:`minidocker.lifecycle.supervisor_pid`)."""
+    from minidocker import lifecycle
 
-    return pid if process_alive(pid, start) else None
+    return lifecycle.supervisor_pid(layout, which)
 
 
 def _address(path: str) -> str:

@@ -134,7 +134,7 @@ def find_executable(name: str, path: str) -> str:
     raise ExecError(f'exec: "{name}": executable file not found in $PATH', EXIT_NOT_FOUND)
 
 
-def _report(fd: int, code: int, message: str) -> None:
+def report_failure(fd: int, code: int, message: str) -> None:
     """Tell the parent why the start failed: ``!<code> <message>`` on one line.
 
     Not JSON: this runs after pivot_root, where the host's files (Python's own ``json``
@@ -410,7 +410,7 @@ def _child(spec: Spec, lowers: list[str], cdir: str, channel: Channel, parent_fd
     except BaseException as exc:  # the process boundary: anything at all must be reported
         code, message = EXIT_RUNTIME, f"{type(exc).__name__}: {exc}"
     try:
-        _report(channel.report_fd, code, message)
+        report_failure(channel.report_fd, code, message)
     finally:
         os._exit(code)
 
@@ -612,7 +612,7 @@ def fork(s: Start) -> None:
     s.pid, s.born_in_cgroup = security.fork(s.spec, s.cgroup)
     if s.pid == 0:
         _become_the_container(s)  # never returns
-    s.undo.callback(_kill_and_reap, s.pid)
+    s.undo.callback(kill_and_reap, s.pid)
     if s.on_fork is not None:
         s.on_fork(s.pid)
 
@@ -751,7 +751,7 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
             _, status = os.waitpid(started.pid, 0)
             oom_killed = cgroup.oom_killed()  # counted by the kernel, not guessed from 137
         except BaseException:
-            _kill_and_reap(started.pid)
+            kill_and_reap(started.pid)
             raise
         finally:
             os.close(started.pidfd)
@@ -773,7 +773,8 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
     return code
 
 
-def _kill_and_reap(pid: int) -> None:
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL our child ``pid`` and reap it; nothing if it is gone already."""
     try:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
