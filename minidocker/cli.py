@@ -312,10 +312,14 @@ def cmd_run(argv: list[str], create: bool = False) -> int:
     if args.interactive and args.tty and not (args.detach or create) and not os.isatty(0):
         raise UsageError("the input device is not a TTY")
     _setup_trace(args)
-    if create or args.detach or config.restart.name != "no":  # see minidocker.supervisor
+    if create or args.detach:  # see minidocker.supervisor
+        from minidocker import client  # light: run -d is a start-up path too
+
+        return client.run_detached(config, start=not create)
+    if config.restart.name != "no":  # the supervisor starts it; we attach
         from minidocker.commands import containers
 
-        return containers.run_supervised(config, start=not create, detach=args.detach)
+        return containers.run_supervised(config)
     from minidocker import engine  # the start sequence: only a foreground run needs it here
 
     return engine.run(config)

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     import _socket
     from typing import Any
 
-SUPERVISOR_DIR = "supervisor"
+    from minidocker.config import ContainerConfig
+
+SUPERVISOR_DIR = state.SUPERVISOR_DIR
 START_TIMEOUT = 10.0  # seconds for a new supervisor to answer
 
 
@@ -46,16 +48,10 @@ def paths(layout: state.Layout) -> dict[str, str]:
 
 
 def supervisor_pid(layout: state.Layout, which: str = "pid") -> int | None:
-    """The live supervisor's PID (its pid file, checked against the kernel), or None;
-    ``which="keeper.pid"``: its keeper's."""
-    try:
-        with open(os.path.join(paths(layout)["dir"], which)) as f:
-            pid, start = (int(x) for x in f.read().split())
-    except (FileNotFoundError, ValueError):
-        return None
-    from minidocker.lifecycle import process_alive
+    """The live supervisor's PID, or None (see :func:`minidocker.lifecycle.supervisor_pid`)."""
+    from minidocker import lifecycle
 
-    return pid if process_alive(pid, start) else None
+    return lifecycle.supervisor_pid(layout, which)
 
 
 def _address(path: str) -> str:
@@ -122,6 +118,69 @@ def request(layout: state.Layout, message: dict[str, Any], spawn: bool = True) -
         return send(sock, message)
     finally:
         sock.close()
+
+
+# -- run -d and create: the supervisor makes the container ------------------------------------
+
+def create_request(config: ContainerConfig, cid: str, start: bool) -> dict[str, Any]:
+    """The ``create`` request: the typed config crosses the socket as a dict."""
+    return {"op": "create", "config": config.to_dict(), "id": cid, "start": start}
+
+
+def run_detached(config: ContainerConfig, *, start: bool) -> int:
+    """``run -d`` and ``create``: the supervisor makes the container from ``config`` (and
+    starts it); print its ID. Kept here, in the light client, because ``run -d`` is a
+    start-up path: it imports no command module, signal or contextlib (~10 ms)."""
+    layout = state.Layout()
+    cid = state.new_id()  # chosen here, so that we can find it if the supervisor dies
+    try:
+        reply = request(layout, create_request(config, cid, start))
+    except SupervisorGone:
+        return after_the_supervisor_died(layout, cid)
+    print_output(reply)
+    print(reply["id"], flush=True)
+    return 0
+
+
+def print_output(reply: dict[str, Any]) -> None:
+    """What the engine had to say (a warning) comes back in the reply: to stderr."""
+    if reply.get("output"):
+        sys.stderr.write(str(reply["output"]))
+        sys.stderr.flush()
+
+
+def after_the_supervisor_died(layout: state.Layout, cid: str) -> int:
+    """The supervisor ended between our request and its answer: ask a new one (which
+    re-adopts whatever the old one had started) and say what became of the container."""
+    from minidocker import lifecycle
+
+    # The dying supervisor's listening socket can outlive the connection it dropped by a few
+    # moments; a ping that lands in its queue is dropped too. Ask again, a bounded few times.
+    for attempt in range(20):
+        try:
+            request(layout, {"op": "ping"})  # starts a new supervisor; it re-adopts
+            break
+        except SupervisorGone:
+            if attempt == 19:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    cdir, short = layout.container(cid), cid[:12]
+    record = lifecycle.read(cdir, "state", {}) if os.path.isdir(cdir) else {}
+    if not record:
+        if os.path.isdir(cdir):  # made in part, never recorded: leave nothing behind
+            from minidocker import container
+
+            container.teardown(layout, cid)
+        raise SupervisorError(f"the supervisor ended before it answered: container "
+                              f"{short} was not made, and nothing was created")
+    current = lifecycle.status(record)
+    if current == "exited":
+        current = f"exited ({lifecycle.exit_code(record)})"
+    print(f"minidocker: warning: the supervisor ended before it answered; container {short} "
+          f"is {current}{', and a new supervisor looks after it' if current == 'running' else ''}",
+          file=sys.stderr)
+    print(cid, flush=True)
+    return 0
 
 
 # -- starting and stopping the supervisor -------------------------------------------------------

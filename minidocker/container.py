@@ -1,40 +1,24 @@
 """The start sequence: how ``minidocker run`` turns a plan into a running container.
 
-This module composes the mechanism modules; it holds no mechanism of its own. Read
-:func:`start_in_child` top to bottom and you have read what ``run`` does inside the kernel:
+This module composes the mechanism modules; it holds no mechanism of its own. The start is two
+lists of named steps, each one call into a mechanism, each resource's undo registered on an
+``ExitStack`` the moment it is made, so a failure unwinds in reverse order:
 
-On the host (the ``minidocker`` process):
+- :data:`HOST_STEPS`, in the ``minidocker`` process: the security plan, the cgroup, the
+  network, ``CLONE_NEWPID``, the fork, then following the child until it execs;
+- :data:`minidocker.inside.CHILD_STEPS`, in the child, PID 1 of its new PID namespace: join the
+  cgroup, unshare the other namespaces, the root filesystem and ``pivot_root``, hostname,
+  network, user, confinement, ``execve``. ``print(*CHILD_STEPS, sep="\n")`` lists them.
 
-1. ``prepare``       the container's directory: upper/work/merged, config, /etc files
-2. ``unshare``       ``CLONE_NEWPID``, so that the next child is PID 1 of a new PID namespace
-3. ``cgroup``        the container's cgroup, with its limits (see :mod:`minidocker.cgroups`)
-4. ``fork``          that child starts the container (below); we wait for it to exec
-5. ``wait``          relay the terminal (``-t``) or forward signals, then collect the exit code
-6. ``cleanup``       kill what is left in the cgroup and remove it; ``--rm``: delete the
-                     directory. Mounts need no cleanup: they lived in the container's mount
-                     namespace, which the kernel destroyed with its last process
-
-In the child, PID 1 of its new PID namespace:
-
-0. ``cgroup``        join the container's cgroup first, so everything it does is counted
-1. ``namespaces``    unshare mnt, uts, ipc, net, cgroup
-2. ``rootfs``        private propagation, overlay, /proc /dev /sys, /etc files, pivot_root, masks
-3. ``hostname``      sethostname in the new UTS namespace
-4. ``network``       bring up ``lo`` in the new network namespace
-5. ``user``          look the user up in the image's /etc/passwd, switch credentials
-6. ``exec``          execve the command; it is PID 1 now (or PID 2 under ``--init``)
-
-The child reports back over a pipe that closes on exec (``O_CLOEXEC``): end of file means the
-command is running; a line ``!<code> <message>`` means it failed (with 125, 126 or 127, as Docker
-would); a JSON line is a trace event. Everything the child needs must be imported before
-``pivot_root``: after it, the host's files, Python's standard library included, are gone.
-
-Any failure in the child ends the child, and with it every namespace and mount it made, so a
-failed start leaves nothing behind on the host.
+Then :func:`run` waits (relaying the terminal or forwarding signals) and :func:`teardown`
+gives back what the container held: its processes, its cgroup, its network, its directory.
+Mounts need no cleanup: they lived in the container's mount namespace, which the kernel
+destroyed with its last process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -43,32 +27,43 @@ import time
 from minidocker import (
     cgroups,
     init,
+    inside,
     namespaces,
     network,
-    overlay,
     rootfs,
     security,
     syscalls,
     trace,
-    users,
 )
 from minidocker.errors import (
-    EXIT_CANNOT_INVOKE,
-    EXIT_NOT_FOUND,
-    EXIT_RUNTIME,
     ExecError,
     MinidockerError,
+)
+
+# The container's side lives in minidocker.inside; its names stay readable from here, where
+# notebooks, enter and the tests have always found them.
+from minidocker.inside import (  # noqa: F401
+    CHILD_STEPS,
+    ETC_FILES,
+    Channel,
+    Child,
+    close_inherited_fds,
+    die_with_parent,
+    find_executable,
+    report_failure,
+    start_in_child,
+    wait_for_host,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     from collections.abc import Callable, Sequence
+    from typing import Any
 
     from minidocker.spec import Spec
     from minidocker.state import Layout
 
-ETC_FILES = ("hostname", "hosts", "resolv.conf")
 
 
 def resolv_conf(host_text: str) -> str:
@@ -121,230 +116,7 @@ def prepare(spec: Spec, layout: Layout, lowers: list[str]) -> str:
     return cdir
 
 
-def find_executable(name: str, path: str) -> str:
-    """Go's exec.LookPath, as Docker uses it: names with a '/' are used as given."""
-    if "/" in name:
-        return name
-    for directory in path.split(":"):
-        candidate = os.path.join(directory or ".", name)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    raise ExecError(f'exec: "{name}": executable file not found in $PATH', EXIT_NOT_FOUND)
-
-
-def _report(fd: int, code: int, message: str) -> None:
-    """Tell the parent why the start failed: ``!<code> <message>`` on one line.
-
-    Not JSON: this runs after pivot_root, where the host's files (Python's own ``json``
-    module among them) are out of reach, so nothing may be imported here.
-    """
-    os.write(fd, f"!{code} {' '.join(message.split())}\n".encode())
-
-
-class Channel:
-    """The child's end of its links to the parent, and what it was told to do with stdio."""
-
-    __slots__ = ("report_fd", "go_fd", "console", "stdio", "tied")
-
-    def __init__(self, report_fd: int, go_fd: int | None, console: socket.socket | None,
-                 stdio: tuple[int, int, int] | None, tied: bool) -> None:
-        self.report_fd = report_fd  # child -> parent: errors, trace events, sync requests
-        self.go_fd = go_fd  # parent -> child: "carry on" after the host-side steps, if any
-        self.console = console  # -t: where to send the pty master
-        self.stdio = stdio  # fds to become 0, 1, 2 (None: keep the parent's)
-        self.tied = tied  # die with the parent (foreground run) or outlive it (supervisor)
-
-
-def wait_for_host(channel: Channel, phase: str) -> None:
-    """Ask the parent to do its part now (``?phase``) and block until it says go."""
-    if channel.go_fd is None:
-        return
-    os.write(channel.report_fd, f"?{phase}\n".encode())
-    if os.read(channel.go_fd, 1) != b"g":
-        raise MinidockerError(f"the host-side steps after {phase} failed")
-    os.close(channel.go_fd)
-    channel.go_fd = None
-
-
-def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
-                   cgroup: cgroups.Cgroup | None = None) -> None:
-    """The container's side of the start sequence. Runs as PID 1 of the new PID namespace and
-    ends in execve(2); never returns."""
-    trace.set_where("container")
-    merged = os.path.join(cdir, "merged")
-
-    if cgroup is not None:  # before unsharing the cgroup namespace: then it is our "/"
-        trace.step("cgroup", "join it first, so everything from here on is counted")
-        cgroup.join()
-
-    trace.step("namespaces", "the rest of the set, for this process itself")
-    namespaces.unshare([k for k in spec.namespaces if k not in ("pid", "user")])  # cloned
-    if spec.network.get("mode") == "container":  # --network container:X: setns, not unshare
-        from minidocker import networking
-
-        target = networking.join_pid(spec, os.path.dirname(os.path.dirname(cdir)))
-        trace.step("network", f"join the network namespace of PID {target}")
-        namespaces.join(target, ["net"])
-    wait_for_host(channel, "namespaces")
-    cdir = security.enter_userns(spec, cdir)  # --userns private: root of its own namespace
-    merged = os.path.join(cdir, "merged")
-
-    trace.step("rootfs", "overlay, kernel filesystems, pivot_root")
-    rootfs.make_mounts_private()
-    from minidocker import graphdriver
-
-    if security.attach_userns_rootfs(spec, merged):
-        pass  # the parent built it over idmapped layers
-    elif graphdriver.recorded(cdir)[0] == "vfs":
-        from minidocker import vfs
-
-        vfs.mount_rootfs(merged)  # a full copy of the image: no union to mount
-    else:
-        overlay.mount_overlay(lowers, os.path.join(cdir, "upper"), os.path.join(cdir, "work"),
-                              merged)
-    rootfs.mount_defaults(merged, make_devices=security.make_devices(spec))
-    # Born in its group by clone3 (v2), the child is given no Cgroup to join: ask the host.
-    on_v2 = cgroup.version == 2 if cgroup is not None else cgroups.version() == 2
-    if on_v2 and "cgroup" in spec.namespaces:
-        rootfs.mount_cgroup2(merged, writable=security.is_privileged(spec))
-    security.populate_dev(spec, merged, rootfs.DEFAULT_DEVICES)
-    slave = None
-    if channel.console is not None:
-        from minidocker import tty
-
-        master, slave, slave_path = tty.open_pty_in(rootfs.secure_join(merged, "/dev/pts"))
-        tty.send_fd(channel.console, master)
-        os.close(master)
-        channel.console.close()
-        rootfs.bind_console(merged, slave_path)
-    rootfs.bind_files(merged, [(os.path.join(cdir, f), "/etc/" + f) for f in ETC_FILES])
-    rootfs.pivot_into(merged)
-    security.after_pivot(spec)
-
-    if "uts" in spec.namespaces:  # with --uts host this would rename the host itself
-        trace.step("hostname")
-        syscalls.sethostname(spec.hostname)
-
-    if "net" in spec.namespaces:  # not with --network host or container:X (theirs is up)
-        trace.step("network", "lo up" + ("; eth0 was set up from the host"
-                                          if spec.network.get("mode") == "bridge" else ""))
-        network.bring_up_loopback()
-
-    trace.step("user", spec.user)
-    user = users.lookup(spec.user)
-    env = dict(spec.env)
-    env.setdefault("HOME", user.home)
-    if not os.path.lexists(spec.workdir):
-        os.makedirs(spec.workdir, 0o755)  # Docker creates a missing working directory too
-    elif not os.path.isdir(spec.workdir):
-        raise MinidockerError(f"the working directory {spec.workdir} is not a directory")
-    syscalls.chdir(spec.workdir)
-
-    _set_up_stdio(spec, channel, slave)
-
-    if spec.init:
-        child = os.fork()
-        if child:
-            trace.set_sink(None)  # its pipe is about to close: init reports nothing more
-            os.close(channel.report_fd)  # only the command's exec should end the parent's wait
-            os.closerange(3, 1 << 20)  # never execs: nothing of its caller's may stay open
-            if channel.tied:
-                syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
-            security.confine_init(spec.security)
-            os._exit(init.run_init(child))
-    exe = find_executable(spec.argv[0], env.get("PATH", ""))
-    security.apply(spec.security, user, exe, spec.argv[0])  # the user, then caps and seccomp
-    if channel.tied:
-        # Again: the kernel clears the parent-death signal when credentials change.
-        syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; programs expect defaults
-        signal.signal(sig, signal.SIG_DFL)
-    close_inherited_fds(keep=channel.report_fd)
-    trace.step("exec", " ".join(spec.argv))
-    try:
-        syscalls.execve(exe, spec.argv, env)
-    except PermissionError:
-        raise ExecError(f'exec: "{spec.argv[0]}": permission denied', EXIT_CANNOT_INVOKE) from None
-    except FileNotFoundError:
-        raise ExecError(f'exec: "{spec.argv[0]}": no such file or directory',
-                        EXIT_NOT_FOUND) from None
-    except OSError as exc:
-        raise ExecError(f'exec: "{spec.argv[0]}": {exc.strerror}', EXIT_CANNOT_INVOKE) from None
-
-
-def close_inherited_fds(keep: int) -> None:
-    """Close every fd above 2 but ``keep`` (the report pipe, closed by exec itself).
-
-    An fd the caller left open without O_CLOEXEC would survive execve into the container; if it
-    names a host directory, ``/proc/self/fd/N`` leads out of the container's root. That is
-    runc's CVE-2024-21626, and why runc closes them too.
-    """
-    os.closerange(3, keep)
-    os.closerange(keep + 1, 1 << 20)
-
-
-def _set_up_stdio(spec: Spec, channel: Channel, slave: int | None) -> None:
-    """The pty (``-t``), the fds the caller gave (a supervisor's log pipes), or ours."""
-    if slave is not None:
-        from minidocker import tty
-
-        tty.make_controlling(slave)
-        return
-    if channel.stdio is not None:
-        for target, fd in enumerate(channel.stdio):
-            os.dup2(fd, target)
-        for fd in set(channel.stdio):
-            if fd > 2:
-                os.close(fd)
-    if not spec.interactive:
-        devnull = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-
-
-def _child(spec: Spec, lowers: list[str], cdir: str, channel: Channel, parent_fd: int,
-           cgroup: cgroups.Cgroup | None = None) -> None:
-    """Run :func:`start_in_child`; turn any failure into a report and an exit code."""
-    trace.set_where("container")
-    try:
-        if trace.enabled():
-            trace.send_to_fd(channel.report_fd)
-        if channel.tied:
-            trace.step("die-with-parent", "killed if minidocker run dies")
-            die_with_parent(parent_fd)
-        else:
-            os.close(parent_fd)
-        start_in_child(spec, lowers, cdir, channel, cgroup)
-        code, message = EXIT_RUNTIME, "execve returned"
-    except MinidockerError as exc:
-        code, message = exc.exit_code, str(exc)
-    except OSError as exc:
-        notes = "; ".join(getattr(exc, "__notes__", []))
-        code, message = EXIT_RUNTIME, f"{exc}" + (f" ({notes})" if notes else "")
-    except BaseException as exc:  # the process boundary: anything at all must be reported
-        code, message = EXIT_RUNTIME, f"{type(exc).__name__}: {exc}"
-    try:
-        _report(channel.report_fd, code, message)
-    finally:
-        os._exit(code)
-
-
-def die_with_parent(parent_fd: int) -> None:
-    """Be killed if ``minidocker run`` dies, from the first instant of the child's life.
-
-    PR_SET_PDEATHSIG covers the parent dying *later*; a parent that died before the prctl is
-    caught by polling its pidfd (getppid() can't tell: our parent is outside our PID
-    namespace, so it reads 0 either way).
-    """
-    import select
-
-    syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
-    if select.select([parent_fd], [], [], 0)[0]:
-        os._exit(EXIT_RUNTIME)
-    os.close(parent_fd)
-
-
-def _read_reports(fd: int, go_fd: int | None, pid: int,
+def read_reports(fd: int, go_fd: int | None, pid: int,
                   host_steps: Sequence[Callable[[int], None]]) -> tuple[int, str] | None:
     """Follow the child until exec (EOF): relay its trace events, run the host-side steps when
     it asks (``?phase``), and return its error if it sent one (``!code message``)."""
@@ -421,110 +193,211 @@ class Started:
         self.cgroup = cgroup
 
 
+class Start:
+    """What the host's side of the start carries from one step to the next.
+
+    ``undo`` unwinds only if a later step fails (each step registers its undo on it the moment
+    it makes the resource); ``always`` unwinds in any case, after ``undo`` (our ends of the
+    pipes, our own PID namespace).
+    """
+
+    __slots__ = ("spec", "lowers", "cdir", "stdio", "tied", "host_steps", "on_fork", "undo",
+                 "always", "cgroup", "own_pidns", "fds", "rootfs_link", "pid",
+                 "born_in_cgroup", "pidfd", "master")
+
+    def __init__(self, spec: Spec, lowers: list[str], cdir: str,
+                 stdio: tuple[int, int, int] | None, tied: bool,
+                 host_steps: Sequence[Callable[[int], None]],
+                 on_fork: Callable[[int], None] | None,
+                 undo: contextlib.ExitStack, always: contextlib.ExitStack) -> None:
+        self.spec, self.lowers, self.cdir, self.stdio, self.tied = spec, lowers, cdir, stdio, tied
+        self.host_steps = list(host_steps)  # run with the child's PID while it waits
+        self.on_fork, self.undo, self.always = on_fork, undo, always
+        self.cgroup: cgroups.Cgroup | None = None
+        self.own_pidns: int | None = None
+        self.fds: dict[str, Any] = {}  # our pipes and sockets to the child, by name
+        self.rootfs_link: socket.socket | None = None
+        self.pid = self.pidfd = 0
+        self.born_in_cgroup = False
+        self.master: int | None = None
+
+    def close(self, *names: str) -> None:
+        """Close the named pipe ends and sockets, once (each is forgotten as it closes)."""
+        for name in names:
+            fd = self.fds.pop(name, None)
+            if isinstance(fd, int):
+                os.close(fd)
+            elif fd is not None:
+                fd.close()
+
+    def close_all(self) -> None:
+        self.close(*list(self.fds))
+
+
+# -- the host's side, in order: the minidocker process -----------------------------------------
+
+def plan_security(s: Start) -> None:
+    security.of(s.spec, s.cdir)  # Docker's defaults, if the caller made the spec without a plan
+
+
+def make_cgroup(s: Start) -> None:
+    """The container's cgroup, made and limited before fork so the limits hold from the
+    child's first instruction. Every container has one, as in Docker; see
+    :mod:`minidocker.cgroups` for how the child gets in without a kernel grace period."""
+    spec = s.spec
+    trace.step("cgroup", "made and limited before fork")
+    s.cgroup = cgroups.create(spec.id, cgroups.CgroupLimits.from_dict(spec.resources),
+                              spec.cgroup_parent)
+    s.undo.callback(s.cgroup.destroy)
+    security.device_cgroup(spec, s.cgroup)  # --device ...:r or :w: rules only a cgroup can say
+
+
+def reserve_network(s: Start) -> None:
+    if s.spec.network.get("mode") == "bridge":  # the veth, address, rules: networking's steps
+        from minidocker import networking
+
+        net = networking.Attachment(s.spec, s.cdir)
+        s.undo.callback(net.release)
+        net.bind_ports()  # a published port in use fails here, before anything exists
+        s.host_steps.insert(0, net.connect)  # first, once the child has its netns
+
+
+def link_userns(s: Start) -> None:
+    steps, s.rootfs_link = security.userns_link(s.spec, s.cdir, s.lowers)  # --userns private
+    if s.rootfs_link is not None:
+        s.fds["rootfs link"] = s.rootfs_link  # the child's end: ours to close after fork
+    s.host_steps[:0] = steps  # map its ids, send its root filesystem: once it has its userns
+
+
+def unshare_pid(s: Start) -> None:
+    if "pid" in s.spec.namespaces and "user" not in s.spec.namespaces:  # userns: see fork
+        trace.step("unshare", "a new PID namespace for our next child")
+        s.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        s.always.callback(return_to_own_pidns, s)
+        syscalls.unshare(namespaces.FLAGS["pid"])
+
+
+def open_pipes(s: Start) -> None:
+    if s.spec.tty:
+        import socket
+
+        s.fds["console"], s.fds["console (child)"] = socket.socketpair(socket.AF_UNIX,
+                                                                       socket.SOCK_STREAM)
+    s.fds["report"], s.fds["report (child)"] = os.pipe()
+    if s.host_steps:
+        s.fds["go (child)"], s.fds["go"] = os.pipe()
+    s.fds["parent"] = os.pidfd_open(os.getpid())  # the child's: to see us die (die_with_parent)
+
+
+def fork(s: Start) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    trace.step("fork")
+    assert s.cgroup is not None
+    # --userns private: clone(CLONE_NEWUSER|CLONE_NEWPID); v2: born in its cgroup
+    s.pid, s.born_in_cgroup = security.fork(s.spec, s.cgroup)
+    if s.pid == 0:
+        _become_the_container(s)  # never returns
+    s.undo.callback(kill_and_reap, s.pid)
+    if s.on_fork is not None:
+        s.on_fork(s.pid)
+
+
+def return_to_own_pidns(s: Start) -> None:
+    """Our own later children (a subprocess, the next container) belong in *our* namespace."""
+    if s.own_pidns is not None:
+        syscalls.setns(s.own_pidns, namespaces.FLAGS["pid"], "/proc/self/ns/pid")
+        os.close(s.own_pidns)
+        s.own_pidns = None
+
+
+def close_child_ends(s: Start) -> None:
+    s.close("rootfs link", "parent", "report (child)", "go (child)", "console (child)")
+    s.pidfd = os.pidfd_open(s.pid)
+    s.undo.callback(os.close, s.pidfd)
+
+
+def follow_child(s: Start) -> None:
+    """Until it execs: relay its trace, run the host-side steps when it asks, take its pty."""
+    # Written while the child sets up (on another core): json is slow to import.
+    _write_record(s.cdir, "config.json", s.spec.as_dict())
+    report = s.fds.pop("report")  # read_reports closes it
+    error = read_reports(report, s.fds.get("go"), s.pid, s.host_steps)
+    s.close("go")
+    if "console" in s.fds:
+        from minidocker import tty
+
+        # Only now: the child makes the pty after the host-side steps, which run while we
+        # read its reports; the master waits in the socket meanwhile.
+        s.master = tty.recv_fd(s.fds["console"])  # None: the child failed before the pty
+        if s.master is not None:
+            s.undo.callback(os.close, s.master)
+    if error is not None:
+        os.waitpid(s.pid, 0)
+        raise ExecError(error[1], error[0])
+
+
+def record_running(s: Start) -> None:
+    assert s.cgroup is not None
+    _set_state(s.cdir, Status="running", Pid=s.pid, StartedAt=_now(),
+               Cgroup=s.cgroup.as_dict())
+
+
+# The host's side of the start, in order. Each step registers the undo of what it makes on
+# ``Start.undo`` as it makes it; a failure unwinds them in reverse.
+HOST_STEPS: tuple[Callable[[Start], None], ...] = (
+    plan_security,       # security     Docker's defaults, unless the spec has a plan
+    link_userns,         # userns       --userns private: a socket for the root filesystem
+    make_cgroup,         # cgroup       made and limited before fork     undo: destroy
+    reserve_network,     # network      addresses, published ports       undo: release
+    unshare_pid,         # unshare      CLONE_NEWPID for our next child  always: setns back
+    open_pipes,          # pipes        reports, "go", the console       (closed at the end)
+    fork,                # fork         the child runs CHILD_STEPS       undo: kill, reap
+    return_to_own_pidns, #              so that our next children are ours
+    close_child_ends,    #              the child's ends are the child's alone
+    follow_child,        # host steps   veth, id maps; then wait for exec
+    record_running,      # record       state.json: running, its PID and start time
+)
+
+
 def start(spec: Spec, lowers: list[str], cdir: str, *,
           stdio: tuple[int, int, int] | None = None, tied: bool = True,
           host_steps: Sequence[Callable[[int], None]] = (),
           on_fork: Callable[[int], None] | None = None) -> Started:
-    """Start the container's process and return once its command runs (after execve).
+    """Start the container's process (:data:`HOST_STEPS`) and return once its command runs
+    (after execve).
 
     ``stdio`` replaces the caller's stdin/stdout/stderr (without ``-t``). ``tied`` kills the
     container when the caller dies (a foreground ``run``); a supervisor passes False.
     ``host_steps`` run in the caller with the child's PID while the child waits, after it made
     its namespaces: what only the host side can do (a veth into its network namespace).
-    ``on_fork`` runs right after fork(2) in the caller. On failure the child is gone and the
-    error is raised here (an :class:`ExecError` with Docker's exit code).
+    ``on_fork`` runs right after fork(2) in the caller. On failure the child is gone, all
+    that was made is undone, and the error is raised here (an :class:`ExecError` with
+    Docker's exit code).
     """
-    security.of(spec, cdir)  # Docker's defaults, if the caller made the spec without a plan
-    host_steps = [*security.host_steps(spec, cdir, lowers), *host_steps]  # --userns private
-    cgroup = security.device_cgroup(spec, _make_cgroup(spec))
-    net = None
-    own_pidns = None
-    try:
-        if spec.network.get("mode") == "bridge":  # the veth, address, rules: networking's steps
-            from minidocker import networking
+    with contextlib.ExitStack() as always, contextlib.ExitStack() as undo:
+        s = Start(spec, lowers, cdir, stdio, tied, host_steps, on_fork, undo, always)
+        always.callback(s.close_all)  # our ends of the pipes and sockets, whatever happens
+        for step in HOST_STEPS:
+            step(s)
+        undo.pop_all()  # started: what it made is the container's now
+    assert s.cgroup is not None
+    return Started(s.pid, s.pidfd, s.master, s.cgroup)
 
-            net = networking.Attachment(spec, cdir)
-            net.bind_ports()  # a published port in use fails here, before anything exists
-            host_steps = [net.connect, *host_steps]
-        if "pid" in spec.namespaces and "user" not in spec.namespaces:  # userns: see fork
-            trace.step("unshare", "a new PID namespace for our next child")
-            own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-            syscalls.unshare(namespaces.FLAGS["pid"])
-        console = None
-        if spec.tty:
-            import socket
 
-            console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        read_fd, write_fd = os.pipe()
-        go_read, go_write = os.pipe() if host_steps else (None, None)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        trace.step("fork")
-        parent_fd = os.pidfd_open(os.getpid())
-        # --userns private: clone(CLONE_NEWUSER|CLONE_NEWPID); v2: born in its cgroup
-        pid, born_in_cgroup = security.fork(spec, cgroup)
-    except BaseException:
-        if own_pidns is not None:  # a supervisor's next container must not start in this one
-            syscalls.setns(own_pidns, namespaces.FLAGS["pid"], "/proc/self/ns/pid")
-            os.close(own_pidns)
-        cgroup.destroy()
-        if net is not None:
-            net.release()
-        raise
-    if pid == 0:
-        # The container starts with no signal blocked, whatever its caller had blocked.
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        os.close(read_fd)
-        if go_write is not None:
-            os.close(go_write)
-        if console is not None:
-            console[0].close()
-        _child(spec, lowers, cdir,
-               Channel(write_fd, go_read, console[1] if console else None, stdio, tied),
-               parent_fd, None if born_in_cgroup else cgroup)
-    if on_fork is not None:
-        on_fork(pid)
-    security.close_parent_ends()
-    os.close(parent_fd)
-    if own_pidns is not None:
-        # Our own later children (a subprocess, the next container) belong in *our* namespace.
-        syscalls.setns(own_pidns, namespaces.FLAGS["pid"], "/proc/self/ns/pid")
-        os.close(own_pidns)
-    os.close(write_fd)
-    if go_read is not None:
-        os.close(go_read)
-    pidfd = os.pidfd_open(pid)
-    master = None
-    try:
-        if console is not None:
-            console[1].close()
-        # Written while the child sets up (on another core): json is slow to import.
-        _write_record(cdir, "config.json", spec.as_dict())
-        error = _read_reports(read_fd, go_write, pid, host_steps)
-        if console is not None:
-            from minidocker import tty
-
-            # Only now: the child makes the pty after the host-side steps, which run while we
-            # read its reports; the master waits in the socket meanwhile.
-            master = tty.recv_fd(console[0])  # None: the child failed before making the pty
-            console[0].close()
-        if error is not None:
-            os.waitpid(pid, 0)
-            raise ExecError(error[1], error[0])
-    except BaseException:
-        _kill_and_reap(pid)
-        cgroup.destroy()
-        if net is not None:
-            net.release()
-        os.close(pidfd)
-        if master is not None:
-            os.close(master)
-        raise
-    finally:
-        if go_write is not None:
-            os.close(go_write)
-    _set_state(cdir, Status="running", Pid=pid, StartedAt=_now(), Cgroup=cgroup.as_dict())
-    return Started(pid, pidfd, master, cgroup)
+def _become_the_container(s: Start) -> None:
+    """In the child, right after fork: keep only its ends of the links, then CHILD_STEPS."""
+    # The container starts with no signal blocked, whatever its caller had blocked.
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    fds = s.fds
+    for ours in ("report", "go", "console"):
+        if ours in fds:
+            s.close(ours)
+    console = fds.get("console (child)")
+    inside.child_main(s.spec, s.lowers, s.cdir,
+           Channel(fds["report (child)"], fds.get("go (child)"), console, s.stdio, s.tied,
+                   s.rootfs_link),
+           fds["parent"], None if s.born_in_cgroup else s.cgroup)
 
 
 def run(spec: Spec, lowers: list[str], layout: Layout) -> int:
@@ -564,7 +437,7 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
             _, status = os.waitpid(started.pid, 0)
             oom_killed = cgroup.oom_killed()  # counted by the kernel, not guessed from 137
         except BaseException:
-            _kill_and_reap(started.pid)
+            kill_and_reap(started.pid)
             raise
         finally:
             os.close(started.pidfd)
@@ -586,16 +459,8 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
     return code
 
 
-def _make_cgroup(spec: Spec) -> cgroups.Cgroup:
-    """The container's cgroup, made and limited before fork so the limits hold from the
-    child's first instruction. Every container has one, as in Docker; see
-    :mod:`minidocker.cgroups` for how the child gets in without a kernel grace period."""
-    trace.step("cgroup", "made and limited before fork")
-    return cgroups.create(spec.id, cgroups.CgroupLimits.from_dict(spec.resources),
-                          spec.cgroup_parent)
-
-
-def _kill_and_reap(pid: int) -> None:
+def kill_and_reap(pid: int) -> None:
+    """SIGKILL our child ``pid`` and reap it; nothing if it is gone already."""
     try:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

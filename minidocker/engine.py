@@ -18,11 +18,15 @@ complete, so bad input never changes stored state.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import time
 
-from minidocker import cgroups, state
-from minidocker.errors import ImageNotFound, UsageError
+from minidocker import cgroups, container, lifecycle, state
+from minidocker.errors import ImageNotFound, MinidockerError, UsageError
+from minidocker.lifecycle import LifecycleError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,6 +36,11 @@ if TYPE_CHECKING:
     from minidocker.config import ContainerConfig
     from minidocker.security import SecurityPlan
     from minidocker.spec import Spec
+
+    Target = str | lifecycle.Container  # a name, an ID or a unique prefix; or the record
+
+DEFAULT_STOP_TIMEOUT = 10  # seconds, as Docker's
+RECORD_WAIT = 5.0  # seconds to wait for a container's parent to record its exit
 
 
 class Plan:
@@ -112,8 +121,6 @@ def _check(config: ContainerConfig) -> cgroups.CgroupLimits:
     if config.restart.name != "no" and config.auto_remove:
         raise UsageError("conflicting options: --restart and --rm")
     if config.stop_signal:
-        from minidocker import lifecycle
-
         try:
             lifecycle.parse_signal(config.stop_signal)
         except lifecycle.LifecycleError as exc:
@@ -157,8 +164,199 @@ def run(config: ContainerConfig, layout: state.Layout | None = None) -> int:
     """Run ``config``'s container in the foreground of this process; its exit code
     (``minidocker run`` without ``-d``). This process is the container's parent, so it must
     not be a threaded one (a Jupyter kernel): it unshares a PID namespace for its child."""
-    from minidocker import container
-
     layout = layout or state.Layout()
     made = plan(config, layout)
     return container.run(made.spec, made.lowers, layout)
+
+
+# -- the operations on a container that exists ------------------------------------------------
+
+def _container(target: Target, layout: state.Layout | None = None) -> lifecycle.Container:
+    if isinstance(target, lifecycle.Container):
+        return target
+    return lifecycle.Container(layout or state.Layout(), target)
+
+
+def _wait_pidfd(pidfd: int, timeout: float | None) -> bool:
+    """True once the process behind ``pidfd`` has exited (within ``timeout`` seconds)."""
+    import select
+
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
+
+
+def wait_recorded(c: lifecycle.Container, pid: int, timeout: float = RECORD_WAIT) -> None:
+    """After ``pid`` ended: wait until its parent (the supervisor, or the foreground ``run``)
+    has written how, so the next command shows it. Gives up after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            c.reload()
+        except MinidockerError:
+            return
+        if c.state.get("Pid") != pid or c.state.get("Status") not in lifecycle.LIVE:
+            return
+        time.sleep(0.01)
+
+
+def mark_stopped(c: lifecycle.Container) -> None:
+    """Record that a person stopped it, so no restart policy starts it again (Docker)."""
+    lifecycle.update_state(c.dir, ManuallyStopped=True)
+    c.reload()
+
+
+def stop(target: Target, timeout: float | None = None, sig: int | None = None) -> None:
+    """``stop``: the stop signal, ``timeout`` seconds, then SIGKILL. A stopped container is
+    left alone (as Docker does: not an error, and nothing is written)."""
+    c = _container(target)
+    status = c.status()
+    if status == "restarting":
+        mark_stopped(c)  # the supervisor's restart timer sees it and gives up
+        return
+    if status not in ("running", "paused"):
+        return
+    pidfd = c.pidfd()
+    if pidfd is None:
+        return
+    pid = int(c.state["Pid"])
+    mark_stopped(c)
+    try:
+        if status == "paused":
+            _thaw(c)
+        sig = c.stop_signal() if sig is None else sig
+        timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, sig)
+        if timeout < 0:  # -t -1: wait as long as it takes
+            _wait_pidfd(pidfd, None)
+        elif not _wait_pidfd(pidfd, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            _wait_pidfd(pidfd, None)
+    finally:
+        os.close(pidfd)
+    wait_recorded(c, pid)
+
+
+def _thaw(c: lifecycle.Container) -> None:
+    """A frozen container cannot act on a signal: thaw it first (its cgroup's freezer)."""
+    record = c.state.get("Cgroup")
+    if isinstance(record, dict):
+        cgroups.Cgroup.from_dict(record).thaw()
+
+
+def kill(target: Target, sig: int) -> None:
+    """``kill``: send ``sig``; with SIGKILL, return once it is gone and recorded."""
+    c = _container(target)
+    if c.status() not in ("running", "paused"):
+        raise LifecycleError(f"cannot kill container: {c.ref}: container {c.id[:12]} is not "
+                             "running")
+    pidfd = c.pidfd()
+    if pidfd is None:
+        raise LifecycleError(f"cannot kill container: {c.ref}: container {c.id[:12]} is not "
+                             "running")
+    pid = int(c.state["Pid"])
+    try:
+        if sig in (signal.SIGKILL, c.stop_signal()):
+            mark_stopped(c)
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, sig)
+        if sig == signal.SIGKILL:  # Docker's kill returns once a SIGKILLed container is gone
+            _wait_pidfd(pidfd, RECORD_WAIT)
+            wait_recorded(c, pid)
+    finally:
+        os.close(pidfd)
+
+
+def wait(target: Target) -> int:
+    """``wait``: block until it stops; its exit code."""
+    c = _container(target)
+    while True:
+        status = c.status()
+        if status not in ("running", "paused"):
+            return lifecycle.exit_code(c.state)
+        pidfd = c.pidfd()
+        if pidfd is None:
+            c.reload()
+            continue
+        pid = int(c.state["Pid"])
+        try:
+            _wait_pidfd(pidfd, None)
+        finally:
+            os.close(pidfd)
+        wait_recorded(c, pid)
+        return lifecycle.exit_code(c.state)
+
+
+def remove(target: Target, force: bool = False) -> None:
+    """``rm``: refuse a running container without ``force``; with it, kill it first. The
+    check and the removal happen under the container's lock, so no start slips between."""
+    c = _container(target)
+    with lifecycle.locked(c.dir):
+        c.reload()
+        status = c.status()
+        if status in ("running", "paused", "restarting") and not force:
+            what = {"running": "container is running", "paused": "container is paused",
+                    "restarting": "container is restarting"}[status]
+            raise LifecycleError(f'cannot remove container "/{c.name}": {what}: stop the '
+                                 "container before removing or force remove")
+        pid = int(c.state.get("Pid") or 0) if status in ("running", "paused") else 0
+        if status in ("running", "paused", "restarting"):
+            lifecycle.update_state(c.dir, ManuallyStopped=True)
+        container.teardown(c.layout, c.id, c.name, pid=pid,
+                           start_time=c.state.get("StartTime"))
+
+
+def reconcile(layout: state.Layout) -> list[str]:
+    """Make the records agree with the kernel; what was fixed, one line each.
+
+    - a record that says running, but whose process is gone (a killed ``run``, a crashed
+      supervisor, a reboot), is marked exited with exit code 255;
+    - removals that died half-way (``.<id>.removing``) are finished;
+    - a name that points at no container is released;
+    - temporary files of writers that died mid-write are deleted.
+    """
+    fixed = []
+    for cid, record in lifecycle.iter_records(layout):
+        cdir = layout.container(cid)
+        if record.get("Status") in lifecycle.LIVE and not lifecycle.is_running(record):
+            try:
+                with lifecycle.locked(cdir):
+                    now = lifecycle.read(cdir, "state", {})
+                    if now.get("Status") in lifecycle.LIVE and not lifecycle.is_running(now):
+                        lifecycle.write(cdir, "state", {**now, **lifecycle.unseen_end(now)})
+                        fixed.append(f"{cid[:12]}: recorded as running, but PID "
+                                     f"{now.get('Pid')} is gone: now exited (255)")
+            except MinidockerError:
+                continue
+        try:
+            leftovers = [n for n in os.listdir(cdir) if ".tmp" in n]
+        except FileNotFoundError:
+            continue
+        for name in leftovers:
+            pid = name.rsplit(".tmp", 1)[1]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                os.unlink(os.path.join(cdir, name))
+                fixed.append(f"{cid[:12]}: removed {name}, left by a writer that died")
+    try:
+        entries = os.listdir(layout.containers)
+    except FileNotFoundError:
+        entries = []
+    for name in entries:
+        if name.startswith(".") and name.endswith(".removing"):
+            container.teardown(layout, name[1:-len(".removing")])
+            fixed.append(f"{name[1:13]}: finished a removal that had died half-way")
+    try:
+        links = os.listdir(layout.names)
+    except FileNotFoundError:
+        links = []
+    for link in links:
+        try:
+            owner = os.readlink(os.path.join(layout.names, link))
+        except OSError:
+            continue
+        if not os.path.isdir(layout.container(owner)):
+            layout.release_name(link, owner)
+            fixed.append(f"name {link}: its container {owner[:12]} is gone: released")
+    return fixed

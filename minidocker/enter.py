@@ -148,7 +148,7 @@ def exec_in(pid: int, plan: ExecPlan, cgroup: Any = None) -> int:
             console[1].close()
             master = tty.recv_fd(console[0])
             console[0].close()
-        error = container._read_reports(read_fd, None, child, ())
+        error = container.read_reports(read_fd, None, child, ())
         if error is not None:
             os.waitpid(child, 0)
             raise ExecError(error[1], error[0])
@@ -162,7 +162,7 @@ def exec_in(pid: int, plan: ExecPlan, cgroup: Any = None) -> int:
         return init.exit_code(status)
     except BaseException:
         if not plan.detach:
-            container._kill_and_reap(child)
+            container.kill_and_reap(child)
         raise
     finally:
         if master is not None:
@@ -236,7 +236,7 @@ def _child(pid: int, kinds: list[str], plan: ExecPlan, report_fd: int,
     except BaseException as exc:  # the process boundary: anything must be reported
         code, message = 125, f"{type(exc).__name__}: {exc}"
     try:
-        container._report(report_fd, code, message)
+        container.report_failure(report_fd, code, message)
     finally:
         os._exit(code)
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 import os
 import signal
 
-from minidocker import syscalls
-
 # Signals forwarded to the container. SIGCHLD/SIGKILL/SIGSTOP/SIGWINCH are not: the first is
 # ours, the next two can't be caught, and the terminal handles the last.
 FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
@@ -58,8 +56,7 @@ def run_init(child: int) -> int:
     Returns ``child``'s exit code once it has exited; the caller exits with it, and the kernel
     then kills whatever is left in the namespace.
     """
-    syscalls.write_file("/proc/self/comm", "init")  # what ps shows as PID 1
-    proxy_signals(child)
+    proxy_signals(child)  # (PID 1 was named "init" before it forked: see container.start_init)
     while True:
         pid, status = os.wait()  # any child: ours, or an orphan re-parented to PID 1
         if pid == child:

@@ -44,6 +44,7 @@ from minidocker.errors import EXIT_CANNOT_INVOKE, ExecError, MinidockerError, Us
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
@@ -207,9 +208,6 @@ def of(spec: Spec, cdir: str) -> SecurityPlan:
 
 # -- user namespaces: what changes in the start itself ----------------------------------------
 
-_rootfs_socket: Any = None  # --userns private: the child's end, where its root filesystem comes
-
-
 def fork(spec: Spec, cgroup: Any) -> tuple[int, bool]:
     """fork(2), or with --userns private a clone into new user and PID namespaces at once;
     born in ``cgroup`` where the kernel can (see :meth:`minidocker.cgroups.Cgroup.fork_into`).
@@ -222,18 +220,20 @@ def fork(spec: Spec, cgroup: Any) -> tuple[int, bool]:
     return cgroup.fork_into(flags)
 
 
-def host_steps(spec: Spec, cdir: str, lowers: list[str]) -> list[Callable[[int], None]]:
+def userns_link(spec: Spec, cdir: str, lowers: list[str]
+                ) -> tuple[list[Callable[[int], None]], socket.socket | None]:
     """The parent's part of a user-namespaced start: map the child's ids, build its idmapped
-    root filesystem and send it over. Nothing without --userns private."""
+    root filesystem and send it over. Returns the host-side step, and the child's end of the
+    socket the root filesystem travels on (the caller hands it to the child, and closes it
+    after fork). Nothing without --userns private."""
     mapping = spec.security.userns if spec.security is not None else None
     if mapping is None:
-        return []
+        return [], None
     import socket
 
     from minidocker import graphdriver, userns
 
-    global _rootfs_socket
-    parent_end, _rootfs_socket = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     driver = graphdriver.recorded(cdir)[0]
 
     def userns_step(pid: int) -> None:
@@ -258,15 +258,7 @@ def host_steps(spec: Spec, cdir: str, lowers: list[str]) -> list[Callable[[int],
         finally:
             parent_end.close()
 
-    return [userns_step]
-
-
-def close_parent_ends() -> None:
-    """In the parent after fork: the child's end of the socket is the child's alone."""
-    global _rootfs_socket
-    if _rootfs_socket is not None:
-        _rootfs_socket.close()
-        _rootfs_socket = None
+    return [userns_step], child_end
 
 
 def enter_userns(spec: Spec, cdir: str) -> str:
@@ -286,16 +278,17 @@ def enter_userns(spec: Spec, cdir: str) -> str:
     return "."
 
 
-def attach_userns_rootfs(spec: Spec, merged: str) -> bool:
-    """Attach the root filesystem the parent built (True), or leave it to the driver (False)."""
-    if spec.security is None or spec.security.userns is None:
+def attach_userns_rootfs(spec: Spec, merged: str, link: socket.socket | None) -> bool:
+    """Attach the root filesystem the parent built and sent over ``link`` (True), or leave it
+    to the driver (False)."""
+    if spec.security is None or spec.security.userns is None or link is None:
         return False
     import socket
 
     from minidocker import userns
 
-    _, fds, _, _ = socket.recv_fds(_rootfs_socket, 1, 1)
-    _rootfs_socket.close()
+    _, fds, _, _ = socket.recv_fds(link, 1, 1)
+    link.close()
     if not fds:
         raise UsageError("the parent sent no root filesystem")
     userns.attach(fds[0], merged)
@@ -352,19 +345,15 @@ def device_cgroup(spec: Spec, cgroup: Any) -> Any:
     sec = spec.security
     if sec is None or sec.privileged or all(d.access == "rwm" for d in sec.devices):
         return cgroup
-    rules = devices.rules_for(sec.devices)
-    try:
-        if cgroup.version == 2:
-            trace.step("device filter", "an eBPF program on the container's cgroup")
-            devices.attach_v2(cgroup.paths["unified"], rules)
-        else:
-            trace.step("devices cgroup", "deny all, then Docker's allow list and --device")
-            if "devices" not in cgroup.paths:
-                _add_v1_devices_group(cgroup, spec)
-            devices.set_rules_v1(cgroup.paths["devices"], rules)
-    except BaseException:
-        cgroup.destroy()
-        raise
+    rules = devices.rules_for(sec.devices)  # on failure the caller destroys the cgroup
+    if cgroup.version == 2:
+        trace.step("device filter", "an eBPF program on the container's cgroup")
+        devices.attach_v2(cgroup.paths["unified"], rules)
+    else:
+        trace.step("devices cgroup", "deny all, then Docker's allow list and --device")
+        if "devices" not in cgroup.paths:
+            _add_v1_devices_group(cgroup, spec)
+        devices.set_rules_v1(cgroup.paths["devices"], rules)
     return cgroup
 
 

@@ -44,6 +44,9 @@ _SCIENTISTS = ("allen", "babbage", "curie", "dijkstra", "euler", "hopper", "kern
                "torvalds", "turing")
 
 
+SUPERVISOR_DIR = "supervisor"  # ROOT/supervisor: its socket, pid file and log
+
+
 def root_dir() -> str:
     return os.environ.get("MINIDOCKER_ROOT") or DEFAULT_ROOT
 

@@ -50,22 +50,22 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "namespaces", "overlay", "rootfs", "network", "ipam", "ports", "nftables", "proxy",
         "cgroups", "cgroups.limits", "cgroups.files", "cgroups.v1", "cgroups.v2",
         "cgroups.joinbench", "users", "capabilities", "seccomp", "seccomp_default", "devices",
-        "rlimits", "userns", "lsm", "tty", "init", "logs",
+        "rlimits", "userns", "lsm", "tty", "init", "logs", "mounts",
     ),
     "images and storage": (
         "ocispec", "reference", "store", "layers", "graphdriver",
         "vfs", "diff", "archive", "busybox", "imagecache", "instructions",
         "registry", "registry.auth", "registry.client", "registry.platforms", "registry.pull",
-        "registry.push",
+        "registry.push", "registry.search", "volumes",
     ),
     "engine": (
-        "config", "spec", "state", "lifecycle", "container", "security", "networking",
+        "config", "spec", "state", "lifecycle", "container", "inside", "security", "networking",
         "engine", "enter", "supervisor", "keeper", "client", "attach",
     ),
     "faces": (
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
         "commands.containers", "commands.images", "commands.network", "commands.registry",
-        "commands.resources",
+        "commands.resources", "commands.volumes",
     ),
     "notebook helpers": (
         "lab", "overlaylab", "escapes",

@@ -1,6 +1,6 @@
 """Container commands: ``ps``, ``logs``, ``start``, ``stop``, ``kill``, ``restart``, ``rm``,
 ``wait``, ``attach``, ``exec``, ``inspect``, ``top``, ``rename``, ``create``, ``container ...``,
-``system prune``; and ``run -d`` (:func:`run_supervised`).
+``system prune``; and ``run --restart`` in the foreground (:func:`run_supervised`).
 
 Who does what (see :mod:`minidocker.supervisor`): what needs a long-lived parent (starting a
 detached container, holding its output, attaching to it) is asked of the supervisor over its
@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 import time
 
 from minidocker import lifecycle, state
 from minidocker.cli import COMMANDS, parser
-from minidocker.errors import ContainerNotFound, MinidockerError, UsageError
-from minidocker.lifecycle import LifecycleError, parse_signal
+from minidocker.errors import MinidockerError, UsageError
+from minidocker.lifecycle import Container, LifecycleError, parse_signal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,89 +35,11 @@ if TYPE_CHECKING:
 
     from minidocker.config import ContainerConfig
 
-DEFAULT_STOP_TIMEOUT = 10  # seconds, as Docker's
-RECORD_WAIT = 5.0  # seconds to wait for a container's parent to record its exit
+DEFAULT_STOP_TIMEOUT = 10  # seconds, as Docker's (engine.DEFAULT_STOP_TIMEOUT)
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 
 
 # -- finding containers -------------------------------------------------------------------------
-
-class Container:
-    """One container as the commands see it: its records and what the kernel says."""
-
-    def __init__(self, layout: state.Layout, ref: str) -> None:
-        self.layout = layout
-        self.ref = ref
-        try:
-            self.id = layout.resolve(ref)
-        except ContainerNotFound:
-            raise LifecycleError(f"no such container: {ref}") from None
-        except UsageError as exc:  # an ambiguous prefix
-            raise LifecycleError(str(exc)) from None
-        self.dir = layout.container(self.id)
-        self.config = lifecycle.read(self.dir, "config", {})
-        if not self.config and not os.path.isdir(self.dir):
-            raise LifecycleError(f"no such container: {ref}")
-        self.hostconfig = lifecycle.read(self.dir, "hostconfig", {})
-        self.state = lifecycle.read(self.dir, "state", {})
-
-    def reload(self) -> None:
-        self.state = lifecycle.read(self.dir, "state", {})
-
-    @property
-    def name(self) -> str:
-        return str(self.config.get("name") or self.id[:12])
-
-    def status(self, supervisor_alive: bool | None = None) -> str:
-        if supervisor_alive is None:
-            supervisor_alive = self.state.get("Status") != "restarting" or \
-                _supervisor_alive(self.layout)
-        return lifecycle.status(self.state, supervisor_alive)
-
-    def running(self) -> bool:
-        return lifecycle.is_running(self.state)
-
-    def pidfd(self) -> int | None:
-        """A pidfd for its first process if it still runs (pinned: no PID reuse after)."""
-        if not self.running():
-            return None
-        try:
-            fd = os.pidfd_open(int(self.state["Pid"]))
-        except ProcessLookupError:
-            return None
-        if not lifecycle.process_alive(int(self.state["Pid"]), self.state.get("StartTime")):
-            os.close(fd)
-            return None
-        return fd
-
-    def stop_signal(self) -> int:
-        name = str(self.hostconfig.get("StopSignal") or self.config.get("stop_signal") or "")
-        if not name:
-            name = _image_stop_signal(self.layout, str(self.config.get("image_id") or ""))
-        try:
-            return parse_signal(name) if name else int(signal.SIGTERM)
-        except LifecycleError:
-            return int(signal.SIGTERM)
-
-
-def _image_stop_signal(layout: state.Layout, image_id: str) -> str:
-    """The image's STOPSIGNAL, for a container whose record predates keeping it."""
-    if not image_id:
-        return ""
-    try:
-        from minidocker.store import ImageStore
-
-        config = ImageStore(layout.root).resolve(image_id).config.get("config") or {}
-    except (MinidockerError, OSError, ValueError):
-        return ""
-    return str(config.get("StopSignal") or "")
-
-
-def _supervisor_alive(layout: state.Layout) -> bool:
-    from minidocker import client
-
-    return client.supervisor_pid(layout) is not None
-
 
 def _each(refs: list[str], action: Callable[[Container], str | None]) -> int:
     """Run ``action`` on each container; print what it returns; 1 if any failed (Docker)."""
@@ -138,174 +59,26 @@ def _each(refs: list[str], action: Callable[[Container], str | None]) -> int:
 
 # -- signals, stop and wait ---------------------------------------------------------------------
 
-def _wait_pidfd(pidfd: int, timeout: float | None) -> bool:
-    """True once the process behind ``pidfd`` has exited (within ``timeout`` seconds)."""
-    import select
-
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000))))
-
-
-def wait_recorded(c: Container, pid: int, timeout: float = RECORD_WAIT) -> None:
-    """After ``pid`` ended: wait until its parent (the supervisor, or the foreground ``run``)
-    has written how, so the next command shows it. Gives up after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            c.reload()
-        except MinidockerError:
-            return
-        if c.state.get("Pid") != pid or c.state.get("Status") not in lifecycle.LIVE:
-            return
-        time.sleep(0.01)
-
-
-def mark_stopped(c: Container) -> None:
-    """Record that a person stopped it, so no restart policy starts it again (Docker)."""
-    lifecycle.update_state(c.dir, ManuallyStopped=True)
-    c.reload()
-
-
-def stop(c: Container, timeout: float | None, sig: int | None = None) -> None:
-    """``stop``: the stop signal, ``timeout`` seconds, then SIGKILL. A stopped container is
-    left alone (as Docker does: not an error, and nothing is written)."""
-    status = c.status()
-    if status == "restarting":
-        mark_stopped(c)  # the supervisor's restart timer sees it and gives up
-        return
-    if status not in ("running", "paused"):
-        return
-    pidfd = c.pidfd()
-    if pidfd is None:
-        return
-    pid = int(c.state["Pid"])
-    mark_stopped(c)
-    try:
-        if status == "paused":
-            _thaw(c)
-        sig = c.stop_signal() if sig is None else sig
-        timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
-        with contextlib.suppress(ProcessLookupError):
-            signal.pidfd_send_signal(pidfd, sig)
-        if timeout < 0:  # -t -1: wait as long as it takes
-            _wait_pidfd(pidfd, None)
-        elif not _wait_pidfd(pidfd, timeout):
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            _wait_pidfd(pidfd, None)
-    finally:
-        os.close(pidfd)
-    wait_recorded(c, pid)
-
-
-def _thaw(c: Container) -> None:
-    """A frozen container cannot act on a signal: thaw it first (its cgroup's freezer)."""
-    record = c.state.get("Cgroup")
-    if isinstance(record, dict):
-        from minidocker import cgroups
-
-        cgroups.Cgroup.from_dict(record).thaw()
-
-
-def kill(c: Container, sig: int) -> None:
-    if c.status() not in ("running", "paused"):
-        raise LifecycleError(f"cannot kill container: {c.ref}: container {c.id[:12]} is not "
-                             "running")
-    pidfd = c.pidfd()
-    if pidfd is None:
-        raise LifecycleError(f"cannot kill container: {c.ref}: container {c.id[:12]} is not "
-                             "running")
-    pid = int(c.state["Pid"])
-    try:
-        if sig in (signal.SIGKILL, c.stop_signal()):
-            mark_stopped(c)
-        with contextlib.suppress(ProcessLookupError):
-            signal.pidfd_send_signal(pidfd, sig)
-        if sig == signal.SIGKILL:  # Docker's kill returns once a SIGKILLed container is gone
-            _wait_pidfd(pidfd, RECORD_WAIT)
-            wait_recorded(c, pid)
-    finally:
-        os.close(pidfd)
-
-
-def wait_exit(c: Container) -> int:
-    """``wait``: block until it stops; its exit code."""
-    while True:
-        status = c.status()
-        if status not in ("running", "paused"):
-            return lifecycle.exit_code(c.state)
-        pidfd = c.pidfd()
-        if pidfd is None:
-            c.reload()
-            continue
-        pid = int(c.state["Pid"])
-        try:
-            _wait_pidfd(pidfd, None)
-        finally:
-            os.close(pidfd)
-        wait_recorded(c, pid)
-        return lifecycle.exit_code(c.state)
-
-
 # -- the supervisor's part ---------------------------------------------------------------------
 
-def run_supervised(config: ContainerConfig, *, start: bool, detach: bool) -> int:
-    """``run -d``, ``create``, and ``run --restart ...`` in the foreground: the supervisor
-    makes the container from ``config`` (and starts it); a foreground one is attached to at
-    once. What the engine had to say (a warning) comes back in the reply."""
+def run_supervised(config: ContainerConfig) -> int:
+    """``run --restart ...`` in the foreground: the supervisor makes the container from
+    ``config`` and starts it, and we attach at once. (``run -d`` and ``create`` attach to
+    nothing: :func:`minidocker.client.run_detached`, which imports far less.)"""
     from minidocker import client
 
     layout = state.Layout()
     cid = state.new_id()  # chosen here, so that we can find it if the supervisor dies
-    message: dict[str, Any] = {"op": "create", "config": config.to_dict(), "id": cid,
-                               "start": start}
+    interactive, tty = config.process.interactive, config.process.tty
+    message = client.create_request(config, cid, start=True)
+    message["attach"] = _attach_request(interactive, tty)
     try:
-        if start and not detach:
-            interactive, tty = config.process.interactive, config.process.tty
-            message["attach"] = _attach_request(interactive, tty)
-            sock = client.connect(layout)
-            reply = client.send(sock, message)
-            _print_output(reply)
-            return _attached(sock, Container(layout, reply["id"]), interactive, tty,
-                             sig_proxy=True)
-        reply = client.request(layout, message)
+        sock = client.connect(layout)
+        reply = client.send(sock, message)
     except client.SupervisorGone:
-        return _after_the_supervisor_died(layout, cid, start)
-    _print_output(reply)
-    print(reply["id"], flush=True)
-    return 0
-
-
-def _after_the_supervisor_died(layout: state.Layout, cid: str, start: bool) -> int:
-    """The supervisor ended between our request and its answer: ask a new one (which
-    re-adopts whatever the old one had started) and say what became of the container."""
-    from minidocker import client
-
-    client.request(layout, {"op": "ping"})  # starts a new supervisor; it re-adopts
-    cdir, short = layout.container(cid), cid[:12]
-    record = lifecycle.read(cdir, "state", {}) if os.path.isdir(cdir) else {}
-    if not record:
-        if os.path.isdir(cdir):  # made in part, never recorded: leave nothing behind
-            from minidocker import container
-
-            container.teardown(layout, cid)
-        raise client.SupervisorError(f"the supervisor ended before it answered: container "
-                                     f"{short} was not made, and nothing was created")
-    current = lifecycle.status(record)
-    if current == "exited":
-        current = f"exited ({lifecycle.exit_code(record)})"
-    print(f"minidocker: warning: the supervisor ended before it answered; container {short} "
-          f"is {current}{', and a new supervisor looks after it' if current == 'running' else ''}",
-          file=sys.stderr)
-    print(cid, flush=True)
-    return 0
-
-
-def _print_output(reply: dict[str, Any]) -> None:
-    if reply.get("output"):
-        sys.stderr.write(str(reply["output"]))
-        sys.stderr.flush()
+        return client.after_the_supervisor_died(layout, cid)
+    client.print_output(reply)
+    return _attached(sock, Container(layout, reply["id"]), interactive, tty, sig_proxy=True)
 
 
 def _attach_request(stdin: bool, tty: bool) -> dict[str, Any]:
@@ -451,16 +224,20 @@ def _stop_args(command: str, argv: list[str]) -> tuple[argparse.Namespace, int |
 
 
 def cmd_stop(argv: list[str]) -> int:
+    from minidocker import engine
+
     args, sig = _stop_args("stop", argv)
 
     def stop_one(c: Container) -> str:
-        stop(c, args.time, sig)
+        engine.stop(c, args.time, sig)
         return c.ref
 
     return _each(args.containers, stop_one)
 
 
 def cmd_kill(argv: list[str]) -> int:
+    from minidocker import engine
+
     p = parser("minidocker kill", COMMANDS["kill"][1],
                "minidocker kill [OPTIONS] CONTAINER [CONTAINER...]")
     p.add_argument("-s", "--signal", default="KILL", help="signal to send (default KILL)")
@@ -469,45 +246,29 @@ def cmd_kill(argv: list[str]) -> int:
     sig = parse_signal(args.signal)
 
     def kill_one(c: Container) -> str:
-        kill(c, sig)
+        engine.kill(c, sig)
         return c.ref
 
     return _each(args.containers, kill_one)
 
 
 def cmd_restart(argv: list[str]) -> int:
+    from minidocker import engine
+
     args, sig = _stop_args("restart", argv)
     from minidocker import client
 
     def restart_one(c: Container) -> str:
-        stop(c, args.time, sig)
+        engine.stop(c, args.time, sig)
         client.request(c.layout, {"op": "start", "id": c.id})
         return c.ref
 
     return _each(args.containers, restart_one)
 
 
-def remove(c: Container, force: bool) -> None:
-    """``rm``: refuse a running container without ``force``; with it, kill it first. The
-    check and the removal happen under the container's lock, so no start slips between."""
-    with lifecycle.locked(c.dir):
-        c.reload()
-        status = c.status()
-        if status in ("running", "paused", "restarting") and not force:
-            what = {"running": "container is running", "paused": "container is paused",
-                    "restarting": "container is restarting"}[status]
-            raise LifecycleError(f'cannot remove container "/{c.name}": {what}: stop the '
-                                 "container before removing or force remove")
-        pid = int(c.state.get("Pid") or 0) if status in ("running", "paused") else 0
-        if status in ("running", "paused", "restarting"):
-            lifecycle.update_state(c.dir, ManuallyStopped=True)
-        from minidocker import container
-
-        container.teardown(c.layout, c.id, c.name, pid=pid,
-                           start_time=c.state.get("StartTime"))
-
-
 def cmd_rm(argv: list[str]) -> int:
+    from minidocker import engine
+
     p = parser("minidocker rm", COMMANDS["rm"][1],
                "minidocker rm [OPTIONS] CONTAINER [CONTAINER...]")
     p.add_argument("-f", "--force", action="store_true",
@@ -518,18 +279,20 @@ def cmd_rm(argv: list[str]) -> int:
     args = p.parse_args(argv)
 
     def rm_one(c: Container) -> str:
-        remove(c, args.force)
+        engine.remove(c, args.force)
         return c.ref
 
     return _each(args.containers, rm_one)
 
 
 def cmd_wait(argv: list[str]) -> int:
+    from minidocker import engine
+
     p = parser("minidocker wait", COMMANDS["wait"][1],
                "minidocker wait CONTAINER [CONTAINER...]")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     args = p.parse_args(argv)
-    return _each(args.containers, lambda c: str(wait_exit(c)))
+    return _each(args.containers, lambda c: str(engine.wait(c)))
 
 
 def cmd_rename(argv: list[str]) -> int:
@@ -643,7 +406,7 @@ def matches(filters: dict[str, list[str]], cid: str, name: str, status: str) -> 
 def list_containers(layout: state.Layout) -> list[tuple[str, dict[str, Any], dict[str, Any],
                                                         str]]:
     """``(id, config, state, status)`` of every container, newest first."""
-    alive = _supervisor_alive(layout)
+    alive = lifecycle.supervisor_pid(layout) is not None
     rows = []
     for cid, record in lifecycle.iter_records(layout):
         config = lifecycle.read(layout.container(cid), "config", {})
@@ -1117,62 +880,6 @@ def prune_stopped(layout: state.Layout) -> tuple[list[str], int]:
     return removed, reclaimed
 
 
-def reconcile(layout: state.Layout) -> list[str]:
-    """Make the records agree with the kernel; what was fixed, one line each.
-
-    - a record that says running, but whose process is gone (a killed ``run``, a crashed
-      supervisor, a reboot), is marked exited with exit code 255;
-    - removals that died half-way (``.<id>.removing``) are finished;
-    - a name that points at no container is released;
-    - temporary files of writers that died mid-write are deleted.
-    """
-    from minidocker import container
-
-    fixed = []
-    for cid, record in lifecycle.iter_records(layout):
-        cdir = layout.container(cid)
-        if record.get("Status") in lifecycle.LIVE and not lifecycle.is_running(record):
-            try:
-                with lifecycle.locked(cdir):
-                    now = lifecycle.read(cdir, "state", {})
-                    if now.get("Status") in lifecycle.LIVE and not lifecycle.is_running(now):
-                        lifecycle.write(cdir, "state", {**now, **lifecycle.unseen_end(now)})
-                        fixed.append(f"{cid[:12]}: recorded as running, but PID "
-                                     f"{now.get('Pid')} is gone: now exited (255)")
-            except MinidockerError:
-                continue
-        try:
-            leftovers = [n for n in os.listdir(cdir) if ".tmp" in n]
-        except FileNotFoundError:
-            continue
-        for name in leftovers:
-            pid = name.rsplit(".tmp", 1)[1]
-            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-                os.unlink(os.path.join(cdir, name))
-                fixed.append(f"{cid[:12]}: removed {name}, left by a writer that died")
-    try:
-        entries = os.listdir(layout.containers)
-    except FileNotFoundError:
-        entries = []
-    for name in entries:
-        if name.startswith(".") and name.endswith(".removing"):
-            container.teardown(layout, name[1:-len(".removing")])
-            fixed.append(f"{name[1:13]}: finished a removal that had died half-way")
-    try:
-        links = os.listdir(layout.names)
-    except FileNotFoundError:
-        links = []
-    for link in links:
-        try:
-            owner = os.readlink(os.path.join(layout.names, link))
-        except OSError:
-            continue
-        if not os.path.isdir(layout.container(owner)):
-            layout.release_name(link, owner)
-            fixed.append(f"name {link}: its container {owner[:12]} is gone: released")
-    return fixed
-
-
 def cmd_container(argv: list[str]) -> int:
     """``container ls|ps|list|prune|inspect|...``: Docker's management command."""
     sub = argv[0] if argv else ""
@@ -1216,6 +923,8 @@ def container_prune(argv: list[str]) -> int:
 
 
 def cmd_system(argv: list[str]) -> int:
+    from minidocker import engine
+
     sub = argv[0] if argv else ""
     if sub != "prune":
         raise UsageError("usage: minidocker system prune [-f]" if not sub else
@@ -1229,7 +938,7 @@ def cmd_system(argv: list[str]) -> int:
                     "and make every container record agree with the kernel.", args.force):
         return 0
     layout = state.Layout()
-    for line in reconcile(layout):
+    for line in engine.reconcile(layout):
         print(f"Reconciled: {line}")
     removed, reclaimed = prune_stopped(layout)
     if removed:

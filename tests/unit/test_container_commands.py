@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from minidocker import lifecycle, state
+from minidocker import engine, lifecycle, state
 from minidocker.commands import containers
 from minidocker.errors import UsageError
 from minidocker.lifecycle import LifecycleError
@@ -180,13 +180,13 @@ def test_reconcile_fixes_what_the_kernel_contradicts(tmp_path):
     os.makedirs(os.path.join(tomb, "upper"))
     with open(layout.container(cid, "state.json.tmp999999999"), "w") as f:
         f.write("{")
-    fixed = containers.reconcile(layout)
+    fixed = engine.reconcile(layout)
     assert len(fixed) == 4, fixed
     record = lifecycle.read(layout.container(cid), "state")
     assert record["Status"] == "exited" and record["ExitCode"] == 255
     assert sorted(os.listdir(layout.names)) == ["web"]
     assert sorted(os.listdir(layout.containers)) == [cid]
-    assert containers.reconcile(layout) == []  # nothing left to fix
+    assert engine.reconcile(layout) == []  # nothing left to fix
 
 
 def test_stop_uses_the_images_stop_signal_or_sigterm(tmp_path):

@@ -52,3 +52,28 @@ def test_the_check_sees_function_level_imports(tmp_path: Path) -> None:
                    "    from minidocker import cli\n")
     assert {"minidocker.commands", "minidocker.cli"} <= imported_modules(bad)
     assert not is_face("minidocker.client")  # a prefix of "minidocker.cli", not a face
+
+
+# The engine, the start sequence and the container record sit below the supervisor's client:
+# the client (the CLI's side of the supervisor socket) may call down into them, never the
+# reverse, so stop_everything and run -d import them one way only.
+BELOW_THE_CLIENT = ("engine.py", "container.py", "lifecycle.py", "security.py", "enter.py",
+                    "state.py", "procfs.py")
+
+
+def test_the_engine_does_not_import_the_client() -> None:
+    offenders = {name: sorted(m for m in imported_modules(PACKAGE / name)
+                              if m in ("minidocker.client", "minidocker.supervisor")
+                              or m.startswith("minidocker.client."))
+                 for name in BELOW_THE_CLIENT}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_start_is_a_printable_list_of_steps() -> None:
+    from minidocker import container
+
+    host = [step.__name__ for step in container.HOST_STEPS]
+    child = [step.__name__ for step in container.CHILD_STEPS]
+    assert host.index("make_cgroup") < host.index("fork") < host.index("follow_child")
+    assert child[0] == "join_cgroup" and child[-1] == "exec_command"
+    assert child.index("mount_rootfs") < child.index("pivot") < child.index("confine")
