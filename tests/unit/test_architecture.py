@@ -46,7 +46,6 @@ KNOWN_LARGE: dict[str, int] = {
     # still to split on this branch (see the report of tools/importgraph.py):
     "store": 980,
     "layers": 839,
-    "commands.images": 756,
     "networking": 732,
     "archive": 623,
     "lab": 611,
