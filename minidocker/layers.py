@@ -20,9 +20,8 @@ layer as a whiteout file can only be hidden by whiteout files in subsequent laye
 whiteout for a name this layer also has keeps this layer's entry; for a directory it hides the
 lower layers' one by making this one opaque. The order of entries in the tar does not matter.
 
-:class:`Stack` reads a stack of unpacked layers back as one tree, as overlayfs would show it,
-without mounting anything: ``diff`` compares a container against its image with it, the ``vfs``
-driver copies an image with it, and ``export`` writes a container's files from it.
+:class:`Stack` (in :mod:`minidocker.whiteouts`, re-exported here) reads a stack of unpacked
+layers back as one tree, as overlayfs would show it, without mounting anything.
 
 **Unpacking is the dangerous part.** A layer comes from someone else, and we unpack it as root.
 A hostile tar can try ``../../etc/cron.d/x``, an absolute ``/etc/passwd``, or a symlink
@@ -44,10 +43,8 @@ and drops a ``user.*`` or ``trusted.*`` one with one warning per layer; a ``secu
 ``system.*`` one (a file capability, an LSM label, an ACL) fails the unpack, since the file
 would do something else without it.
 
-**Digests.** Content is addressed by ``sha256:<hex>``. The *diff ID* of a layer is the digest of
-its uncompressed tar; the *chain ID* names a layer together with everything below it (the
-image-spec's ``config.md``, "Layer ChainID"), so the same tar on two different bases gets two
-directories.
+**Digests.** Content is addressed by ``sha256:<hex>``; a layer's *diff ID* and *chain ID* are
+computed by :mod:`minidocker.digests` (re-exported here), as its bytes go by.
 
 Notebooks: ``04_overlayfs``, ``05_images``. Man pages: openat(2), mknodat(2), linkat(2),
 fchownat(2), utimensat(2), setxattr(2).
@@ -60,7 +57,25 @@ import os
 import stat
 from pathlib import Path
 
+from minidocker.digests import COMPRESSIONS as COMPRESSIONS
+from minidocker.digests import HashingReader as HashingReader
+from minidocker.digests import ReadAhead as ReadAhead
+from minidocker.digests import chain_id as chain_id
+from minidocker.digests import chain_ids as chain_ids
+from minidocker.digests import compression as compression
+from minidocker.digests import copy_hashed as copy_hashed
+from minidocker.digests import decompressed as decompressed
+from minidocker.digests import sha256_digest as sha256_digest
 from minidocker.errors import ImageError, UnsafeArchive
+from minidocker.whiteouts import OPAQUE_MARKER as OPAQUE_MARKER
+from minidocker.whiteouts import OVERLAY_OPAQUE_XATTR as OVERLAY_OPAQUE_XATTR
+from minidocker.whiteouts import WHITEOUT_FORMATS as WHITEOUT_FORMATS
+from minidocker.whiteouts import WHITEOUT_META_PREFIX as WHITEOUT_META_PREFIX
+from minidocker.whiteouts import WHITEOUT_PREFIX as WHITEOUT_PREFIX
+from minidocker.whiteouts import Node as Node
+from minidocker.whiteouts import Stack as Stack
+from minidocker.whiteouts import is_opaque as is_opaque
+from minidocker.whiteouts import is_whiteout as is_whiteout
 
 # Not `from typing import TYPE_CHECKING`: importing typing alone costs ~2 ms of the start-up
 # budget. Type checkers treat any name TYPE_CHECKING as true.
@@ -70,22 +85,16 @@ if TYPE_CHECKING:
     # inside the functions that need them: they cost milliseconds, and ``minidocker run`` of an
     # image already unpacked needs none of them.
     import tarfile
-    from collections.abc import Callable, Iterator
-    from typing import BinaryIO, Protocol
+    from collections.abc import Callable
+    from typing import Protocol
 
     class Readable(Protocol):
         """Anything with ``read(n) -> bytes``: a file, stdin, a gzip stream, a hasher."""
 
         def read(self, n: int = -1, /) -> bytes: ...
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
-# Other ".wh..wh." names are AUFS bookkeeping (hard link directories); Docker skips them too.
-WHITEOUT_META_PREFIX = ".wh..wh."
-OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
 PAX_XATTR_PREFIX = "SCHILY.xattr."
-WHITEOUT_FORMATS = ("overlay", "oci")  # a 0/0 device and an xattr, or .wh. files kept as is
 # Xattrs only programs read: a filesystem that cannot hold them (tmpfs before Linux 6.6 has no
 # user.*) loses them with a warning. The kernel enforces security.* (file capabilities, LSM
 # labels) and system.* (POSIX ACLs): dropping one would change what a file lets a process do,
@@ -95,155 +104,6 @@ DROPPABLE_XATTR_PREFIXES = ("user.", "trusted.")
 _CHUNK = 1 << 20
 # O_PATH: we only need the directory as an anchor for *at() calls, not its contents.
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-# -- digests ----------------------------------------------------------------------------------
-
-class HashingReader:
-    """A read-only stream that hashes (sha256) and counts every byte read through it."""
-
-    def __init__(self, raw: Readable) -> None:
-        import hashlib
-
-        self._raw = raw
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        self._hash.update(data)
-        self.size += len(data)
-        return data
-
-    def drain(self) -> None:
-        """Read to the end, so that the digest covers the whole stream."""
-        while self.read(_CHUNK):
-            pass
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()
-
-
-class ReadAhead:
-    """Reads ``raw`` in a thread of its own, a few chunks ahead of the consumer.
-
-    Decompressing (zlib) and hashing (hashlib) release the GIL, and so do the syscalls that
-    create a layer's files: with the reading in another thread, the two overlap. The thread
-    ends at the end of the stream (or on the first error, raised again in the consumer), and
-    :meth:`close` waits for it, so no thread outlives an unpack (``run`` forks afterwards).
-    """
-
-    def __init__(self, raw: Readable, depth: int = 8) -> None:
-        import queue
-        import threading
-
-        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(depth)
-        self._buffer = b""
-        self._done = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, args=(raw,), daemon=True)
-        self._thread.start()
-
-    def _fill(self, raw: Readable) -> None:
-        try:
-            while not self._stop.is_set():
-                chunk = raw.read(_CHUNK)
-                self._queue.put(chunk)
-                if not chunk:
-                    return
-        except BaseException as exc:  # handed to the consumer, who raises it
-            self._queue.put(exc)
-
-    def read(self, n: int = -1) -> bytes:
-        while not self._done and (n < 0 or len(self._buffer) < n):
-            item = self._queue.get()
-            if isinstance(item, BaseException):
-                self._done = True
-                self.close()
-                raise item
-            if not item:
-                self._done = True
-            self._buffer += item
-        if n < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:n], self._buffer[n:]
-        return data
-
-    def close(self) -> None:
-        """Stop reading ahead and wait for the thread."""
-        import contextlib
-        import queue
-
-        self._stop.set()
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):  # unblock a put() on a full queue
-                self._queue.get_nowait()
-            self._thread.join(0.01)
-
-
-def copy_hashed(src: Readable, dst: BinaryIO) -> tuple[str, int]:
-    """Copy ``src`` to ``dst``; return the ``sha256:<hex>`` digest and size of what was copied."""
-    reader = HashingReader(src)
-    while chunk := reader.read(_CHUNK):
-        dst.write(chunk)
-    return reader.digest, reader.size
-
-
-# -- compression ------------------------------------------------------------------------------
-
-# Magic numbers of the compressions layer tars and image archives come in. Docker detects them
-# the same way, by their first bytes, not by a file name or a media type.
-COMPRESSIONS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
-                b"\x28\xb5\x2f\xfd": "zstd"}
-
-
-def compression(head: bytes) -> str | None:
-    """The compression of a stream starting with ``head`` (6 bytes will do), or None."""
-    return next((name for magic, name in COMPRESSIONS.items() if head.startswith(magic)), None)
-
-
-def decompressed(raw: BinaryIO, kind: str | None) -> Readable:
-    """The bytes ``raw`` holds compressed with ``kind`` (gzip, bzip2, xz; None: as they are),
-    read forward only, so a :class:`HashingReader` under it sees every byte once."""
-    if kind is None:
-        return raw
-    if kind == "gzip":
-        import gzip
-
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if kind == "bzip2":
-        import bz2
-
-        return bz2.BZ2File(raw)
-    if kind == "xz":
-        import lzma
-
-        return lzma.LZMAFile(raw)
-    raise ValueError(f"no decompressor for {kind}")  # zstd: the standard library has none
-
-
-def sha256_digest(data: bytes) -> str:
-    import hashlib
-
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def chain_ids(diff_ids: list[str]) -> list[str]:
-    """The OCI chain IDs of a layer stack, base first.
-
-    ``chain[0] = diff[0]``; ``chain[n] = sha256(chain[n-1] + " " + diff[n])``. A single-layer
-    image's chain ID is its diff ID, so the common case costs no hashing.
-    """
-    chain: list[str] = []
-    for diff_id in diff_ids:
-        chain.append(chain_id(chain[-1], diff_id) if chain else diff_id)
-    return chain
-
-
-def chain_id(parent: str, diff_id: str) -> str:
-    return sha256_digest(f"{parent} {diff_id}".encode())
 
 
 # -- unpacking --------------------------------------------------------------------------------
@@ -709,131 +569,3 @@ def _remove(parent_fd: int, name: str, st: os.stat_result) -> None:
         shutil.rmtree(name, dir_fd=parent_fd)  # fd-based: does not follow symlinks inside
     else:
         os.unlink(name, dir_fd=parent_fd)
-
-
-# -- reading a stack of layers back as one tree ---------------------------------------------
-
-def is_whiteout(st: os.stat_result) -> bool:
-    """overlayfs's whiteout: a character device numbered 0/0."""
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def is_opaque(path: str) -> bool:
-    """Does the directory ``path`` carry ``trusted.overlay.opaque=y``? (Only root can tell.)"""
-    try:
-        return os.getxattr(path, OVERLAY_OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError as exc:
-        if exc.errno in (errno.ENODATA, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES):
-            return False
-        raise
-
-
-class Node:
-    """One visible entry of a :class:`Stack`: where it really is, and what it is."""
-
-    __slots__ = ("name", "path", "st", "sources")
-
-    def __init__(self, name: str, path: str, st: os.stat_result, sources: list[str]) -> None:
-        self.name = name
-        self.path = path  # the entry in the topmost layer that has it
-        self.st = st  # its lstat
-        self.sources = sources  # for a directory: the same directory in every layer it merges
-
-    @property
-    def is_dir(self) -> bool:
-        return stat.S_ISDIR(self.st.st_mode)
-
-    def __repr__(self) -> str:
-        return f"Node({self.name!r}, {self.path!r})"
-
-
-class Stack:
-    """Layer directories, topmost first, read as one tree the way overlayfs merges them.
-
-    The rules are overlayfs's (and the image-spec's): a name in a higher layer hides the same
-    name below, except that directories merge; a whiteout hides the name in every layer below
-    it and is itself invisible; an opaque directory hides everything below it. ``whiteouts``
-    says which form the layers use: ``"overlay"`` (0/0 devices, the opaque xattr), ``"oci"``
-    (``.wh.NAME`` and ``.wh..wh..opq`` files, as the ``vfs`` driver keeps them) or None (a
-    plain directory tree: nothing is special).
-
-    Only real directories are ever descended into (``lstat``, never ``stat``): a symlink in a
-    layer is an entry, not a path to follow.
-    """
-
-    def __init__(self, dirs: list[str] | list[Path], whiteouts: str | None = "overlay") -> None:
-        if whiteouts not in (*WHITEOUT_FORMATS, None):
-            raise ValueError(f"unknown whiteout format {whiteouts!r}")
-        self.dirs = [str(d) for d in dirs]
-        self.whiteouts = whiteouts
-
-    def root(self) -> list[str]:
-        """The sources of the root directory: every layer's root."""
-        return list(self.dirs)
-
-    def children(self, sources: list[str]) -> dict[str, Node]:
-        """The visible entries of the directory made of ``sources`` (topmost first)."""
-        oci, overlay = self.whiteouts == "oci", self.whiteouts == "overlay"
-        found: dict[str, Node] = {}
-        hidden: set[str] = set()  # whited out by a layer above
-        sealed: set[str] = set()  # opaque directories: they merge nothing more from below
-        for source in sources:
-            try:
-                names = os.listdir(source)
-            except FileNotFoundError:
-                continue
-            whited: set[str] = set()  # this layer's whiteouts hide the layers below only
-            for name in names:
-                if oci and name.startswith(WHITEOUT_PREFIX):
-                    if not name.startswith(WHITEOUT_META_PREFIX):
-                        whited.add(name[len(WHITEOUT_PREFIX):])
-                    continue
-                if name in hidden:
-                    continue
-                path = os.path.join(source, name)
-                st = os.lstat(path)
-                if overlay and is_whiteout(st):
-                    whited.add(name)
-                    continue
-                node = found.get(name)
-                is_dir = stat.S_ISDIR(st.st_mode)
-                if node is None:
-                    found[name] = Node(name, path, st, [path] if is_dir else [])
-                elif node.is_dir and is_dir and name not in sealed:
-                    node.sources.append(path)  # directories merge
-                else:
-                    continue  # hidden by a non-directory above, or under an opaque directory
-                if is_dir and self._seals(path):
-                    sealed.add(name)
-            hidden |= whited
-            if (oci and OPAQUE_MARKER in names) or (overlay and is_opaque(source)):
-                break  # an opaque directory hides the same directory in every layer below
-        return found
-
-    def _seals(self, path: str) -> bool:
-        """Is this directory opaque, in this stack's form?"""
-        if self.whiteouts == "overlay":
-            return is_opaque(path)
-        return self.whiteouts == "oci" and os.path.lexists(os.path.join(path, OPAQUE_MARKER))
-
-    def lookup(self, rel: str) -> Node | None:
-        """The visible entry at ``rel`` (``"etc/passwd"``), or None."""
-        sources = self.root()
-        node = None
-        for part in [p for p in rel.split("/") if p]:
-            node = self.children(sources).get(part)
-            if node is None:
-                return None
-            sources = node.sources  # empty for a non-directory: nothing below it is visible
-        return node
-
-    def walk(self, rel: str = "", sources: list[str] | None = None
-             ) -> Iterator[tuple[str, Node]]:
-        """Every visible entry, as ``(relative path, node)``, parents first, names sorted."""
-        entries = self.children(self.root() if sources is None else sources)
-        for name in sorted(entries):
-            node = entries[name]
-            path = f"{rel}/{name}" if rel else name
-            yield path, node
-            if node.is_dir:
-                yield from self.walk(path, node.sources)

@@ -5,36 +5,23 @@ it and lists its layers' diff IDs), a *manifest* (the JSON that points at the co
 layer blobs by digest), and the layer tars themselves. The image ID is the config's digest; a
 name such as ``busybox:latest`` is only a label pointing at a manifest.
 
-On disk, under the state root (``/var/lib/minidocker``)::
+The store is built in three layers, one module each, a class standing on the one below:
 
-    images/                  an OCI image layout (image-spec ``image-layout.md``), readable by
-      oci-layout             skopeo, umoci and plain ``json.load``
-      index.json             one descriptor per image: manifest digest + name annotations
-      blobs/sha256/<hex>     manifests, configs and layer tars, named by their sha256
-    layers/<chain-id-hex>/   each layer unpacked once, an overlayfs lowerdir shared by images
-    tmp/                     staging: same filesystem, so rename(2) can publish atomically
+- :mod:`minidocker.blobs` (``OciLayout``): the OCI image layout under ``images/``, blobs named by
+  digest, ``index.json``, staging in ``tmp/``, and the locks writers and the collector take;
+- :mod:`minidocker.layerstore` (``LayerStore``): ``layers/<chain-id-hex>/``, each layer unpacked
+  once and shared by images, verified when unpacked, and garbage collection;
+- here (``ImageStore``): images, their names and tags, ``rmi``'s rules and ``import``.
 
-Invariants a learner should check in the code:
+Invariants a learner should check in the code (and the two modules below):
 
-- **Nothing half-written is visible.** A blob is written to ``tmp/``, fsynced, checked against
-  its digest and renamed into ``blobs/``; a layer is unpacked in ``tmp/`` and renamed into
-  ``layers/``; ``index.json`` is replaced by rename under an exclusive ``flock(2)`` on
-  ``images/.lock``. Readers take no lock: rename(2) gives them the old file or the new one.
+- **Nothing half-written is visible**, and **bad input changes nothing**: see
+  :mod:`minidocker.blobs` and :mod:`minidocker.layerstore`.
 - **Publish in dependency order**: layer blobs and directories, then config, then manifest, then
-  the index entry, so an entry never points at something missing.
-- **Bad input changes nothing**: a bad reference, an unsafe or truncated tarball is refused
-  before anything is renamed into place, and its temporary files are removed.
+  the index entry, so an entry never points at something missing (:meth:`ImageStore.write_image`).
 - **Reading is cheap**: resolving a name reads three small JSON files and hashes nothing (blobs
   were verified when written; layers are verified when unpacked). ``minidocker run`` starts
   here, so tarfile, hashlib and gzip are imported only when a layer is written or unpacked.
-- **Garbage is collected under a lock.** Every writer holds a shared flock(2) on
-  ``images/.gc-lock`` from its first staged byte to its index entry; ``rmi`` and ``image
-  prune`` take it exclusively, so they never delete a blob that a ``load`` has published but
-  not yet named, and everything left in ``tmp/`` then belongs to a writer that died (``kill
-  -9``) and can go. A layer is deleted by renaming it into ``tmp/`` first: a half-deleted
-  layer is never visible either.
-- **Layers are kept in the storage driver's format** (:mod:`minidocker.graphdriver`): whiteouts
-  as overlay devices and xattrs, or, under ``vfs``, as the OCI ``.wh.`` files.
 
 Every change to ``index.json`` replaces it by rename(2): :mod:`minidocker.imagecache` trusts
 its cache only while ``index.json``'s inode, size and mtime stay the same.
@@ -46,28 +33,25 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from minidocker import layers
+from minidocker.blobs import DEFAULT_ROOT as DEFAULT_ROOT
+from minidocker.blobs import json_bytes
 from minidocker.errors import CorruptBlob, ImageError, ImageNotFound, InvalidReference, UsageError
+from minidocker.layerstore import Layer as Layer
+from minidocker.layerstore import LayerStore
 from minidocker.ocispec import (
     ANNOTATION_IMAGE_NAME,
     ANNOTATION_REF_NAME,
     CONFIG_FIELDS,
     DEFAULT_PATH_ENV,
     DOCKER_MANIFEST,
-    GZIP_LAYERS,
-    LAYOUT_VERSION,
     MEDIA_CONFIG,
-    MEDIA_INDEX,
-    MEDIA_LAYER,
     MEDIA_MANIFEST,
-    PLAIN_LAYERS,
     host_architecture,
 )
 
@@ -75,6 +59,7 @@ from minidocker.ocispec import (
 # registry puller imports the layer types from here.
 from minidocker.ocispec import DOCKER_LAYER as DOCKER_LAYER
 from minidocker.ocispec import DOCKER_LAYER_GZIP as DOCKER_LAYER_GZIP
+from minidocker.ocispec import MEDIA_LAYER as MEDIA_LAYER
 from minidocker.ocispec import MEDIA_LAYER_GZIP as MEDIA_LAYER_GZIP
 from minidocker.reference import Reference, parse
 
@@ -87,25 +72,9 @@ if TYPE_CHECKING:  # typing and dataclasses cost milliseconds at run time: annot
 
     from minidocker.layers import Readable
 
-DEFAULT_ROOT = Path("/var/lib/minidocker")
-
 BUILTIN_IMAGES = ("docker.io/library/busybox:latest",)
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _ID_PREFIX = re.compile(r"[0-9a-f]{4,63}")
-
-
-class Layer:
-    """A layer as an image lists it: its blob's descriptor and the digest of its tar."""
-
-    __slots__ = ("descriptor", "diff_id")
-
-    def __init__(self, descriptor: dict[str, Any], diff_id: str) -> None:
-        self.descriptor = descriptor
-        self.diff_id = diff_id
-
-    def __repr__(self) -> str:
-        return f"Layer({self.descriptor['digest']}, diff_id={self.diff_id})"
 
 
 class Image:
@@ -161,19 +130,8 @@ class Image:
         return self.store.layer_dirs(self)
 
 
-class ImageStore:
+class ImageStore(LayerStore):
     """The images under ``root``; see the module docstring for the layout."""
-
-    def __init__(self, root: Path | str = DEFAULT_ROOT) -> None:
-        self.root = Path(root)
-        self.images_dir = self.root / "images"  # the OCI image layout
-        self.blobs_dir = self.images_dir / "blobs" / "sha256"
-        self.layers_dir = self.root / "layers"
-        self.tmp_dir = self.root / "tmp"
-        self._layout_ready = False
-        self._writers = 0  # depth of nested _writing() blocks in this process
-        self._gc_fd: int | None = None
-        self._whiteouts: str | None = None
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -224,17 +182,6 @@ class ImageStore:
         if image is None:
             raise ImageNotFound(f"no such image: {ref}")
         return image, None
-
-    def layer_size(self, descriptor: dict[str, Any]) -> int:
-        """The uncompressed size of a layer: its tar's size (gzip's trailer says, mod 4 GiB)."""
-        if descriptor.get("mediaType") not in GZIP_LAYERS:
-            return int(descriptor.get("size", 0))
-        try:
-            with open(self.blob_path(descriptor["digest"]), "rb") as f:
-                f.seek(-4, io.SEEK_END)
-                return int.from_bytes(f.read(4), "little")  # ISIZE, RFC 1952
-        except OSError:
-            return int(descriptor.get("size", 0))
 
     def image_size(self, image: Image) -> int:
         """What ``docker images`` calls SIZE: every layer, uncompressed."""
@@ -292,181 +239,13 @@ class ImageStore:
             self._write_index(index)
             return [*records, ("Deleted", image.id)]
 
-    def collect_garbage(self, keep_layers: frozenset[str] | set[str] = frozenset()
-                        ) -> tuple[list[str], int]:
-        """Delete every blob and layer no image in the index reaches, and ``tmp/``'s leftovers.
-
-        Call it inside :meth:`collecting`. ``keep_layers`` names layer directories containers
-        still stand on (their chain ID hex). Returns the chain IDs deleted and the bytes freed.
-        """
-        import shutil
-
-        blobs: set[str] = set()
-        chains: set[str] = set()
-        for entry in self._read_index()["manifests"]:
-            self._mark(entry, blobs, chains, depth=0)
-        freed = 0
-        for name in _listdir(self.blobs_dir):
-            if f"sha256:{name}" not in blobs:
-                path = self.blobs_dir / name
-                freed += path.lstat().st_size
-                path.unlink()
-        deleted = []
-        for name in _listdir(self.layers_dir):
-            if name in chains or name in keep_layers:
-                continue
-            doomed = self.tmp_dir / f"gc-{os.getpid()}-{name}"
-            os.rename(self.layers_dir / name, doomed)  # gone from layers/ in one step
-            freed += _remove_counting(doomed)
-            deleted.append(f"sha256:{name}")
-        for name in _listdir(self.tmp_dir):  # no writer holds the lock: all of it is garbage
-            path = self.tmp_dir / name
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        return deleted, freed
-
-    def _mark(self, descriptor: dict[str, Any], blobs: set[str], chains: set[str],
-              depth: int) -> None:
-        """Add what ``descriptor`` reaches (a manifest or an index) to ``blobs`` and ``chains``."""
-        digest = descriptor.get("digest")
-        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest) or depth > 8:
-            return
-        blobs.add(digest)
-        try:
-            value = json.loads(self.read_blob(digest, verify=False))
-        except (CorruptBlob, ValueError, OSError):
-            return  # missing or not JSON: it reaches nothing more
-        if not isinstance(value, dict):
-            return
-        for child in value.get("manifests") or []:  # an index inside the index
-            if isinstance(child, dict):
-                self._mark(child, blobs, chains, depth + 1)
-        config = value.get("config")
-        if not isinstance(config, dict):
-            return
-        for d in [config, *(value.get("layers") or [])]:
-            if isinstance(d, dict) and isinstance(d.get("digest"), str):
-                blobs.add(d["digest"])
-        try:
-            diff_ids = json.loads(self.read_blob(config["digest"], verify=False))["rootfs"][
-                "diff_ids"]
-            chains.update(c.removeprefix("sha256:") for c in layers.chain_ids(diff_ids))
-        except (CorruptBlob, ValueError, KeyError, TypeError, OSError):
-            pass
-
     def _entry_image_id(self, entry: dict[str, Any]) -> str | None:
         try:
             return self._load(entry).id
         except ImageError:
             return None
 
-    def blob_path(self, digest: str) -> Path:
-        if not _DIGEST.fullmatch(digest):
-            # Digests come from manifests, which may come from elsewhere: never a path.
-            raise ImageError(f"invalid digest '{digest}': want sha256: and 64 lowercase hex")
-        return self.blobs_dir / digest.removeprefix("sha256:")
-
-    def layer_path(self, chain_id: str) -> Path:
-        return self.layers_dir / self.blob_path(chain_id).name
-
-    def open_blob(self, digest: str) -> BinaryIO:
-        """The blob's content as a stream (not verified: for large blobs, hash as you read)."""
-        try:
-            return open(self.blob_path(digest), "rb")
-        except FileNotFoundError:
-            raise CorruptBlob(f"blob {digest} is missing from {self.blobs_dir}") from None
-
-    def read_blob(self, digest: str, verify: bool = True) -> bytes:
-        with self.open_blob(digest) as f:
-            data = f.read()
-        if verify and layers.sha256_digest(data) != digest:
-            raise CorruptBlob(f"blob {digest} does not match its digest (changed on disk)")
-        return data
-
-    def layer_dirs(self, image: Image) -> list[Path]:
-        """Image layers as directories, topmost first, unpacking (and verifying) any missing."""
-        descriptors = image.manifest.get("layers", [])
-        diff_ids = image.diff_ids
-        if len(descriptors) != len(diff_ids):
-            raise CorruptBlob(f"image {image.id}: manifest lists {len(descriptors)} layers, "
-                              f"config {len(diff_ids)}")
-        dirs = []
-        for descriptor, diff_id, chain_id in zip(descriptors, diff_ids, layers.chain_ids(diff_ids),
-                                                 strict=True):
-            path = self.layer_path(chain_id)
-            if not path.is_dir():
-                with self.writing():
-                    self._unpack_blob(descriptor, diff_id, path)
-            dirs.append(path)
-        return dirs[::-1]  # lowerdir=top:...:base, the reverse of the manifest's order
-
     # -- writing --------------------------------------------------------------------------------
-
-    def write_blob(self, data: bytes | Readable, media_type: str | None = None,
-                   digest: str | None = None) -> dict[str, Any]:
-        """Store a blob; return its descriptor. If ``digest`` is given the content must match."""
-        self._ensure_layout()
-        with self.writing():
-            return self._write_blob(data, media_type, digest)
-
-    def _write_blob(self, data: bytes | Readable, media_type: str | None,
-                    digest: str | None) -> dict[str, Any]:
-        staged, actual, size = self._stage_blob(io.BytesIO(data) if isinstance(data, bytes)
-                                                else data)
-        try:
-            if digest is not None and actual != digest:
-                raise CorruptBlob(f"blob {digest} does not match its content ({actual})")
-            self._publish_blob(staged, actual)
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
-        descriptor: dict[str, Any] = {"mediaType": media_type} if media_type else {}
-        return {**descriptor, "digest": actual, "size": size}
-
-    def add_layer(self, tar_stream: Readable, *, parent: str | None = None,
-                  label: str = "layer") -> Layer:
-        """Store an uncompressed layer tar and unpack it, refusing it if unsafe.
-
-        ``parent`` is the chain ID of the layer below (``None`` for a base layer). The tar is
-        staged first, to learn its diff ID (and so its directory) before unpacking it.
-        """
-        self._ensure_layout()
-        with self.writing():
-            staged, diff_id, size = self._stage_blob(tar_stream)
-            return self._add_staged_layer(staged, diff_id, size, parent, label)
-
-    def add_staged_layer(self, staged: Path, *, parent: str | None = None,
-                         label: str = "layer") -> Layer:
-        """Like :meth:`add_layer` for a tar already written to a file in ``tmp/`` (``commit``
-        writes one there). The file is hashed, fsynced and becomes the blob, or is removed."""
-        self._ensure_layout()
-        with self.writing():
-            try:
-                with open(staged, "rb+") as f:
-                    reader = layers.HashingReader(f)
-                    reader.drain()
-                    os.fsync(f.fileno())
-            except BaseException:
-                staged.unlink(missing_ok=True)
-                raise
-            return self._add_staged_layer(staged, reader.digest, reader.size, parent, label)
-
-    def _add_staged_layer(self, staged: Path, diff_id: str, size: int, parent: str | None,
-                          label: str) -> Layer:
-        try:
-            chain_id = diff_id if parent is None else layers.chain_id(parent, diff_id)
-            path = self.layer_path(chain_id)
-            if not path.is_dir():  # same digest, same content: already unpacked and checked
-                with open(staged, "rb") as f:
-                    layers.unpack_atomically(f, path, self.tmp_dir, label=label,
-                                             whiteouts=self.whiteouts)
-            self._publish_blob(staged, diff_id)
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
-        return Layer({"mediaType": MEDIA_LAYER, "digest": diff_id, "size": size}, diff_id)
 
     def write_image(self, config: dict[str, Any], image_layers: list[Layer],
                     ref: str | Reference | None = None) -> Image:
@@ -482,10 +261,10 @@ class ImageStore:
                      reference: Reference | None) -> Image:
         config = {**config, "rootfs": {"type": "layers",
                                        "diff_ids": [layer.diff_id for layer in image_layers]}}
-        config_descriptor = self.write_blob(_json_bytes(config), MEDIA_CONFIG)
+        config_descriptor = self.write_blob(json_bytes(config), MEDIA_CONFIG)
         manifest = {"schemaVersion": 2, "mediaType": MEDIA_MANIFEST, "config": config_descriptor,
                     "layers": [layer.descriptor for layer in image_layers]}
-        descriptor = self.write_blob(_json_bytes(manifest), MEDIA_MANIFEST)
+        descriptor = self.write_blob(json_bytes(manifest), MEDIA_MANIFEST)
         descriptor["platform"] = {"architecture": config.get("architecture", host_architecture()),
                                   "os": config.get("os", "linux")}
         self._add_to_index(descriptor, reference)
@@ -536,17 +315,6 @@ class ImageStore:
         return Image(image.id, reference.familiar, image.config, image.manifest_digest,
                      image.manifest, self)
 
-    def stage_file(self, src: Readable) -> tuple[Path, str, int]:
-        """Copy ``src`` into ``tmp/`` (fsynced): its path, sha256 digest and size. Call inside
-        :meth:`writing`; publish it with :meth:`publish_blob`, or unlink it."""
-        if not self._writers:
-            raise RuntimeError("stage_file() outside writing(): a collector could take it")
-        return self._stage_blob(src)
-
-    def publish_blob(self, staged: Path, digest: str) -> None:
-        """Rename a file staged by :meth:`stage_file` (whose digest is ``digest``) into blobs/."""
-        self._publish_blob(staged, digest)
-
     def name_images(self, named: list[tuple[dict[str, Any], list[Reference]]]) -> list[str]:
         """Add index entries for manifests already stored, in one index write.
 
@@ -574,109 +342,6 @@ class ImageStore:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _ensure_layout(self) -> None:
-        if self._layout_ready:
-            return
-        self._make_dirs()
-        layout = self.images_dir / "oci-layout"
-        index = self.images_dir / "index.json"
-        if not (layout.exists() and index.exists()):
-            with self.writing():  # staged in tmp/: a collector must not take them
-                if not layout.exists():
-                    self._replace_file(layout,
-                                       _json_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
-                with self._index_lock():
-                    if not index.exists():
-                        self._write_index(_empty_index())
-        self._layout_ready = True
-
-    def _make_dirs(self) -> None:
-        # 0700: layers hold the setuid binaries of images; a world-traversable store lets any
-        # host user run them as root (CVE-2021-41091 in Docker). The root itself is shared
-        # with container state, so its mode is not ours to choose.
-        self.root.mkdir(parents=True, exist_ok=True)
-        for path in (self.images_dir, self.blobs_dir.parent, self.blobs_dir, self.layers_dir,
-                     self.tmp_dir):
-            path.mkdir(mode=0o700, exist_ok=True)
-        for lock in (self.images_dir / ".lock", self.images_dir / ".gc-lock"):
-            if not lock.exists():  # made now, so that no later command adds a file
-                os.close(os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
-
-    def _read_index(self) -> dict[str, Any]:
-        path = self.images_dir / "index.json"
-        try:
-            index = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return _empty_index()
-        except ValueError as exc:
-            raise ImageError(f"{path} is not valid JSON: {exc}") from None
-        if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
-            raise ImageError(f"{path} is not an OCI image index")
-        return index
-
-    def _write_index(self, index: dict[str, Any]) -> None:
-        self._replace_file(self.images_dir / "index.json", json.dumps(index, indent=2).encode())
-
-    @property
-    def whiteouts(self) -> str:
-        """How layers here keep whiteouts: ``"overlay"``, or ``"oci"`` under the vfs driver."""
-        if self._whiteouts is None:
-            from minidocker import graphdriver
-
-            vfs = graphdriver.current(str(self.root)) == "vfs"
-            self._whiteouts = "oci" if vfs else "overlay"
-        return self._whiteouts
-
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the shared lock every writer holds (see "Garbage is collected under a lock")."""
-        import fcntl
-
-        if self._writers == 0:
-            self._make_dirs()
-            fd = os.open(self.images_dir / ".gc-lock",
-                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            self._gc_fd = fd
-        self._writers += 1
-        try:
-            yield
-        finally:
-            self._writers -= 1
-            if self._writers == 0 and self._gc_fd is not None:
-                os.close(self._gc_fd)
-                self._gc_fd = None
-
-    @contextmanager
-    def collecting(self) -> Iterator[None]:
-        """Hold the lock exclusively: no writer is between staging and naming anything."""
-        import fcntl
-
-        if self._writers:
-            raise RuntimeError("collecting() inside writing(): it would wait for itself")
-        self._make_dirs()
-        fd = os.open(self.images_dir / ".gc-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self._writers += 1  # writing() inside collecting() holds this lock already
-            try:
-                yield
-            finally:
-                self._writers -= 1
-        finally:
-            os.close(fd)
-
-    @contextmanager
-    def _index_lock(self) -> Iterator[None]:
-        import fcntl
-
-        fd = os.open(self.images_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing the last fd releases the flock
-
     def _add_to_index(self, descriptor: dict[str, Any], reference: Reference | None) -> None:
         with self._index_lock():  # read-modify-write: concurrent writers must not lose entries
             index = self._read_index()
@@ -688,92 +353,6 @@ class ImageStore:
             entries.append(_tagged(descriptor, reference) if reference else _untagged(descriptor))
             index["manifests"] = _dedupe(entries)
             self._write_index(index)
-
-    def _replace_file(self, path: Path, data: bytes) -> None:
-        """Write ``data`` to ``path`` atomically: temp file, fsync, rename, fsync directory."""
-        staged, _, _ = self._stage_blob(io.BytesIO(data))
-        try:
-            os.rename(staged, path)
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
-        _fsync_dir(path.parent)
-
-    def _stage_blob(self, src: Readable) -> tuple[Path, str, int]:
-        """Copy ``src`` to a new file in ``tmp/``, fsynced; return it, its digest and size."""
-        import tempfile
-
-        fd, name = tempfile.mkstemp(prefix=f"blob-{os.getpid()}-", dir=self.tmp_dir)
-        staged = Path(name)
-        try:
-            with open(fd, "wb") as out:
-                digest, size = layers.copy_hashed(src, out)
-                out.flush()
-                os.fsync(out.fileno())  # the data is on disk before its name is
-        except BaseException:
-            staged.unlink()
-            raise
-        return staged, digest, size
-
-    def _publish_blob(self, staged: Path, digest: str) -> None:
-        # rename(2) over an existing blob is harmless (same name, same bytes), and repairs one
-        # that was damaged on disk.
-        os.rename(staged, self.blob_path(digest))
-        _fsync_dir(self.blobs_dir)
-
-    def _unpack_blob(self, descriptor: dict[str, Any], diff_id: str, path: Path) -> None:
-        try:
-            raw = open(self.blob_path(descriptor["digest"]), "rb")  # noqa: SIM115 -- closed below
-        except FileNotFoundError:
-            raise CorruptBlob(f"blob {descriptor['digest']} is missing from "
-                              f"{self.blobs_dir}") from None
-        with raw:
-            stage = self.stage_layer(raw, descriptor, diff_id)
-        layers.publish_staged(stage, path)
-
-    def stage_layer(self, raw: BinaryIO, descriptor: dict[str, Any], diff_id: str) -> Path:
-        """Unpack the layer blob read from ``raw`` into ``tmp/``, checking both its digest
-        (``descriptor``'s) and its diff ID; return the staged directory (not yet published)."""
-        import gzip
-        import zlib
-        from typing import cast
-
-        self._ensure_layout()
-        digest, media_type = descriptor["digest"], descriptor.get("mediaType", MEDIA_LAYER)
-        if media_type not in PLAIN_LAYERS + GZIP_LAYERS:
-            raise ImageError(f"layer {digest}: unsupported media type {media_type}")
-        blob = layers.HashingReader(raw)
-        # GzipFile reading forward only ever calls read() on the hasher. An uncompressed
-        # layer's digest is its diff ID: one hash over the bytes is enough.
-        tar = (layers.HashingReader(layers.decompressed(cast("BinaryIO", blob), "gzip"))
-               if media_type in GZIP_LAYERS else blob)
-
-        def verify() -> None:
-            blob.drain()  # bytes after the end of the tar still belong to the blob
-            if blob.digest != digest:
-                raise CorruptBlob(f"blob {digest} does not match its digest (changed on "
-                                  f"disk: {blob.digest})")
-            if tar.digest != diff_id:
-                raise CorruptBlob(f"layer {digest} does not match its diff ID {diff_id}")
-
-        ahead = layers.ReadAhead(tar)  # decompress and hash while the files are made
-        try:
-            try:
-                return layers.unpack_staged(ahead, self.tmp_dir, label=f"layer {digest}",
-                                            verify=verify, whiteouts=self.whiteouts)
-            finally:
-                ahead.close()  # before anything else reads the blob
-        except (ImageError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            if isinstance(exc, CorruptBlob):
-                raise
-            # A damaged blob shows up as a damaged tar: say which one it really is.
-            blob.drain()
-            if blob.digest != digest:
-                raise CorruptBlob(f"blob {digest} does not match its digest (changed on "
-                                  f"disk: {blob.digest})") from exc
-            if isinstance(exc, ImageError):
-                raise
-            raise ImageError(f"layer {digest}: corrupt gzip data ({exc})") from exc
 
     def _load(self, entry: dict[str, Any]) -> Image:
         manifest = self._read_json(entry, "manifest")
@@ -820,15 +399,6 @@ class ImageStore:
 
 # -- helpers --------------------------------------------------------------------------------------
 
-def _empty_index() -> dict[str, Any]:
-    return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": []}
-
-
-def _json_bytes(value: Any) -> bytes:
-    # Compact and in insertion order, so that the same image gives the same digest.
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
 def timestamp() -> str:
     from minidocker.timefmt import format_time
 
@@ -838,26 +408,6 @@ def timestamp() -> str:
 def _familiar(entry: dict[str, Any]) -> str:
     name = _entry_name(entry)
     return parse(name).familiar if name else "<none>:<none>"
-
-
-def _listdir(path: Path) -> list[str]:
-    try:
-        return sorted(os.listdir(path))
-    except FileNotFoundError:
-        return []
-
-
-def _remove_counting(path: Path) -> int:
-    """``rm -rf path``; the bytes its files held."""
-    total = 0
-    for dirpath, _, filenames in os.walk(path):
-        for name in filenames:
-            st = os.lstat(os.path.join(dirpath, name))
-            total += 0 if stat.S_ISLNK(st.st_mode) else st.st_size
-    import shutil
-
-    shutil.rmtree(path)
-    return total
 
 
 def _entry_name(entry: dict[str, Any]) -> str | None:
@@ -910,14 +460,6 @@ def _dedupe(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seen.add(key)
         kept.append(entry)
     return kept
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)  # makes the rename itself durable
-    finally:
-        os.close(fd)
 
 
 def _run_config(changes: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "images and storage": (
         "ocispec", "reference", "store", "layers", "graphdriver",
+        "blobs", "layerstore", "digests", "whiteouts",
         "vfs", "diff", "archive", "busybox", "imagecache", "instructions",
         "registry", "registry.auth", "registry.client", "registry.platforms", "registry.pull",
         "registry.push", "registry.search", "volumes",
@@ -66,6 +67,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
         "commands.containers", "commands.images", "commands.network", "commands.registry",
         "commands.resources", "commands.volumes",
+        "commands.archives", "commands.changes",
     ),
     "notebook helpers": (
         "lab", "overlaylab", "escapes",

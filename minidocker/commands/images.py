@@ -1,8 +1,10 @@
-"""Image commands: ``images``, ``image ...``, ``import``, ``tag``, ``rmi``, ``history``,
-``save``, ``load``, and the container-to-image ones, ``diff``, ``commit`` and ``export``.
+"""Image commands: ``images``, ``image ...``, ``tag``, ``rmi`` and ``history``.
 
-Each parses its arguments, calls the mechanism (:mod:`minidocker.store`,
-:mod:`minidocker.archive`, :mod:`minidocker.diff`) and prints what Docker prints.
+Each parses its arguments, calls the mechanism (:mod:`minidocker.store`) and prints what Docker
+prints. Tarballs in and out of the store (``save``, ``load``, ``import``) are in
+:mod:`minidocker.commands.archives`; a container's changes (``diff``, ``commit``, ``export``) in
+:mod:`minidocker.commands.changes`. The command line finds every image command here, so their
+``cmd_`` functions stay importable from this module, each importing its own only when called.
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from minidocker.errors import ImageError, UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any, BinaryIO
+    from typing import Any
 
-    from minidocker.layers import Stack
     from minidocker.state import Layout
     from minidocker.store import Image, ImageStore
 
@@ -32,26 +33,7 @@ def _store() -> ImageStore:
     return ImageStore(state.Layout().root)
 
 
-# -- import, tag, rmi ---------------------------------------------------------------------------
-
-def cmd_import(argv: list[str]) -> int:
-    p = parser("minidocker import", COMMANDS["import"][1],
-               "minidocker import [OPTIONS] FILE|- [REPOSITORY[:TAG]]")
-    p.add_argument("file", help="a rootfs tarball (plain or gzip), or - for stdin")
-    p.add_argument("reference", nargs="?", help="the name to give the image")
-    p.add_argument("-c", "--change", action="append", default=[],
-                   help="apply a Dockerfile instruction to the image (CMD, ENV...)")
-    p.add_argument("-m", "--message", help="set a commit message for the imported image")
-    args = p.parse_args(argv)
-    from minidocker import instructions
-    from minidocker.ocispec import DEFAULT_PATH_ENV
-
-    changes = instructions.apply({"Env": [DEFAULT_PATH_ENV]}, args.change)
-    src = sys.stdin.buffer if args.file == "-" else args.file
-    image = _store().import_tarball(src, args.reference, changes=changes, message=args.message)
-    print(image.id)
-    return 0
-
+# -- tag, rmi -----------------------------------------------------------------------------------
 
 def cmd_tag(argv: list[str]) -> int:
     p = parser("minidocker tag", COMMANDS["tag"][1],
@@ -486,271 +468,39 @@ def history_rows(store: ImageStore, image: Image) -> list[dict[str, Any]]:
     return rows
 
 
-# -- save, load ---------------------------------------------------------------------------------
+# -- the commands that live elsewhere, found here by the command line ------------------------------
+
+def cmd_import(argv: list[str]) -> int:
+    from minidocker.commands import archives
+
+    return archives.cmd_import(argv)
+
 
 def cmd_save(argv: list[str]) -> int:
-    p = parser("minidocker save", COMMANDS["save"][1], "minidocker save [OPTIONS] IMAGE [IMAGE...]")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
-    p.add_argument("--format", default="docker-archive", choices=("docker-archive",
-                                                                   "oci-archive"),
-                   help="docker-archive (what docker load reads; also an OCI layout) or "
-                        "oci-archive")
-    args = p.parse_args(argv)
-    from minidocker import archive
+    from minidocker.commands import archives
 
-    store = _store()
-    images = archive.select(store, args.images)
-    if args.output is None:
-        if sys.stdout.isatty():
-            raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or "
-                             "redirect")
-        archive.save(store, images, sys.stdout.buffer, args.format)
-        sys.stdout.buffer.flush()
-        return 0
-    with _atomic_output(args.output) as out:
-        archive.save(store, images, out, args.format)
-    return 0
+    return archives.cmd_save(argv)
 
 
 def cmd_load(argv: list[str]) -> int:
-    p = parser("minidocker load", COMMANDS["load"][1], "minidocker load [OPTIONS]")
-    p.add_argument("-i", "--input", help="read from a tar archive file, instead of STDIN")
-    p.add_argument("-q", "--quiet", action="store_true", help="suppress the load output")
-    args = p.parse_args(argv)
-    from minidocker import archive
+    from minidocker.commands import archives
 
-    if args.input is None and sys.stdin.isatty():
-        raise UsageError("requested load from stdin, but stdin is empty")
-    with archive.open_source(args.input) as (src, label):
-        lines, _ = archive.load(_store(), src, label)
-    if not args.quiet:
-        print("\n".join(lines))
-    return 0
-
-
-class _atomic_output:
-    """A file written under a temporary name and renamed into place only when complete."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.tmp = f"{path}.tmp-{os.getpid()}"
-
-    def __enter__(self) -> BinaryIO:
-        try:
-            self.f = open(self.tmp, "wb")  # noqa: SIM115 -- closed in __exit__
-        except OSError as exc:
-            raise UsageError(f"cannot write {self.path}: {exc.strerror}") from None
-        return self.f
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        self.f.close()
-        if kind is None:
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
-
-
-# -- diff, commit, export -----------------------------------------------------------------------
-
-class _Container:
-    """What ``diff``, ``commit`` and ``export`` need of a container."""
-
-    def __init__(self, name: str) -> None:
-        from minidocker import graphdriver, state
-
-        layout = state.Layout()
-        self.id = layout.resolve(name)
-        self.dir = layout.container(self.id)
-        self.config = _read_json(os.path.join(self.dir, "config.json"))
-        self.driver, self.lowers = graphdriver.recorded(self.dir)
-        self.store = _store()
-        if not self.lowers:  # a container made before the storage record existed
-            image_id = self.config.get("image_id")
-            if not isinstance(image_id, str):
-                raise ImageError(f"container {self.id[:12]} records no image")
-            self.lowers = [str(p) for p in self.store.layer_dirs(self.store.lookup(image_id))]
-
-    @property
-    def top(self) -> str:
-        """Its own files: the upper dir (overlay) or the full copy (vfs)."""
-        return os.path.join(self.dir, "merged" if self.driver == "vfs" else "upper")
-
-    def image_stack(self) -> Stack:
-        from minidocker.layers import Stack
-
-        missing = [d for d in self.lowers if not os.path.isdir(d)]
-        if missing:
-            raise ImageError(f"container {self.id[:12]}: its image layer {missing[0]} is gone")
-        return Stack(self.lowers, whiteouts="oci" if self.driver == "vfs" else "overlay")
-
-    def ignore(self) -> set[str]:
-        from minidocker import diff, rootfs
-
-        return diff.init_placeholders(self.top, rootfs.INIT_DIRS, rootfs.INIT_FILES)
-
-    def changes(self) -> list[Any]:
-        from minidocker import diff
-
-        if self.driver == "vfs":
-            return diff.tree_changes(self.top, self.image_stack(), self.ignore())
-        return diff.upper_changes(self.top, self.image_stack(), self.ignore())
+    return archives.cmd_load(argv)
 
 
 def cmd_diff(argv: list[str]) -> int:
-    p = parser("minidocker diff", COMMANDS["diff"][1], "minidocker diff CONTAINER")
-    p.add_argument("container")
-    args = p.parse_args(argv)
-    for change in _Container(args.container).changes():
-        print(change)
-    return 0
+    from minidocker.commands import changes
+
+    return changes.cmd_diff(argv)
 
 
 def cmd_export(argv: list[str]) -> int:
-    p = parser("minidocker export", COMMANDS["export"][1], "minidocker export [OPTIONS] CONTAINER")
-    p.add_argument("container")
-    p.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
-    args = p.parse_args(argv)
-    from minidocker import diff
-    from minidocker.layers import Stack
+    from minidocker.commands import changes
 
-    c = _Container(args.container)
-    if c.driver == "vfs":
-        tree = Stack([c.top], whiteouts=None)
-    else:
-        tree = Stack([c.top, *c.image_stack().dirs], whiteouts="overlay")
-    if args.output is None:
-        if sys.stdout.isatty():
-            raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or "
-                             "redirect")
-        diff.write_tree(tree, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-        return 0
-    with _atomic_output(args.output) as out:
-        diff.write_tree(tree, out)
-    return 0
+    return changes.cmd_export(argv)
 
 
 def cmd_commit(argv: list[str]) -> int:
-    p = parser("minidocker commit", COMMANDS["commit"][1],
-               "minidocker commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]")
-    p.add_argument("container")
-    p.add_argument("reference", nargs="?", help="the name to give the new image")
-    p.add_argument("-a", "--author", help='author (e.g., "John Hannibal Smith '
-                                          '<hannibal@a-team.com>")')
-    p.add_argument("-m", "--message", help="commit message")
-    p.add_argument("-c", "--change", action="append", default=[],
-                   help="apply a Dockerfile instruction to the created image")
-    p.add_argument("-p", "--pause", default="true", nargs="?", const="true",
-                   help="pause the container during commit (if it runs in a cgroup of its "
-                        "own; default true)")
-    args = p.parse_args(argv)
-    from minidocker.reference import parse
+    from minidocker.commands import changes
 
-    if args.reference is not None:
-        reference = parse(args.reference)  # a bad name is refused before any work
-        if reference.digest:
-            raise UsageError(f"invalid reference format: cannot commit to a digest "
-                             f"({args.reference})")
-    c = _Container(args.container)
-    with _paused(c, args.pause.lower().lstrip("=") not in ("false", "0")):
-        image = commit(c, args.reference, author=args.author, message=args.message,
-                       changes=args.change)
-    print(image.id)
-    return 0
-
-
-@contextlib.contextmanager
-def _paused(c: _Container, pause: bool) -> Iterator[None]:
-    """Freeze a running container's cgroup while its files are read, as Docker's commit does.
-
-    A container without a cgroup record (started by an older minidocker) cannot be frozen;
-    its files are read while it runs.
-    """
-    record = _read_json(os.path.join(c.dir, "state.json")).get("Cgroup")
-    if not (pause and isinstance(record, dict) and _is_running(c.dir)):
-        yield
-        return
-    from minidocker import cgroups
-
-    group = cgroups.Cgroup.from_dict(record)
-    if group.frozen():  # paused already: leave it so
-        yield
-        return
-    group.freeze()
-    try:
-        yield
-    finally:
-        group.thaw()
-
-
-def commit(c: _Container, ref: str | None, *, author: str | None = None,
-           message: str | None = None, changes: list[str] | tuple[str, ...] = ()) -> Image:
-    """A new image: the container's image plus one layer of its changes (``docker commit``)."""
-    import tempfile
-    from pathlib import Path
-
-    from minidocker import diff, instructions
-    from minidocker.store import timestamp
-
-    store = c.store
-    image_id = c.config.get("image_id")
-    try:
-        base = store.lookup(str(image_id))
-    except ImageError:
-        raise ImageError(f"container {c.id[:12]}: its image {image_id} was removed, so there is "
-                         "nothing to commit onto") from None
-    run_config = instructions.apply(_container_run_config(c.config, base), list(changes))
-    stack = c.image_stack()
-    with store.writing():
-        fd, name = tempfile.mkstemp(prefix=f"commit-{os.getpid()}-", suffix=".tar",
-                                    dir=store.tmp_dir)
-        staged = Path(name)
-        try:
-            with open(fd, "wb") as out:
-                if c.driver == "vfs":
-                    diff.write_changes_layer(c.top, diff.tree_changes(c.top, stack, c.ignore()),
-                                             out)
-                else:
-                    diff.write_upper_layer(c.top, out, c.ignore())
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
-        chains = base.chain_ids()
-        layer = store.add_staged_layer(staged, parent=chains[-1] if chains else None,
-                                       label=f"container {c.id[:12]}")
-        created = timestamp()
-        entry: dict[str, Any] = {"created": created}
-        if author:
-            entry["author"] = author
-        entry["created_by"] = " ".join(c.config.get("argv") or [])
-        if message:
-            entry["comment"] = message
-        config = {k: v for k, v in base.config.items() if k not in ("rootfs", "history")}
-        config.update({"created": created, "config": run_config,
-                       "history": [*base.history, entry]})
-        if author:
-            config["author"] = author
-        return store.write_image(config, [*base.layers(), layer], ref)
-
-
-def _container_run_config(spec: dict[str, Any], image: Image) -> dict[str, Any]:
-    """The image config's ``config`` object as the container ran it: Docker commits the
-    container's command, environment, working directory and user, not the image's."""
-    config = dict(image.config.get("config") or {})
-    argv = [str(a) for a in spec.get("argv") or []]
-    entrypoint = list(config.get("Entrypoint") or [])
-    if entrypoint and argv[:len(entrypoint)] == entrypoint:
-        config["Cmd"] = argv[len(entrypoint):] or None
-    elif argv:
-        config["Entrypoint"], config["Cmd"] = None, argv
-    env = spec.get("env")
-    if isinstance(env, dict):
-        # HOSTNAME and TERM are the runtime's, not the image's (Docker adds them at start).
-        config["Env"] = [f"{k}={v}" for k, v in env.items() if k not in ("HOSTNAME", "TERM")]
-    if spec.get("workdir"):
-        config["WorkingDir"] = spec["workdir"]
-    user = spec.get("user")
-    if isinstance(user, str) and not (user == "0" and not config.get("User")):
-        config["User"] = user
-    return {k: v for k, v in config.items() if v is not None}
+    return changes.cmd_commit(argv)

@@ -44,9 +44,6 @@ KNOWN_LARGE: dict[str, int] = {
     "supervisor": 978,
     "container": 725,
     # still to split on this branch (see the report of tools/importgraph.py):
-    "store": 980,
-    "layers": 839,
-    "commands.images": 756,
     "networking": 732,
     "archive": 623,
     "lab": 611,
