@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The learners' machine, booted here: a throwaway Debian 12 VM (cgroup v2 only, AppArmor on,
+# /tmp on tmpfs) built from Debian's packages, with this repository's HEAD set up inside by
+# scripts/setup.sh, running the checks below, then powered off. As root, on a Debian host:
+#
+#   bash scripts/vm-test.sh                        # every stage (about 40 minutes here)
+#   bash scripts/vm-test.sh unit kernel            # only these stages
+#   VM_DIR=/var/tmp/mdvm bash scripts/vm-test.sh   # where the rootfs, disk and results go
+#
+# Stages: doctor (also checks that overlay loads itself: nothing loads it at boot), hello,
+# unit (tests/unit), kernel (tests/kernel), notebooks (nbval, as CI runs it). The results
+# land in $VM_DIR/results/ (one log per stage and summary.txt); the exit status is non-zero
+# if any stage failed. The first run spends ~5 minutes on debootstrap and apt; later runs
+# reuse the rootfs and only refresh the repository in it.
+#
+# Why this shape: KVM is present on the development machines but does not boot guests, so
+# qemu emulates the CPU (tcg), ~10x slower than the host: too slow for CI, run it before
+# resolving work that touches cgroups, AppArmor or anything the VM differs in. Booting
+# Debian's kernel directly with our own PID 1 (below) reaches the tests in ~15 s, where a
+# bootloader and systemd would take minutes; that PID 1 mounts what systemd would.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VM_DIR=${VM_DIR:-/var/tmp/minidocker-vm}
+ROOTFS=$VM_DIR/rootfs
+STAGES=("$@")
+((${#STAGES[@]})) || STAGES=(doctor hello unit kernel notebooks)
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'vm-test.sh: %s\n' "$*" >&2; exit 1; }
+[[ $(id -u) -eq 0 ]] || die "needs root (debootstrap, chroot, mkfs): run it as root"
+for stage in "${STAGES[@]}"; do
+    case $stage in doctor | hello | unit | kernel | notebooks) ;; *) die "unknown stage: $stage" ;; esac
+done
+
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+if ((${#need[@]})); then
+    say "installing ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends "${need[@]}" >/dev/null
+fi
+mkdir -p "$VM_DIR"
+
+# -- the root filesystem: Debian 12 with its kernel, AppArmor and what setup.sh installs ------
+if [[ ! -x $ROOTFS/usr/bin/apt-get ]]; then
+    say "debootstrap bookworm into $ROOTFS (a few minutes, once)"
+    debootstrap --variant=minbase bookworm "$ROOTFS" >"$VM_DIR/debootstrap.log" 2>&1 ||
+        die "debootstrap failed: see $VM_DIR/debootstrap.log"
+fi
+printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d" # no service starts in the chroot
+chmod +x "$ROOTFS/usr/sbin/policy-rc.d"
+cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+binds=(proc sys dev dev/pts)
+unbind() { for ((i = ${#binds[@]} - 1; i >= 0; i--)); do umount "$ROOTFS/${binds[i]}" 2>/dev/null || true; done; }
+trap unbind EXIT
+for m in "${binds[@]}"; do mountpoint -q "$ROOTFS/$m" || mount --bind "/$m" "$ROOTFS/$m"; done
+in_chroot() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+    DEBIAN_FRONTEND=noninteractive "$@"; }
+if ! ls "$ROOTFS"/boot/vmlinuz-* >/dev/null 2>&1; then
+    say "installing Debian's kernel, AppArmor and git in the rootfs"
+    in_chroot bash -c 'apt-get -qq update && apt-get -qq install -y --no-install-recommends \
+        linux-image-amd64 initramfs-tools kmod apparmor git ca-certificates procps util-linux \
+        python3 python3-venv' >"$VM_DIR/apt.log" 2>&1 || die "apt in the rootfs failed: see $VM_DIR/apt.log"
+fi
+say "this repository's HEAD ($(git -C "$REPO" rev-parse --short HEAD)) into the rootfs; setup.sh there"
+rm -rf "$ROOTFS/root/project"
+git clone -q "$REPO" "$ROOTFS/root/project"
+cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/tmp/host-ca.crt" # pip in a chroot: the host's CAs
+in_chroot SETUP_SKIP_DEMO=1 PIP_CERT=/tmp/host-ca.crt bash -c 'cd /root/project && bash scripts/setup.sh' \
+    >"$VM_DIR/setup.log" 2>&1 || die "setup.sh in the rootfs failed: see $VM_DIR/setup.log"
+rm -f "$ROOTFS/tmp/host-ca.crt"
+unbind
+trap - EXIT
+
+# -- PID 1 of the VM: what systemd would mount, then the stages ----------------------------------
+cat >"$ROOTFS/vm-init" <<'INIT'
+#!/bin/bash
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm /dev/mqueue
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
+mount -t cgroup2 none /sys/fs/cgroup
+echo "+cpu +cpuset +io +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control
+mount -t securityfs securityfs /sys/kernel/security # AppArmor loads profiles through it
+mount -t mqueue mqueue /dev/mqueue; mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp # a tmpfs /tmp, as many VMs have
+# No modprobe overlay: minidocker must load it itself, as after a reboot.
+hostname learner-vm; ip link set lo up; mount -o remount,rw /
+R=/results; rm -rf $R; mkdir -p $R
+exec > >(tee -a $R/all.log) 2>&1
+stage() { # NAME TIMEOUT COMMAND...
+    local name=$1 limit=$2 start; shift 2; start=$(date +%s)
+    echo "### BEGIN $name"
+    timeout -k 10 "$limit" "$@" 2>&1 | tee $R/$name.log
+    local rc=${PIPESTATUS[0]}
+    echo "### END $name rc=$rc secs=$(($(date +%s) - start))"
+    echo "$name rc=$rc secs=$(($(date +%s) - start))" >>$R/summary.txt; sync
+}
+{ uname -r; cat /sys/fs/cgroup/cgroup.controllers; cat /sys/module/apparmor/parameters/enabled
+  grep -c overlay /proc/filesystems; } >$R/env.txt 2>&1
+cd /root/project; export PYTHONDONTWRITEBYTECODE=1 PATH=/root/project/.venv/bin:$PATH
+for stage in $(cat /stages); do
+    case $stage in
+    doctor) stage doctor 900 minidocker doctor ;;
+    hello) stage hello 900 minidocker run --rm busybox echo hello ;;
+    unit) stage unit 3600 python -m pytest -q -rfEs -p no:cacheprovider tests/unit ;;
+    kernel) stage kernel 10800 python -m pytest -q -rfEs -p no:cacheprovider tests/kernel ;;
+    notebooks) stage notebooks 7200 python -m pytest -q -rfEs -p no:cacheprovider --nbval-lax \
+        --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks/ ;;
+    esac
+done
+echo "### ALL DONE"; sync; echo o >/proc/sysrq-trigger; sleep 30
+INIT
+chmod 755 "$ROOTFS/vm-init"
+printf '%s\n' "${STAGES[@]}" >"$ROOTFS/stages"
+
+say "making the disk and booting (qemu, software emulation)"
+rm -f "$VM_DIR/disk.img"
+truncate -s 10G "$VM_DIR/disk.img"
+mkfs.ext4 -q -F -d "$ROOTFS" "$VM_DIR/disk.img"
+kernel=$(ls "$ROOTFS"/boot/vmlinuz-* | tail -1)
+initrd=$(ls "$ROOTFS"/boot/initrd.img-* | tail -1)
+started=$(date +%s)
+timeout 14400 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 6G -smp 2 -nographic \
+    -no-reboot -kernel "$kernel" -initrd "$initrd" \
+    -drive "file=$VM_DIR/disk.img,if=virtio,format=raw" \
+    -append "root=/dev/vda rw console=ttyS0 init=/vm-init cgroup_no_v1=all panic=-1" \
+    >"$VM_DIR/serial.log" 2>&1 || true
+
+# -- the results, read back from the disk ----------------------------------------------------------
+rm -rf "$VM_DIR/results"
+mnt=$(mktemp -d)
+mount -o loop,ro,noload "$VM_DIR/disk.img" "$mnt" # noload: the guest powered off mid-journal
+cp -r "$mnt/results" "$VM_DIR/results" 2>/dev/null || true
+umount "$mnt"
+rmdir "$mnt"
+[[ -s $VM_DIR/results/summary.txt ]] || die "the VM ran no stage: see $VM_DIR/serial.log"
+say "$(date -u +%F) $(( ($(date +%s) - started) / 60 )) min in the VM; $(tr '\n' ' ' <"$VM_DIR/results/env.txt")"
+cat "$VM_DIR/results/summary.txt"
+for stage in "${STAGES[@]}"; do
+    tail -n 1 "$VM_DIR/results/$stage.log" 2>/dev/null | sed "s/^/  $stage: /"
+done
+! grep -qv ' rc=0 ' "$VM_DIR/results/summary.txt"
