@@ -91,6 +91,13 @@ def test_mountinfo_shows_overlay_root_and_no_host_mounts(cli):
 
     allowed |= set(MASKED_PATHS) | set(READONLY_PATHS)
     allowed |= {path for path, _, _ in DEFAULT_DEVICES}  # bind-mounted into a nodev /dev
+    from minidocker import cgroups
+
+    if cgroups.version() == 2:  # the container's own cgroup2 tree, as runc mounts it
+        assert mounts["/sys/fs/cgroup"] == "cgroup2"
+        allowed.add("/sys/fs/cgroup")
+    else:
+        assert "/sys/fs/cgroup" not in mounts  # v1: none (Docker's per-controller mounts: not done)
     assert set(mounts) <= allowed, f"unexpected mounts: {set(mounts) - allowed}"
     with open("/proc/self/mountinfo") as f:
         host_points = {line.split()[4] for line in f}
