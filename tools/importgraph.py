@@ -314,6 +314,41 @@ def write_docs(doc: Path = DOC) -> None:
     doc.write_text(text[:start] + generated_section() + text[end:])
 
 
+LESSON = ROOT / "notebooks" / "00_why_containers.ipynb"  # shows the same diagram
+
+
+def _mermaid_block(text: str) -> tuple[int, int]:
+    start = text.index("```mermaid")
+    return start, text.index("```", start + 3) + 3
+
+
+def lesson_diagram(lesson: Path = LESSON) -> str:
+    """The Mermaid block of lesson 00's markdown cell that draws the layers."""
+    import json
+
+    for cell in json.loads(lesson.read_text())["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and "```mermaid" in text:
+            start, end = _mermaid_block(text)
+            return text[start:end]
+    raise LookupError(f"{lesson} has no mermaid diagram")
+
+
+def write_lesson(lesson: Path = LESSON) -> None:
+    """Put the current diagram into lesson 00 (a markdown cell: nothing to re-execute)."""
+    import json
+
+    notebook = json.loads(lesson.read_text())
+    for cell in notebook["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and "```mermaid" in text:
+            start, end = _mermaid_block(text)
+            text = text[:start] + mermaid(edges()) + text[end:]
+            cell["source"] = text.splitlines(keepends=True)
+    # nbformat's own layout (indent 1, UTF-8 as is), so the diff is the diagram alone
+    lesson.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
 def documented_section(doc: Path = DOC) -> str:
     text = doc.read_text()
     return text[text.index(BEGIN): text.index(END) + len(END)]
@@ -349,12 +384,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mermaid", action="store_true", help="print the layer diagram")
     parser.add_argument("--write-docs", action="store_true",
-                        help=f"regenerate the generated section of {DOC.relative_to(ROOT)}")
+                        help=f"regenerate the generated section of {DOC.relative_to(ROOT)} "
+                        f"and the diagram in {LESSON.relative_to(ROOT)}")
     args = parser.parse_args(argv)
     if args.mermaid:
         print(mermaid(edges()))
     elif args.write_docs:
         write_docs()
+        write_lesson()
     else:
         print(report())
     return 0

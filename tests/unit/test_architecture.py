@@ -57,6 +57,11 @@ def test_the_drawing_is_the_import_graph() -> None:
         f"docs/architecture.md's import graph is stale: run `{REGENERATE}` and commit it")
 
 
+def test_lesson_00_draws_the_same_graph() -> None:
+    assert importgraph.lesson_diagram() == importgraph.mermaid(importgraph.edges()), (
+        f"notebooks/00_why_containers.ipynb's diagram is stale: run `{REGENERATE}` and commit it")
+
+
 def test_no_new_circle() -> None:
     found = [set(c) for c in importgraph.circles(importgraph.edges())]
     new = [sorted(c) for c in found if c not in KNOWN_CIRCLES]
