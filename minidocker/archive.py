@@ -37,14 +37,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from minidocker import layers
-from minidocker.errors import CorruptBlob, ImageError, InvalidReference, UsageError
+
+# The writing half: minidocker.archive_save (its names stay readable here).
+from minidocker.archive_save import (  # noqa: F401
+    FORMATS,
+    blob_name,
+    compact_json,
+    save,
+    select,
+)
+from minidocker.errors import CorruptBlob, ImageError, InvalidReference
 from minidocker.ocispec import (
     ANNOTATION_IMAGE_NAME,
     ANNOTATION_REF_NAME,
     DOCKER_LAYER,
     DOCKER_LAYER_GZIP,
     DOCKER_MANIFEST,
-    LAYOUT_VERSION,
     MEDIA_CONFIG,
     MEDIA_INDEX,
     MEDIA_LAYER,
@@ -61,7 +69,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any, BinaryIO
 
-FORMATS = ("docker-archive", "oci-archive")
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_INDEX = "application/vnd.docker.distribution.manifest.list.v2+json"
 _CONFIGS = (MEDIA_CONFIG, DOCKER_CONFIG)
@@ -70,115 +77,6 @@ _INDEXES = (MEDIA_INDEX, DOCKER_INDEX)
 _LAYERS = (MEDIA_LAYER, MEDIA_LAYER_GZIP, DOCKER_LAYER, DOCKER_LAYER_GZIP)
 _GZIP = (MEDIA_LAYER_GZIP, DOCKER_LAYER_GZIP)
 _MAX_JSON = 16 << 20  # manifests, configs and indexes are small; refuse a memory bomb
-
-
-# -- save -----------------------------------------------------------------------------------
-
-def select(store: ImageStore, names: list[str]) -> list[tuple[Image, list[Reference]]]:
-    """The images ``save`` writes, each with the names it carries in the archive.
-
-    As ``docker save``: ``busybox`` (no tag) is every tag of that repository, ``busybox:1``
-    one tag, an image ID the image with no name.
-    """
-    chosen: dict[str, tuple[Image, list[Reference]]] = {}
-    for name in names:
-        found: list[tuple[Image, Reference | None]] = []
-        tail = name.rpartition("/")[2]
-        if ":" not in tail and "@" not in name:
-            try:
-                repo = parse(name).name
-            except InvalidReference:
-                repo = None
-            if repo is not None:
-                for image in store.list_images():
-                    if image.ref and parse(image.ref).name == repo:
-                        found.append((image, parse(image.ref)))
-        if not found:
-            image = store.resolve(name)
-            reference = None
-            if image.ref is not None and not name.startswith("sha256:") and \
-                    not image.id.removeprefix("sha256:").startswith(name):
-                reference = parse(image.ref)
-            found.append((image, reference))
-        for image, reference in found:
-            entry = chosen.setdefault(image.manifest_digest, (image, []))
-            if reference is not None and reference not in entry[1]:
-                entry[1].append(reference)
-    return list(chosen.values())
-
-
-def save(store: ImageStore, images: list[tuple[Image, list[Reference]]], out: BinaryIO,
-         fmt: str = "docker-archive") -> None:
-    """Write ``images`` to ``out`` as one tar: docker-archive (also an OCI layout) or oci."""
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown archive format '{fmt}': use {' or '.join(FORMATS)}")
-    written: set[str] = set()
-    index: list[dict[str, Any]] = []
-    manifest_json: list[dict[str, Any]] = []
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for path in ("blobs/", "blobs/sha256/"):
-            _add_bytes(tar, path, None)
-        for image, references in images:
-            descriptor = {"mediaType": image.manifest.get("mediaType", MEDIA_MANIFEST),
-                          "digest": image.manifest_digest,
-                          "size": store.blob_path(image.manifest_digest).stat().st_size,
-                          "platform": {"architecture": image.config.get("architecture",
-                                                                        host_architecture()),
-                                       "os": image.config.get("os", "linux")}}
-            config = image.manifest["config"]
-            blob_descriptors = [config, *image.manifest.get("layers", []),
-                                {"digest": image.manifest_digest}]
-            for blob in blob_descriptors:
-                if blob["digest"] not in written:
-                    _add_blob(tar, store, blob["digest"])
-                    written.add(blob["digest"])
-            for reference in references:
-                index.append({**descriptor, "annotations": {
-                    ANNOTATION_IMAGE_NAME: reference.canonical,
-                    ANNOTATION_REF_NAME: reference.familiar}})
-            if not references:
-                index.append(descriptor)
-            manifest_json.append({
-                "Config": _blob_name(config["digest"]),
-                "RepoTags": [r.familiar for r in references],
-                "Layers": [_blob_name(d["digest"]) for d in image.manifest.get("layers", [])]})
-        _add_bytes(tar, "oci-layout", _json({"imageLayoutVersion": LAYOUT_VERSION}))
-        _add_bytes(tar, "index.json", _json({"schemaVersion": 2, "mediaType": MEDIA_INDEX,
-                                             "manifests": index}))
-        if fmt == "docker-archive":
-            _add_bytes(tar, "manifest.json", _json(manifest_json))
-
-
-def _blob_name(digest: str) -> str:
-    return "blobs/sha256/" + digest.removeprefix("sha256:")
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes | None) -> None:
-    info = tarfile.TarInfo(name)
-    info.mtime, info.uname, info.gname = 0, "", ""
-    if data is None:
-        info.type, info.mode = tarfile.DIRTYPE, 0o755
-        tar.addfile(info)
-        return
-    info.mode, info.size = 0o644, len(data)
-    tar.addfile(info, io.BytesIO(data))
-
-
-def _add_blob(tar: tarfile.TarFile, store: ImageStore, digest: str) -> None:
-    path = store.blob_path(digest)
-    with store.open_blob(digest) as f:
-        info = tarfile.TarInfo(_blob_name(digest))
-        info.mtime, info.mode, info.uname, info.gname = 0, 0o644, "", ""
-        info.size = os.fstat(f.fileno()).st_size
-        hashing = layers.HashingReader(f)
-        tar.addfile(info, hashing)  # type: ignore[arg-type,unused-ignore]
-        if hashing.digest != digest:  # never hand out a blob that changed on disk
-            raise CorruptBlob(f"blob {digest} does not match its digest (changed on disk: "
-                              f"{hashing.digest}); {path} is damaged")
 
 
 # -- load -----------------------------------------------------------------------------------
@@ -374,7 +272,7 @@ def _plan_docker(archive: _Archive) -> list[_Plan]:
             plan.layers = [(s, {**d, "mediaType": r.get("mediaType", d["mediaType"])}, i)
                            for (s, d, i), r in zip(plan.layers, reused[0]["layers"], strict=True)]
         else:
-            plan.manifest = _json({"schemaVersion": 2, "mediaType": MEDIA_MANIFEST,
+            plan.manifest = compact_json({"schemaVersion": 2, "mediaType": MEDIA_MANIFEST,
                                    "config": {"mediaType": MEDIA_CONFIG,
                                               "digest": plan.config.digest,
                                               "size": plan.config.size},
@@ -463,7 +361,7 @@ def _blob(archive: _Archive, descriptor: dict[str, Any], what: str) -> _Staged:
             or len(digest) != 71 or "/" in digest:
         raise ImageError(f"invalid archive {archive.label}: {what} descriptor has a bad "
                          f"digest {digest!r}")
-    staged = archive.files.get(_blob_name(digest))
+    staged = archive.files.get(blob_name(digest))
     if staged is None:
         raise CorruptBlob(f"invalid archive {archive.label}: {what} points at a missing blob "
                           f"{digest}")

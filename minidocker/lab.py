@@ -50,6 +50,12 @@ import weakref
 from dataclasses import dataclass, field
 
 from minidocker import namespaces, trace
+from minidocker.procfs import (  # noqa: F401 -- the lessons read /proc through the lab
+    parse_status,
+    pids_in_namespace,
+    proc_status,
+    rss_kib,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -332,46 +338,6 @@ def join_latency(rounds: int = 15) -> dict[str, list[float]]:
     r = subprocess.run([sys.executable, "-m", "minidocker.cgroups.joinbench", "--rounds",
                         str(rounds)], capture_output=True, text=True, check=True)
     return json.loads(r.stdout)
-
-
-# -- reading /proc on the host -----------------------------------------------------------------
-
-def proc_status(pid: int | str) -> dict[str, str]:
-    """``/proc/<pid>/status`` as a dict (``"VmRSS": "1234 kB"``)."""
-    with open(f"/proc/{pid}/status") as f:
-        return parse_status(f.read())
-
-
-def parse_status(text: str) -> dict[str, str]:
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields[key] = value.strip()
-    return fields
-
-
-def rss_kib(pid: int | str) -> int:
-    """Resident memory of a process in KiB: the pages it really uses (``VmRSS``).
-
-    Kernel threads have no ``VmRSS`` line: 0.
-    """
-    value = proc_status(pid).get("VmRSS", "0 kB")
-    return int(value.split()[0])
-
-
-def pids_in_namespace(kind: str, ns: str) -> list[int]:
-    """Every host PID whose ``/proc/<pid>/ns/<kind>`` is ``ns`` (e.g. a container's PID ns)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.readlink(f"/proc/{entry}/ns/{kind}") == ns:
-                pids.append(int(entry))
-        except OSError:  # exited while we looked, or a kernel thread we may not read
-            continue
-    return sorted(pids)
 
 
 # -- the trace, as tables and pictures -------------------------------------------------------

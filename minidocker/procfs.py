@@ -16,6 +16,8 @@ Notebook: ``09_lifecycle``. Man page: proc(5) (``/proc/<pid>/stat``).
 
 from __future__ import annotations
 
+import os
+
 
 def stat_fields(pid: int) -> list[str] | None:
     """``/proc/<pid>/stat`` from field 3 (state) on, or None if there is no such process.
@@ -49,3 +51,41 @@ def process_alive(pid: int, start_time: int | None) -> bool:
     if fields is None or fields[0] in ("Z", "X"):
         return False
     return start_time is None or int(fields[19]) == start_time
+
+
+def proc_status(pid: int | str) -> dict[str, str]:
+    """``/proc/<pid>/status`` as a dict (``"VmRSS": "1234 kB"``)."""
+    with open(f"/proc/{pid}/status") as f:
+        return parse_status(f.read())
+
+
+def parse_status(text: str) -> dict[str, str]:
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key] = value.strip()
+    return fields
+
+
+def rss_kib(pid: int | str) -> int:
+    """Resident memory of a process in KiB: the pages it really uses (``VmRSS``).
+
+    Kernel threads have no ``VmRSS`` line: 0.
+    """
+    value = proc_status(pid).get("VmRSS", "0 kB")
+    return int(value.split()[0])
+
+
+def pids_in_namespace(kind: str, ns: str) -> list[int]:
+    """Every host PID whose ``/proc/<pid>/ns/<kind>`` is ``ns`` (e.g. a container's PID ns)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/{kind}") == ns:
+                pids.append(int(entry))
+        except OSError:  # exited while we looked, or a kernel thread we may not read
+            continue
+    return sorted(pids)

@@ -55,12 +55,13 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "images and storage": (
         "ocispec", "reference", "store", "layers", "graphdriver",
         "blobs", "layerstore", "digests", "whiteouts",
-        "vfs", "diff", "archive", "busybox", "imagecache", "instructions",
+        "vfs", "diff", "archive", "archive_save", "busybox", "imagecache", "instructions",
         "registry", "registry.auth", "registry.client", "registry.platforms", "registry.pull",
         "registry.push", "registry.search", "volumes",
     ),
     "engine": (
         "config", "spec", "state", "lifecycle", "container", "inside", "security", "networking",
+        "netplan",
         "engine", "enter", "supervisor", "keeper", "client", "attach",
     ),
     "faces": (
