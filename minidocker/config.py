@@ -26,63 +26,18 @@ keyword fields with defaults, ``==``, a readable ``repr``, ``to_dict``/``from_di
 from __future__ import annotations
 
 from minidocker.cgroups import CgroupLimits as Resources  # the limits: one class, not two
+from minidocker.mounts import Mount  # what -v, --mount and --tmpfs ask for: the mechanism's type
+from minidocker.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from typing import Any, ClassVar, TypeVar
+    from typing import Any
 
     from minidocker.ports import PortMapping
 
-    R = TypeVar("R", bound="Record")
-
 __all__ = ["ContainerConfig", "Process", "Namespaces", "Resources", "NetworkConfig", "Mount",
            "Security", "RestartPolicy"]
-
-
-class Record:
-    """Keyword fields (``__slots__``) compared, printed and turned into JSON alike."""
-
-    __slots__: tuple[str, ...] = ()
-    # field -> the class its value (or each item of its list) is built from in from_dict
-    NESTED: ClassVar[dict[str, Any]] = {}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Record) and type(other) is type(self) \
-            and self.to_dict() == other.to_dict()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(" + ", ".join(
-            f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: _plain(getattr(self, k)) for k in self.__slots__}
-
-    @classmethod
-    def from_dict(cls: type[R], record: Mapping[str, Any]) -> R:
-        fields: dict[str, Any] = {}
-        for key in cls.__slots__:
-            if key not in record:
-                continue  # written by an older minidocker: the default holds
-            value, kind = record[key], cls.NESTED.get(key)
-            if kind is not None and isinstance(value, list):
-                value = [kind.from_dict(v) for v in value]
-            elif kind is not None and value is not None:
-                value = kind.from_dict(value)
-            fields[key] = value
-        return cls(**fields)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if hasattr(value, "as_dict"):  # Resources and PortMapping, from their own modules
-        return value.as_dict()
-    return value
 
 
 class Process(Record):
@@ -153,38 +108,6 @@ class NetworkConfig(Record):
     def is_plain(self) -> bool:
         """Nothing asked but the network's name: no networking code needed for ``none``."""
         return self == NetworkConfig(self.name)
-
-
-class Mount(Record):
-    """One mount the container asked for, as Docker's ``-v``, ``--mount`` and ``--tmpfs`` say
-    it (parsed by :mod:`minidocker.mounts`, kept lossless so ``inspect`` can show it).
-
-    ``type``: ``bind`` (``source`` a host path), ``volume`` (``source`` a volume's name, ""
-    for an anonymous one, see :mod:`minidocker.volumes`) or ``tmpfs`` (no source).
-    ``propagation``: a bind's (``rprivate`` when "", Docker's default). ``nocopy``: do not seed
-    a new volume from the image. ``tmpfs_options``: ``size=64m,mode=1777``... as typed.
-    ``create_source``: a missing bind source is made as a directory at start (``-v`` does
-    that; ``--mount`` refuses instead). ``relabel``: ``z``/``Z``, kept but not applied (no
-    SELinux labels in minidocker). ``labels``: ``volume-label``s for a volume it creates.
-    """
-
-    __slots__ = ("source", "target", "readonly", "type", "propagation", "nocopy",
-                 "tmpfs_options", "create_source", "relabel", "labels")
-
-    def __init__(self, source: str, target: str, readonly: bool = False,
-                 type: str = "bind", propagation: str = "", nocopy: bool = False,
-                 tmpfs_options: str = "", create_source: bool = False, relabel: str = "",
-                 labels: Mapping[str, str] | None = None) -> None:
-        self.source = source
-        self.target = target
-        self.readonly = readonly
-        self.type = type
-        self.propagation = propagation
-        self.nocopy = nocopy
-        self.tmpfs_options = tmpfs_options
-        self.create_source = create_source
-        self.relabel = relabel
-        self.labels = dict(labels or {})
 
 
 class Security(Record):

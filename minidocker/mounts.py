@@ -30,10 +30,43 @@ from __future__ import annotations
 import os
 
 from minidocker import syscalls, trace
-from minidocker.config import Mount, Record
 from minidocker.errors import UsageError
+from minidocker.record import Record
 from minidocker.rootfs import secure_join
 from minidocker.syscalls import MS
+
+
+class Mount(Record):
+    """One mount the container asked for, as Docker's ``-v``, ``--mount`` and ``--tmpfs`` say
+    it (parsed by :mod:`minidocker.mounts`, kept lossless so ``inspect`` can show it).
+
+    ``type``: ``bind`` (``source`` a host path), ``volume`` (``source`` a volume's name, ""
+    for an anonymous one, see :mod:`minidocker.volumes`) or ``tmpfs`` (no source).
+    ``propagation``: a bind's (``rprivate`` when "", Docker's default). ``nocopy``: do not seed
+    a new volume from the image. ``tmpfs_options``: ``size=64m,mode=1777``... as typed.
+    ``create_source``: a missing bind source is made as a directory at start (``-v`` does
+    that; ``--mount`` refuses instead). ``relabel``: ``z``/``Z``, kept but not applied (no
+    SELinux labels in minidocker). ``labels``: ``volume-label``s for a volume it creates.
+    """
+
+    __slots__ = ("source", "target", "readonly", "type", "propagation", "nocopy",
+                 "tmpfs_options", "create_source", "relabel", "labels")
+
+    def __init__(self, source: str, target: str, readonly: bool = False,
+                 type: str = "bind", propagation: str = "", nocopy: bool = False,
+                 tmpfs_options: str = "", create_source: bool = False, relabel: str = "",
+                 labels: Mapping[str, str] | None = None) -> None:
+        self.source = source
+        self.target = target
+        self.readonly = readonly
+        self.type = type
+        self.propagation = propagation
+        self.nocopy = nocopy
+        self.tmpfs_options = tmpfs_options
+        self.create_source = create_source
+        self.relabel = relabel
+        self.labels = dict(labels or {})
+
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -44,7 +44,7 @@ END = "<!-- END importgraph -->"
 # fails tests/unit/test_architecture.py, so a new module has to be placed on purpose.
 LAYERS: dict[str, tuple[str, ...]] = {
     "kernel": (
-        "errors", "trace", "syscalls", "netlink", "procfs", "mountinfo", "timefmt",
+        "errors", "trace", "syscalls", "netlink", "procfs", "mountinfo", "timefmt", "record",
     ),
     "mechanisms": (
         "namespaces", "overlay", "rootfs", "network", "ipam", "ports", "nftables", "proxy",
