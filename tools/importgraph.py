@@ -64,8 +64,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "faces": (
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
-        "commands.containers", "commands.images", "commands.network", "commands.registry",
-        "commands.resources", "commands.volumes",
+        "commands.table", "commands.run", "commands.containers", "commands.images",
+        "commands.network", "commands.registry", "commands.resources", "commands.volumes",
     ),
     "notebook helpers": (
         "lab", "overlaylab", "escapes",

@@ -23,7 +23,7 @@ import sys
 import time
 
 from minidocker import lifecycle, state
-from minidocker.cli import COMMANDS, parser
+from minidocker.commands.table import COMMANDS, parser
 from minidocker.errors import MinidockerError, UsageError
 from minidocker.lifecycle import Container, LifecycleError, parse_signal
 
@@ -114,12 +114,6 @@ def _resize(c: Container, rows: int, cols: int) -> None:
     with contextlib.suppress(MinidockerError):
         client.request(c.layout, {"op": "resize", "id": c.id, "rows": rows, "cols": cols},
                        spawn=False)
-
-
-def cmd_create(argv: list[str]) -> int:
-    from minidocker import cli
-
-    return cli.cmd_run(argv, create=True)
 
 
 def cmd_start(argv: list[str]) -> int:
@@ -888,9 +882,9 @@ def cmd_container(argv: list[str]) -> int:
         return container_prune(argv[1:])
     name = aliases.get(sub, sub)
     if name in CONTAINER_SUBCOMMANDS:
-        from minidocker import cli
+        from minidocker.commands import table
 
-        handler = cli.handler(name)
+        handler = table.function(name)
         assert handler is not None
         return handler(argv[1:])
     if sub in ("", "-h", "--help"):

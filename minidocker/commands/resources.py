@@ -15,7 +15,8 @@ import sys
 import time
 
 from minidocker import cgroups, lifecycle
-from minidocker.cli import COMMANDS, _resource_flags, parser
+from minidocker.commands.run import resource_flags
+from minidocker.commands.table import COMMANDS, parser
 from minidocker.errors import ContainerError, UsageError
 
 TYPE_CHECKING = False
@@ -78,7 +79,7 @@ def _layout() -> Layout:
 def cmd_update(argv: list[str]) -> int:
     from minidocker import flags
 
-    table = _resource_flags()
+    table = resource_flags()
     args = flags.parse_command(table, argv, "update", COMMANDS["update"][1], ("CONTAINER",),
                                "CONTAINER [CONTAINER...]")
     if args is None:
