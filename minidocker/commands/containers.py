@@ -556,7 +556,7 @@ def _exec_flags() -> tuple[Any, ...]:
 
 
 def cmd_exec(argv: list[str]) -> int:
-    from minidocker import enter, flags
+    from minidocker import config, engine, flags
 
     table = _exec_flags()
     args = flags.parse_command(table, argv, "exec", COMMANDS["exec"][1],
@@ -565,36 +565,12 @@ def cmd_exec(argv: list[str]) -> int:
         return 0
     if args.privileged:
         raise UsageError("--privileged is not supported by minidocker exec")
-    c = Container(state.Layout(), args.positional[0])
-    if c.status() == "paused":
-        raise LifecycleError(f"container {c.id} is paused, unpause the container before exec")
-    if c.status() != "running":
-        raise LifecycleError(f"container {c.id} is not running")
+    c = engine.check_exec(Container(state.Layout(), args.positional[0]))
     if args.interactive and args.tty and not args.detach and not os.isatty(0):
         raise UsageError("the input device is not a TTY")
-    plan = enter.make_plan(c.config, args.positional[1:], env=args.env,
-                           env_files=args.env_file, user=args.user, workdir=args.workdir,
-                           tty=args.tty, interactive=args.interactive, detach=args.detach,
-                           cdir=c.dir)
-    pidfd = c.pidfd()  # pins the process while we enter it
-    if pidfd is None:
-        raise LifecycleError(f"container {c.id} is not running")
-    try:
-        return enter.exec_in(int(c.state["Pid"]), plan, _cgroup_of(c))
-    finally:
-        os.close(pidfd)
-
-
-def _cgroup_of(c: Container) -> Any:
-    """The container's cgroup, if it has one (see :mod:`minidocker.cgroups`)."""
-    record = c.state.get("Cgroup")
-    try:
-        from minidocker import cgroups
-    except ImportError:
-        return None
-    if isinstance(record, dict):
-        return cgroups.Cgroup.from_dict(record)
-    return cgroups.find(c.id, str(c.config.get("cgroup_parent") or ""))
+    process = config.Process(args=args.positional[1:], env=args.env, user=args.user,
+                             workdir=args.workdir, tty=args.tty, interactive=args.interactive)
+    return engine.exec(c, process, env_files=args.env_file, detach=args.detach)
 
 
 # -- inspect, top -------------------------------------------------------------------------------
