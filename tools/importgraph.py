@@ -64,7 +64,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "faces": (
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
-        "commands.table", "commands.run", "commands.containers", "commands.images",
+        "commands.table", "commands.run", "commands.containers", "commands.listing",
+        "commands.attaching", "commands.images",
         "commands.network", "commands.registry", "commands.resources", "commands.volumes",
     ),
     "notebook helpers": (

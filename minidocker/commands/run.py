@@ -264,9 +264,9 @@ def cmd_run(argv: list[str], create: bool = False) -> int:
 
         return client.run_detached(config, start=not create)
     if config.restart.name != "no":  # the supervisor starts it; we attach
-        from minidocker.commands import containers
+        from minidocker.commands import attaching
 
-        return containers.run_supervised(config)
+        return attaching.run_supervised(config)
     from minidocker import engine  # the start sequence: only a foreground run needs it here
 
     return engine.run(config)

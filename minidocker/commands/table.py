@@ -42,8 +42,8 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "port": ("network", "List port mappings or a specific mapping for the container"),
     "volume": ("volumes", "Manage volumes (create, ls, inspect, rm, prune)"),
     "create": ("run", "Create a new container"),
-    "ps": ("containers", "List containers"),
-    "logs": ("containers", "Fetch the logs of a container"),
+    "ps": ("listing", "List containers"),
+    "logs": ("attaching", "Fetch the logs of a container"),
     "start": ("containers", "Start one or more stopped containers"),
     "stop": ("containers", "Stop one or more running containers"),
     "kill": ("containers", "Kill one or more running containers"),
@@ -51,11 +51,11 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "rm": ("containers", "Remove one or more containers"),
     "wait": ("containers", "Block until one or more containers stop, then print their exit "
                            "codes"),
-    "attach": ("containers", "Attach local standard input, output, and error streams to a "
+    "attach": ("attaching", "Attach local standard input, output, and error streams to a "
                              "running container"),
-    "exec": ("containers", "Execute a command in a running container"),
-    "inspect": ("containers", "Return low-level information on containers"),
-    "top": ("containers", "Display the running processes of a container"),
+    "exec": ("attaching", "Execute a command in a running container"),
+    "inspect": ("listing", "Return low-level information on containers"),
+    "top": ("listing", "Display the running processes of a container"),
     "rename": ("containers", "Rename a container"),
     "container": ("containers", "Manage containers (ls, prune, and the commands above)"),
     "system": ("containers", "Manage minidocker (prune: reconcile records with the kernel)"),

@@ -36,8 +36,7 @@ KNOWN_CIRCLES: list[set[str]] = []
 # Modules over the limit that may not be edited on this branch, each with its size today as a
 # ceiling: they may shrink, not grow. Lower the number (or drop the entry) as they are split.
 KNOWN_LARGE: dict[str, int] = {
-    "commands.containers": 1241,
-    "supervisor": 978,
+    "supervisor": 963,
     "container": 725,
     # still to split on this branch (see the report of tools/importgraph.py):
     "store": 980,
