@@ -46,6 +46,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "kernel": (
         "errors", "trace", "syscalls", "netlink", "procfs", "mountinfo", "timefmt",
     ),
+    # The root's layout on disk and its atomic JSON records: no mechanism, only where things
+    # are kept, so the mechanisms that keep records (ipam, volumes) stand on it.
+    "on-disk state": (
+        "state",
+    ),
     "mechanisms": (
         "namespaces", "overlay", "rootfs", "network", "ipam", "ports", "nftables", "proxy",
         "cgroups", "cgroups.limits", "cgroups.files", "cgroups.v1", "cgroups.v2",
@@ -59,7 +64,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "registry.push", "registry.search", "volumes",
     ),
     "engine": (
-        "config", "spec", "state", "lifecycle", "container", "inside", "security", "networking",
+        "config", "spec", "lifecycle", "container", "inside", "security", "networking",
         "engine", "enter", "supervisor", "keeper", "client", "attach",
     ),
     "faces": (
