@@ -1,9 +1,9 @@
 """The container config: what a caller asks of the engine, as one typed value.
 
 Every face of minidocker translates into this and nothing else: the command line turns
-``run``'s flags into a :class:`ContainerConfig` (:func:`minidocker.cli.config_from_flags`, a
-pure function), the supervisor receives one over its socket (``to_dict``/``from_dict``: plain
-JSON), a notebook writes one by hand::
+``run``'s flags into a :class:`ContainerConfig`
+(:func:`minidocker.commands.run.config_from_flags`, a pure function), the supervisor receives
+one over its socket (``to_dict``/``from_dict``: plain JSON), a notebook writes one by hand::
 
     from minidocker import config, engine
     cfg = config.ContainerConfig(image="busybox",

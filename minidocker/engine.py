@@ -30,10 +30,10 @@ from minidocker.lifecycle import LifecycleError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import Any
 
-    from minidocker.config import ContainerConfig
+    from minidocker.config import ContainerConfig, Process
     from minidocker.security import SecurityPlan
     from minidocker.spec import Spec
 
@@ -167,6 +167,37 @@ def run(config: ContainerConfig, layout: state.Layout | None = None) -> int:
     layout = layout or state.Layout()
     made = plan(config, layout)
     return container.run(made.spec, made.lowers, layout)
+
+
+def create(config: ContainerConfig, layout: state.Layout | None = None,
+           say: Callable[[str], None] = _say, cid: str = "") -> str:
+    """``create``: plan the container, then make its directory, name and records; start
+    nothing (the supervisor starts it: :meth:`minidocker.supervisor.Supervisor.start`)."""
+    layout = layout or state.Layout()
+    made = plan(config, layout, say, cid)
+    return make(made, made.hostconfig(config), layout)
+
+
+def make(made: Plan, hostconfig: dict[str, Any], layout: state.Layout,
+         starting: bool = False) -> str:
+    """What :func:`create` creates for a plan: the directory (:func:`container.prepare`), the
+    name, and the records, which ``starting`` leaves to the start (it writes them while the
+    container's process sets itself up: they are not needed before). Undone if it fails."""
+    spec = made.spec
+    cdir = container.prepare(spec, layout, made.lowers)
+    claimed = False
+    try:
+        layout.claim_name(spec.name, spec.id)
+        claimed = True
+        if not starting:
+            lifecycle.write(cdir, "config", spec.as_dict())
+            lifecycle.write(cdir, "hostconfig", {**hostconfig, "LowerDirs": made.lowers})
+            lifecycle.write(cdir, "state", {"Status": "created", "Supervised": True,
+                                            "Created": lifecycle.now(), "RestartCount": 0})
+    except BaseException:
+        container.teardown(layout, spec.id, spec.name if claimed else "")
+        raise
+    return spec.id
 
 
 # -- the operations on a container that exists ------------------------------------------------
@@ -306,6 +337,35 @@ def remove(target: Target, force: bool = False) -> None:
             lifecycle.update_state(c.dir, ManuallyStopped=True)
         container.teardown(c.layout, c.id, c.name, pid=pid,
                            start_time=c.state.get("StartTime"))
+
+
+def check_exec(target: Target) -> lifecycle.Container:
+    """The container ``exec`` may enter: running, not paused."""
+    c = _container(target)
+    if c.status() == "paused":
+        raise LifecycleError(f"container {c.id} is paused, unpause the container before exec")
+    if c.status() != "running":
+        raise LifecycleError(f"container {c.id} is not running")
+    return c
+
+
+def exec(target: Target, process: Process, env_files: Sequence[str] = (),
+         detach: bool = False) -> int:
+    """``exec``: run ``process`` in the running container's namespaces, cgroup and
+    confinement (:mod:`minidocker.enter`); its exit code (0 once started, with ``detach``)."""
+    from minidocker import enter
+
+    c = check_exec(target)
+    plan = enter.make_plan(c.config, process.args, env=process.env, env_files=list(env_files),
+                           user=process.user, workdir=process.workdir, tty=process.tty,
+                           interactive=process.interactive, detach=detach, cdir=c.dir)
+    pidfd = c.pidfd()  # pins the process while we enter it
+    if pidfd is None:
+        raise LifecycleError(f"container {c.id} is not running")
+    try:
+        return enter.exec_in(int(c.state["Pid"]), plan, c.cgroup())
+    finally:
+        os.close(pidfd)
 
 
 def reconcile(layout: state.Layout) -> list[str]:

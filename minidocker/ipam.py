@@ -280,7 +280,7 @@ class Store:
 
 
 def _read_record(path: str) -> dict[str, object]:
-    from minidocker.lifecycle import loads  # the json module costs ~5 ms of every run
+    from minidocker.state import loads  # the json module costs ~5 ms of every run
 
     with open(path) as f:
         return loads(f.read())

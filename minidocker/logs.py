@@ -77,7 +77,7 @@ def _quote(text: str) -> str:
 
 def encode(stream: str, data: bytes, t_ns: int) -> bytes:
     """One json-file line. Bytes that are not UTF-8 become U+FFFD, as Go's encoder does."""
-    from minidocker.lifecycle import format_time
+    from minidocker.timefmt import format_time
 
     text = data.decode("utf-8", "replace")
     return (f'{{"log":{_quote(text)},"stream":"{stream}","time":"{format_time(t_ns)}"}}\n'
@@ -85,10 +85,17 @@ def encode(stream: str, data: bytes, t_ns: int) -> bytes:
 
 
 def decode(line: bytes) -> Entry:
-    from minidocker.lifecycle import loads, parse_time
+    from minidocker.state import loads
 
     record = loads(line.decode("utf-8", "replace"))
-    return parse_time(record["time"]), record["stream"], str(record["log"]).encode()
+    return _parse_time(record["time"]), record["stream"], str(record["log"]).encode()
+
+
+def _parse_time(text: str) -> int:
+    """:func:`minidocker.lifecycle.parse_time`, from below it: Go's zero time is 0."""
+    from minidocker.timefmt import ZERO_TIME, parse_time
+
+    return 0 if not text or text == ZERO_TIME else parse_time(text)
 
 
 def read(path: str, since_ns: int = 0, until_ns: int = 0, tail: int = -1) -> tuple[list[Entry],
@@ -176,11 +183,9 @@ def parse_timestamp(text: str, now_ns: int | None = None) -> int:
         except ValueError:
             pass
     if "-" in text[1:] or ":" in text:
-        from minidocker.lifecycle import parse_time
-
         if text.endswith("Z") or (len(text) > 6 and text[-6] in "+-" and text[-3] == ":"):
             try:
-                return parse_time(text)
+                return _parse_time(text)
             except ValueError:
                 pass
         main, _, frac = text.partition(".")

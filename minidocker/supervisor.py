@@ -396,8 +396,7 @@ class Supervisor:
             said: list[str] = []  # a warning, for the client to print
             made = engine.plan(config, self.layout, said.append, str(message.get("id") or ""))
             output = "".join(line + "\n" for line in said)
-            cid = self.create(made.spec, made.lowers, made.hostconfig(config),
-                              bool(message.get("start")))
+            cid = self.create(made, made.hostconfig(config), bool(message.get("start")))
             if message.get("start"):
                 try:
                     self.start(cid, (conn, message.get("attach")))
@@ -457,30 +456,16 @@ class Supervisor:
 
     # -- containers -------------------------------------------------------------------------
 
-    def create(self, spec_fields: dict[str, Any] | Spec, lowers: list[str],
-               hostconfig: dict[str, Any], starting: bool = False) -> str:
-        """Make a container's directory and records, as ``create`` (and ``run -d``) do.
-        ``starting``: it starts at once, and :meth:`start` writes the records while the
-        container's process sets itself up (they are not needed before)."""
-        spec = spec_fields if not isinstance(spec_fields, dict) else \
-            spec_from_record(spec_fields, self.layout.container(str(spec_fields["id"])))
-        cdir = container.prepare(spec, self.layout, lowers)
-        claimed = False
-        try:
-            self.layout.claim_name(spec.name, spec.id)
-            claimed = True
-            if not starting:
-                lifecycle.write(cdir, "config", spec.as_dict())
-                lifecycle.write(cdir, "hostconfig", {**hostconfig, "LowerDirs": lowers})
-                lifecycle.write(cdir, "state", {"Status": "created", "Supervised": True,
-                                                "Created": lifecycle.now(), "RestartCount": 0})
-        except BaseException:
-            container.teardown(self.layout, spec.id, spec.name if claimed else "")
-            raise
+    def create(self, made: engine.Plan, hostconfig: dict[str, Any],
+               starting: bool = False) -> str:
+        """Make a container's directory and records (:func:`minidocker.engine.make`), as
+        ``create`` (and ``run -d``) do. ``starting``: it starts at once, and :meth:`start`
+        writes the records while the container's process sets itself up."""
+        cid = engine.make(made, hostconfig, self.layout, starting)
         if starting:
-            self._fresh[spec.id] = (spec, lowers, {**hostconfig, "LowerDirs": lowers})
-        log(f"created {spec.id[:12]} ({spec.name})")
-        return spec.id
+            self._fresh[cid] = (made.spec, made.lowers, {**hostconfig, "LowerDirs": made.lowers})
+        log(f"created {cid[:12]} ({made.spec.name})")
+        return cid
 
     def start(self, cid: str, attach: tuple[Conn, dict[str, Any] | None] | None = None) -> bool:
         """Start a created or stopped container as our child; False if it already runs.

@@ -46,6 +46,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "kernel": (
         "errors", "trace", "syscalls", "netlink", "procfs", "mountinfo", "timefmt", "record",
     ),
+    # The root's layout on disk and its atomic JSON records: no mechanism, only where things
+    # are kept, so the mechanisms that keep records (ipam, volumes) stand on it.
+    "on-disk state": (
+        "state",
+    ),
     "mechanisms": (
         "namespaces", "overlay", "rootfs", "network", "ipam", "ports", "nftables", "proxy",
         "cgroups", "cgroups.limits", "cgroups.files", "cgroups.v1", "cgroups.v2",
@@ -60,15 +65,15 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "registry.push", "registry.search", "volumes",
     ),
     "engine": (
-        "config", "spec", "state", "lifecycle", "container", "inside", "security", "networking",
+        "config", "spec", "lifecycle", "container", "inside", "security", "networking",
         "netplan",
         "engine", "enter", "supervisor", "keeper", "client", "attach",
     ),
     "faces": (
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
-        "commands.containers", "commands.images", "commands.network", "commands.registry",
-        "commands.resources", "commands.volumes",
-        "commands.archives", "commands.changes",
+        "commands.table", "commands.run", "commands.containers", "commands.listing",
+        "commands.attaching", "commands.images", "commands.archives", "commands.changes",
+        "commands.network", "commands.registry", "commands.resources", "commands.volumes",
     ),
     "notebook helpers": (
         "lab", "overlaylab", "escapes",

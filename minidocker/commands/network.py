@@ -15,7 +15,7 @@ import os
 import sys
 
 from minidocker import ipam, network, networking, procfs, trace
-from minidocker.cli import COMMANDS, parser
+from minidocker.commands.table import COMMANDS, parser
 from minidocker.errors import UsageError
 
 TYPE_CHECKING = False

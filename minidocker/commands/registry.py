@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from minidocker.cli import COMMANDS, parser
+from minidocker.commands.table import COMMANDS, parser
 from minidocker.errors import Unauthorized, UsageError
 
 TYPE_CHECKING = False

@@ -15,8 +15,9 @@ import sys
 import time
 
 from minidocker import cgroups, lifecycle
-from minidocker.cli import COMMANDS, _resource_flags, parser
-from minidocker.errors import ContainerError, UsageError
+from minidocker.commands.run import resource_flags
+from minidocker.commands.table import COMMANDS, parser
+from minidocker.errors import ContainerError, ContainerNotFound, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,46 +26,28 @@ if TYPE_CHECKING:
     from minidocker.state import Layout
 
 
-class Running:
-    """A running (or paused) container: its ID, config.json, state.json and cgroup."""
+def running(layout: Layout, ref: str) -> lifecycle.Container:
+    """The container ``ref`` names (:class:`minidocker.lifecycle.Container`), if it runs or is
+    paused. Its errors are this module's own (exit 125): no such container, not running."""
+    try:
+        c = lifecycle.Container(layout, ref)
+    except lifecycle.LifecycleError as exc:
+        found = str(exc).startswith("no such container")
+        raise (ContainerNotFound if found else ContainerError)(str(exc)) from None
+    # is_running checks the recorded start time too: a PID freed at the container's end may
+    # be another process's by now, with another cgroup.
+    if c.state.get("Status") not in ("running", "paused") or not c.running():
+        raise ContainerError(f"container {c.id[:12]} is not running")
+    return c
 
-    def __init__(self, layout: Layout, name: str) -> None:
-        from minidocker.state import read_json
 
-        self.layout = layout
-        self.name = name
-        self.id = layout.resolve(name)
-        self.config = read_json(layout.container(self.id, "config.json"))
-        self.state = read_json(layout.container(self.id, "state.json"))
-        pid = self.state.get("Pid")
-        # is_running checks the recorded start time too: a PID freed at the container's end
-        # may be another process's by now, with another cgroup.
-        if self.state.get("Status") not in ("running", "paused") or \
-                not lifecycle.is_running(self.state):
-            raise ContainerError(f"container {self.id[:12]} is not running")
-        self.pid = int(str(pid))
-
-    @property
-    def display_name(self) -> str:
-        return str(self.config.get("name", self.id[:12]))
-
-    def cgroup(self) -> cgroups.Cgroup:
-        """Its cgroup: every container gets one at start."""
-        record = self.state.get("Cgroup")
-        if isinstance(record, dict):
-            return cgroups.Cgroup.from_dict(record)
-        found = cgroups.find(self.id, str(self.config.get("cgroup_parent") or ""))
-        if found is None:
-            raise ContainerError(f"container {self.id[:12]} has no cgroup (it was started by "
-                                 "an older minidocker): restart it")
-        return found
-
-    def save_state(self, **changes: object) -> None:
-        from minidocker.state import read_json, write_json
-
-        path = self.layout.container(self.id, "state.json")
-        self.state = {**read_json(path), **changes}
-        write_json(path, self.state)
+def cgroup_of(c: lifecycle.Container) -> cgroups.Cgroup:
+    """Its cgroup: every container gets one at start."""
+    found: cgroups.Cgroup | None = c.cgroup()
+    if found is None:
+        raise ContainerError(f"container {c.id[:12]} has no cgroup (it was started by an "
+                             "older minidocker): restart it")
+    return found
 
 
 def _layout() -> Layout:
@@ -78,7 +61,7 @@ def _layout() -> Layout:
 def cmd_update(argv: list[str]) -> int:
     from minidocker import flags
 
-    table = _resource_flags()
+    table = resource_flags()
     args = flags.parse_command(table, argv, "update", COMMANDS["update"][1], ("CONTAINER",),
                                "CONTAINER [CONTAINER...]")
     if args is None:
@@ -88,15 +71,13 @@ def cmd_update(argv: list[str]) -> int:
         raise UsageError("you must provide one or more flags when using this command")
     layout = _layout()
     for name in args.positional:
-        container = Running(layout, name)
-        stored = cgroups.CgroupLimits.from_dict(container.config.get("resources"))  # type: ignore[arg-type]
-        merged, warnings = apply_update(container.cgroup(), stored, given)
+        container = running(layout, name)
+        stored = cgroups.CgroupLimits.from_dict(container.config.get("resources"))
+        merged, warnings = apply_update(cgroup_of(container), stored, given)
         for warning in warnings:
             print(f"WARNING: {warning}", file=sys.stderr)
-        from minidocker.state import write_json
-
         container.config["resources"] = merged.as_dict()
-        write_json(layout.container(container.id, "config.json"), container.config)
+        lifecycle.write(container.dir, "config", container.config)
         print(name)
     return 0
 
@@ -148,12 +129,12 @@ def cmd_pause(argv: list[str]) -> int:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     layout = _layout()
     for name in p.parse_args(argv).containers:
-        container = Running(layout, name)
-        cgroup = container.cgroup()
+        container = running(layout, name)
+        cgroup = cgroup_of(container)
         if cgroup.frozen():
             raise ContainerError(f"container {container.id[:12]} is already paused")
         cgroup.freeze()
-        container.save_state(Status="paused", Paused=True)
+        lifecycle.update_state(container.dir, Status="paused", Paused=True)
         print(name)
     return 0
 
@@ -163,13 +144,13 @@ def cmd_unpause(argv: list[str]) -> int:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     layout = _layout()
     for name in p.parse_args(argv).containers:
-        container = Running(layout, name)
+        container = running(layout, name)
         record = container.state.get("Cgroup")
         cgroup = cgroups.Cgroup.from_dict(record) if isinstance(record, dict) else None
         if cgroup is None or not cgroup.frozen():
             raise ContainerError(f"container {container.id[:12]} is not paused")
         cgroup.thaw()
-        container.save_state(Status="running", Paused=False)
+        lifecycle.update_state(container.dir, Status="running", Paused=False)
         print(name)
     return 0
 
@@ -188,8 +169,8 @@ def cmd_stats(argv: list[str]) -> int:
     args = p.parse_args(argv)
     layout = _layout()
     names = args.containers or _running_names(layout)
-    containers = [Running(layout, name) for name in names]
-    groups = [c.cgroup() for c in containers]
+    containers = [running(layout, name) for name in names]
+    groups = [cgroup_of(c) for c in containers]
     before = [_sample(c, g) for c, g in zip(containers, groups, strict=True)]
     while True:
         time.sleep(args.interval)
@@ -212,17 +193,17 @@ def _running_names(layout: Layout) -> list[str]:
     names = []
     for cid in ids:
         try:
-            Running(layout, cid)
+            running(layout, cid)
         except (ContainerError, OSError, ValueError):
             continue
         names.append(cid)
     return names
 
 
-def _sample(container: Running, cgroup: cgroups.Cgroup) -> dict[str, Any]:
+def _sample(container: lifecycle.Container, cgroup: cgroups.Cgroup) -> dict[str, Any]:
     sample: dict[str, Any] = dict(cgroup.stats())
     sample["t_ns"] = time.monotonic_ns()
-    sample["net_rx_bytes"], sample["net_tx_bytes"] = _net_bytes(container.pid)
+    sample["net_rx_bytes"], sample["net_tx_bytes"] = _net_bytes(int(container.state["Pid"]))
     return sample
 
 
@@ -252,7 +233,8 @@ def _host_memory() -> int:
     return 0
 
 
-def row(container: Running, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def row(container: lifecycle.Container, before: dict[str, Any],
+        after: dict[str, Any]) -> dict[str, Any]:
     """One container's figures, as Docker's CLI computes them from two samples.
 
     CPU % is CPU time used over wall time passed (100% = one CPU busy). Memory usage leaves
@@ -264,7 +246,7 @@ def row(container: Running, before: dict[str, Any], after: dict[str, Any]) -> di
     usage = max((after.get("memory_usage") or 0) - (after.get("memory_inactive_file") or 0), 0)
     limit = after.get("memory_limit") or _host_memory()
     return {
-        "id": container.id, "name": container.display_name,
+        "id": container.id, "name": container.name,
         "cpu_percent": 100.0 * cpu / wall,
         "memory_usage": usage, "memory_limit": limit,
         "memory_percent": 100.0 * usage / limit if limit else 0.0,

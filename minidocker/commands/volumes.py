@@ -12,7 +12,7 @@ import json
 import sys
 
 from minidocker import volumes
-from minidocker.cli import COMMANDS, parser
+from minidocker.commands.table import COMMANDS, parser
 from minidocker.errors import UsageError
 
 TYPE_CHECKING = False

@@ -31,17 +31,12 @@ importgraph = _load_tool()
 # Circles that run through files being rewritten on another branch (issue 11, the start as
 # steps). Each entry is the exact set of modules; a circle that differs (a new module in it, or
 # a new circle) fails. Remove an entry when its circle is broken.
-KNOWN_CIRCLES: list[set[str]] = [
-    # cli dispatches to commands.containers (function-level import, cli.py:286), and
-    # commands/containers.py imports cli at its top for its shared helpers.
-    {"cli", "commands.containers"},
-]
+KNOWN_CIRCLES: list[set[str]] = []
 
 # Modules over the limit that may not be edited on this branch, each with its size today as a
 # ceiling: they may shrink, not grow. Lower the number (or drop the entry) as they are split.
 KNOWN_LARGE: dict[str, int] = {
-    "commands.containers": 950,
-    "supervisor": 978,
+    "supervisor": 963,
 }
 
 

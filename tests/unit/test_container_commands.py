@@ -125,16 +125,16 @@ def _container(tmp_path, config=CONFIG, record=RECORD, host=None):
 def test_resource_commands_refuse_a_reused_pid(tmp_path):
     """update, pause and stats act on the container's cgroup only while its own process runs:
     a live PID with another start time is someone else's process."""
-    from minidocker.commands.resources import Running
+    from minidocker.commands.resources import running
     from minidocker.errors import ContainerError
 
     me = {"Status": "running", "Pid": os.getpid(),
           "StartTime": lifecycle.process_start_time(os.getpid())}
     layout, cid = _container(tmp_path, record=me)
-    assert Running(layout, "web").pid == os.getpid()
+    assert running(layout, "web").state["Pid"] == os.getpid()
     lifecycle.write(layout.container(cid), "state", dict(me, StartTime=me["StartTime"] - 1))
     with pytest.raises(ContainerError, match="is not running"):
-        Running(layout, "web")
+        running(layout, "web")
 
 
 def test_inspect_uses_dockers_field_names(tmp_path):
