@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import os
 
-from minidocker import syscalls, trace
 from minidocker.errors import UsageError
 from minidocker.record import Record
-from minidocker.rootfs import secure_join
-from minidocker.syscalls import MS
 
 
 class Mount(Record):
@@ -312,7 +309,7 @@ def parse_tmpfs(spec: str) -> Mount:
     """One ``--tmpfs /run[:size=64m,mode=1777,...]``: a destination and mount options."""
     target, _, options = spec.partition(":")
     _check_target("tmpfs", target)
-    tmpfs_flags_and_data(options)  # refuse a bad option now, not at start
+    check_tmpfs_options(options)  # refuse a bad option now, not at start
     return Mount("", _clean(target), "ro" in options.split(","), "tmpfs",
                  tmpfs_options=options)
 
@@ -386,106 +383,19 @@ def prepare_bind_sources(mounts: Sequence[Mount]) -> None:
 
 # -- applying it, in the container's mount namespace ------------------------------------------
 
-PROPAGATION_FLAGS: dict[str, MS] = {
-    "private": MS.PRIVATE, "rprivate": MS.REC | MS.PRIVATE,
-    "shared": MS.SHARED, "rshared": MS.REC | MS.SHARED,
-    "slave": MS.SLAVE, "rslave": MS.REC | MS.SLAVE,
-}
 
-# statvfs(3) f_flag bits -> the mount(2) flags a remount must repeat. A bind remount replaces
-# the per-mount flags: leaving one out clears it (the rootfs's nodev would be lost, reopening
-# device nodes), and inside a user namespace the kernel refuses (EPERM) to clear locked ones.
-_KEPT_FLAGS = ((2, MS.NOSUID), (4, MS.NODEV), (8, MS.NOEXEC), (1024, MS.NOATIME),
-               (2048, MS.NODIRATIME), (4096, MS.RELATIME))
+TMPFS_SET_FLAGS = ("ro", "sync", "dirsync", "noatime", "nodiratime", "relatime", "strictatime",
+                   "noexec", "nosuid", "nodev")
+TMPFS_CLEAR_FLAGS = ("rw", "exec", "suid", "dev", "async", "atime", "diratime", "norelatime",
+                     "nostrictatime")
 
 
-def kept_flags(path: str) -> MS:
-    """The flags of the mount at ``path`` that a bind remount must keep."""
-    have = os.statvfs(path).f_flag
-    flags = MS(0)
-    for bit, flag in _KEPT_FLAGS:
-        if have & bit:
-            flags |= flag
-    return flags
-
-
-def tmpfs_flags_and_data(options: str) -> tuple[MS, str]:
-    """``--tmpfs`` options as mount(2) arguments, over Docker's ``noexec,nosuid,nodev``."""
-    names = {"ro": MS.RDONLY, "exec": MS.NOEXEC, "suid": MS.NOSUID, "dev": MS.NODEV,
-             "sync": MS.SYNCHRONOUS, "dirsync": MS.DIRSYNC, "atime": MS.NOATIME,
-             "diratime": MS.NODIRATIME, "relatime": MS.RELATIME,
-             "strictatime": MS.STRICTATIME}
-    flags, data = MS.NOEXEC | MS.NOSUID | MS.NODEV, []
+def check_tmpfs_options(options: str) -> None:
+    """Refuse a ``--tmpfs`` option mount(2) would not take, as Docker does, when it is typed
+    (:func:`minidocker.mounting.tmpfs_flags_and_data` turns the good ones into flags)."""
     for option in (o for o in options.split(",") if o):
         key = option.partition("=")[0]
-        if key in TMPFS_DATA_OPTIONS and "=" in option:
-            data.append(option)
-        elif option in ("ro", "sync", "dirsync", "noatime", "nodiratime", "relatime",
-                        "strictatime", "noexec", "nosuid", "nodev"):
-            flags |= names.get(option) or names[option[2:]]
-        elif option in ("rw", "exec", "suid", "dev", "async", "atime", "diratime",
-                        "norelatime", "nostrictatime"):
-            clear = {"rw": "ro", "async": "sync"}.get(option, option.removeprefix("no"))
-            flags &= ~names[clear]
-        elif option in PROPAGATIONS or option == "defaults":
-            pass  # a fresh tmpfs has nothing under it to propagate
-        else:
+        if not ((key in TMPFS_DATA_OPTIONS and "=" in option) or option in TMPFS_SET_FLAGS
+                or option in TMPFS_CLEAR_FLAGS or option in PROPAGATIONS
+                or option == "defaults"):
             raise UsageError(f'invalid tmpfs option "{key}"')
-    return flags, ",".join(data)
-
-
-def _make_target(where: str, source: str) -> None:
-    """The mount point, inside the image: a file for a file, else a directory."""
-    if os.path.lexists(where):
-        return
-    if source and not os.path.isdir(source):
-        os.makedirs(os.path.dirname(where), mode=0o755, exist_ok=True)
-        os.close(os.open(where, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-    else:
-        os.makedirs(where, mode=0o755, exist_ok=True)
-
-
-def make_readonly(where: str) -> None:
-    """``MS_BIND|MS_REMOUNT|MS_RDONLY`` on ``where``, then the mounts under it too.
-
-    The remount changes the one mount; mount_setattr(2) (Linux 5.12) with ``AT_RECURSIVE``
-    reaches the submounts an ``MS_REC`` bind brought along, as Docker 25 does for ``:ro``.
-    Without it they stay writable, as before Docker 25, and the trace says so.
-    """
-    syscalls.mount(None, where, None, MS.BIND | MS.REMOUNT | MS.RDONLY | kept_flags(where))
-    try:
-        syscalls.mount_setattr(where, syscalls.MOUNT_ATTR_RDONLY, recursive=True)
-    except OSError as exc:
-        import errno
-
-        if exc.errno != errno.ENOSYS:
-            raise
-        if trace.enabled():
-            trace.note(f"{where}: no mount_setattr(2): submounts stay writable")
-
-
-def apply_mounts(root: str, mounts: Sequence[MountPoint]) -> None:
-    """Mount ``mounts`` (from :func:`plan`) under ``root``, the container's root filesystem.
-
-    Runs in the container's own mount namespace, after the root filesystem and before
-    pivot_root (the host paths are still reachable then, and no longer after).
-    """
-    for m in mounts:
-        where = secure_join(root, m.target)
-        _make_target(where, m.source)
-        if m.type == "tmpfs":
-            flags, data = tmpfs_flags_and_data(m.data)
-            syscalls.mount("tmpfs", where, "tmpfs", flags | (MS.RDONLY if m.readonly else 0),
-                           data or None)
-            continue
-        syscalls.mount(m.source, where, None, MS.BIND | MS.REC)
-        syscalls.mount(None, where, None, PROPAGATION_FLAGS[m.propagation or
-                                                            DEFAULT_PROPAGATION])
-        if m.readonly:
-            make_readonly(where)
-
-
-def remount_root_readonly(root: str) -> None:
-    """``--read-only``: the root filesystem's own mount read-only; the mounts on it (/proc,
-    /dev, volumes, tmpfs) keep theirs, as in Docker. Call after :func:`apply_mounts`."""
-    syscalls.mount(None, root, None, MS.BIND | MS.REMOUNT | MS.RDONLY | kept_flags(root))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from minidocker import mounts, rootfs, syscalls
+from minidocker import mounting, mounts, rootfs, syscalls
 from minidocker.syscalls import CLONE, MS
 from tests.conftest import needs_root
 
@@ -89,8 +89,8 @@ def test_apply_mounts_binds_propagation_readonly_and_tmpfs(state_root: Path) -> 
             [f"{src}:/data/ro:ro", f"{shared_src}:/shared:shared",
              f"{shared_src}:/slave:rslave", f"{src}:/evil/x"], [],
             ["/run:size=1m,mode=1777"], "/"), {})
-        mounts.apply_mounts(root, planned)
-        mounts.remount_root_readonly(root)
+        mounting.apply_mounts(root, planned)
+        mounting.remount_root_readonly(root)
         info = _mountinfo()
         return {
             "info": {k[len(root):] or "/": v for k, v in info.items() if k.startswith(root)},
@@ -129,7 +129,7 @@ def test_readonly_remount_keeps_nodev_and_nosuid(state_root: Path) -> None:
 
     def body() -> dict[str, Any]:
         syscalls.mount("tmpfs", root, "tmpfs", MS.NODEV | MS.NOSUID, None)
-        mounts.remount_root_readonly(root)
+        mounting.remount_root_readonly(root)
         return {"options": _mountinfo()[root][0]}
 
     options = _in_child(body)["options"].split(",")

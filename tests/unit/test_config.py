@@ -114,3 +114,20 @@ def test_stop_signal_wins_over_the_images_and_a_bad_one_is_refused() -> None:
     assert spec.Spec(**old).stop_signal == ""
     with pytest.raises(UsageError, match="^invalid signal: NOPE$"):
         engine._check(config.ContainerConfig(image="busybox", stop_signal="NOPE"))
+
+
+def test_reading_a_config_loads_no_syscall_layer() -> None:
+    """The run -d client builds a config and sends it; the supervisor does the kernel work.
+    ctypes and the traced syscall layer cost ~10 ms of that client's start, so importing the
+    config (and the mount parsers it holds) must not load them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[2])
+    code = ("import sys; sys.path.insert(0, %r); import minidocker.config, minidocker.mounts; "
+            "print(sorted(m for m in ('ctypes', 'minidocker.syscalls', 'minidocker.trace', "
+            "'minidocker.rootfs') if m in sys.modules))" % repo)
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minidocker import config, mounts
+from minidocker import config, mounting, mounts
 from minidocker.errors import UsageError
 from minidocker.syscalls import MS
 
@@ -150,9 +150,9 @@ def test_tmpfs_and_duplicates() -> None:
 
 
 def test_tmpfs_options_as_mount_arguments() -> None:
-    flags, data = mounts.tmpfs_flags_and_data("size=64m,mode=1777")
+    flags, data = mounting.tmpfs_flags_and_data("size=64m,mode=1777")
     assert (flags, data) == (MS.NOEXEC | MS.NOSUID | MS.NODEV, "size=64m,mode=1777")
-    flags, data = mounts.tmpfs_flags_and_data("exec,ro,noatime,rprivate")
+    flags, data = mounting.tmpfs_flags_and_data("exec,ro,noatime,rprivate")
     assert (flags, data) == (MS.NOSUID | MS.NODEV | MS.RDONLY | MS.NOATIME, "")
 
 
