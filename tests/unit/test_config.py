@@ -125,9 +125,9 @@ def test_reading_a_config_loads_no_syscall_layer() -> None:
     from pathlib import Path
 
     repo = str(Path(__file__).resolve().parents[2])
-    code = ("import sys; sys.path.insert(0, %r); import minidocker.config, minidocker.mounts; "
-            "print(sorted(m for m in ('ctypes', 'minidocker.syscalls', 'minidocker.trace', "
-            "'minidocker.rootfs') if m in sys.modules))" % repo)
+    watched = ("ctypes", "minidocker.syscalls", "minidocker.trace", "minidocker.rootfs")
+    code = (f"import sys; sys.path.insert(0, {repo!r}); import minidocker.config, "
+            f"minidocker.mounts; print(sorted(m for m in {watched!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "[]"
