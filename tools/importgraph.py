@@ -56,6 +56,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "ocispec", "reference", "store", "layers", "graphdriver",
         "blobs", "layerstore", "digests", "whiteouts",
         "vfs", "diff", "archive", "archive_save", "busybox", "imagecache", "instructions",
+        "shellwords", "dockerfile_syntax", "dockerfile",
         "registry", "registry.auth", "registry.client", "registry.platforms", "registry.pull",
         "registry.push", "registry.search", "volumes",
     ),
