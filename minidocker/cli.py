@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "history": ("images", "Show the history of an image"),
     "save": ("images", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
     "load": ("images", "Load an image from a tar archive or STDIN"),
+    "build": ("build", "Build an image from a Dockerfile (today only --print: the parse tree)"),
     "commit": ("images", "Create a new image from a container's changes"),
     "diff": ("images", "Inspect changes to files or directories on a container's filesystem"),
     "export": ("images", "Export a container's filesystem as a tar archive"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from minidocker import dockerfile as df
+from minidocker.cli import main
 from minidocker.dockerfile_syntax import parse_syntax
 from minidocker.errors import DockerfileError
 from minidocker.shellwords import Lex, ShellWordError
@@ -167,3 +168,15 @@ def test_arg_and_env_scopes() -> None:
         scope.step(ins)
     assert scope.env == {"PATH": "/bin", "G": "global", "L": "global-local", "E": "global-local",
                          "NOTSET": "from-cli"}  # ONLY: a meta ARG not declared in the stage
+
+
+def test_build_print_and_refusal(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path))
+    (path / "Dockerfile").write_text("ARG T=3\nFROM alpine:$T AS one\nRUN echo hi\n")
+    assert main(["build", "--print", "--build-arg", "T=4", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "stage 0 'one': FROM alpine:4" in out and "RUN" in out
+    assert main(["build", str(path)]) == 125
+    assert "not yet: minidocker build only parses" in capsys.readouterr().err
