@@ -58,6 +58,10 @@ class Unauthorized(RegistryError):
     """The registry wants credentials we do not have, or refused the ones we sent."""
 
 
+class DockerfileError(UsageError):
+    """A Dockerfile that does not parse: one line, ``Dockerfile:LINE: INSTRUCTION: why``."""
+
+
 class ContainerError(MinidockerError):
     """Anything wrong with a container record."""
 

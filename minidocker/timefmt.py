@@ -70,3 +70,27 @@ def _days_from_civil(year: int, month: int, day: int) -> int:
     doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     return era * 146097 + doe - 719468
+
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def go_duration(text: str, flag: str = "interval") -> float | None:
+    """Go's ``time.ParseDuration`` (``1m30s``, ``500ms``) in seconds; "" or 0 is None.
+    (HEALTHCHECK's ``--interval`` and friends; ``re`` imported here, off run's path.)"""
+    import re
+
+    if not text:
+        return None
+    sign, body = (-1.0, text[1:]) if text[:1] == "-" else (1.0, text.removeprefix("+"))
+    if body == "0":
+        return None
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", body)
+    if not body or "".join(n + u for n, u in parts) != body:
+        raise ValueError(f'time: invalid duration "{text}"')
+    seconds = sign * sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds == 0:
+        return None
+    if seconds < 0.001:
+        raise ValueError(f'Interval "{flag}" cannot be less than 1ms')
+    return seconds

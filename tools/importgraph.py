@@ -61,6 +61,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "ocispec", "reference", "store", "layers", "graphdriver",
         "blobs", "layerstore", "digests", "whiteouts",
         "vfs", "diff", "archive", "archive_save", "busybox", "imagecache", "instructions",
+        "shellwords", "dockerfile_syntax", "dockerfile",
         "registry", "registry.auth", "registry.client", "registry.platforms", "registry.pull",
         "registry.push", "registry.search", "volumes",
     ),
@@ -74,6 +75,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "commands.table", "commands.run", "commands.containers", "commands.listing",
         "commands.attaching", "commands.images", "commands.archives", "commands.changes",
         "commands.network", "commands.registry", "commands.resources", "commands.volumes",
+        "commands.build",
     ),
     "notebook helpers": (
         "lab", "overlaylab", "escapes",
