@@ -63,6 +63,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "config", "spec", "state", "lifecycle", "container", "inside", "security", "networking",
         "netplan",
         "engine", "enter", "supervisor", "keeper", "client", "attach",
+        "runtimespec", "ocibundle",
     ),
     "faces": (
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
