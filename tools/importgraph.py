@@ -69,7 +69,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
         "commands.containers", "commands.images", "commands.network", "commands.registry",
         "commands.resources", "commands.volumes",
-        "commands.archives", "commands.changes",
+        "commands.archives", "commands.changes", "ociruntime",
     ),
     "notebook helpers": (
         "lab", "overlaylab", "escapes",
