@@ -6,8 +6,8 @@
 #
 # Steps: apt packages (skipped when all are installed) -> a venv at <repo>/.venv made with
 # the system python3 -> pip install -e "<repo>[test,notebooks]" (skipped when pyproject.toml
-# has not changed since) -> /usr/local/bin/minidocker -> minidocker doctor -> the demo:
-# minidocker run --rm busybox echo hello. Safe to run again: each step checks before it acts.
+# has not changed since) -> /usr/local/bin/minidocker and minidocker-runtime -> minidocker
+# doctor -> the demo: minidocker run --rm busybox echo hello. Safe to run again: each step checks before it acts.
 set -euo pipefail
 
 # What the project needs from the distribution: python with venv and pip; a static busybox
@@ -43,6 +43,7 @@ SYSTEM_PYTHON=/usr/bin/python3
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 LINK=/usr/local/bin/minidocker
+RUNTIME_LINK=/usr/local/bin/minidocker-runtime
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
@@ -118,19 +119,24 @@ fi
 # Byte-compile now: where PYTHONDONTWRITEBYTECODE is set, every start would recompile.
 "$VENV/bin/python" -m compileall -q "$REPO/minidocker" >/dev/null
 
-# The launcher runs the venv's interpreter directly with -I -S: minidocker itself needs only the
+# The launchers run the venv's interpreter directly with -I -S: minidocker itself needs only the
 # standard library, and processing site-packages (with the import hook of the editable install)
-# costs up to 10 ms of every `minidocker run`.
-cat >"$LINK.tmp" <<EOF
+# costs up to 10 ms of every `minidocker run`. minidocker-runtime is the OCI runtime face
+# (runc's command line) that podman --runtime, containerd and CRI-O are pointed at.
+write_launcher() { # PATH MODULE
+    cat >"$1.tmp" <<EOF
 #!$VENV/bin/python -IS
-# minidocker's launcher, written by $REPO/scripts/setup.sh
+# $(basename "$1")'s launcher, written by $REPO/scripts/setup.sh
 import sys
 sys.path.insert(0, "$REPO")
-from minidocker.cli import main
+from $2 import main
 sys.exit(main())
 EOF
-chmod 755 "$LINK.tmp"
-mv -f "$LINK.tmp" "$LINK"
+    chmod 755 "$1.tmp"
+    mv -f "$1.tmp" "$1"
+}
+write_launcher "$LINK" minidocker.cli
+write_launcher "$RUNTIME_LINK" minidocker.ociruntime
 
 if [[ ${SETUP_SKIP_DEMO:-0} == 1 ]]; then
     say "ready (demo skipped)"

@@ -69,13 +69,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "config", "spec", "lifecycle", "container", "inside", "security", "networking",
         "netplan",
         "engine", "enter", "supervisor", "keeper", "client", "attach",
+        "runtimespec", "ocibundle",
     ),
     "faces": (
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
         "commands.table", "commands.run", "commands.containers", "commands.listing",
         "commands.attaching", "commands.images", "commands.archives", "commands.changes",
         "commands.network", "commands.registry", "commands.resources", "commands.volumes",
-        "commands.build",
+        "commands.build", "ociruntime",
     ),
     "notebook helpers": (
         "lab", "overlaylab", "escapes",

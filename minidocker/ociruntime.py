@@ -1,0 +1,352 @@
+"""``minidocker-runtime``: minidocker as an OCI runtime, with runc's command line.
+
+podman, containerd and CRI-O start containers by running a *runtime* on a bundle (see
+:mod:`minidocker.ocibundle`): ``create ID`` makes the container and stops before the user's
+program, ``start ID`` runs it, ``state ID`` answers with the spec's state JSON, ``kill`` and
+``delete`` end it. They find the runtime by path (``podman --runtime``, a containerd runtime
+handler, a CRI-O ``[crio.runtime.runtimes]`` entry) and speak to it only through this command
+line, its exit code and its log, so any program with runc's command line can be theirs.
+
+The global flags are runc's: ``--root`` (where the runtime keeps its state, default
+:data:`DEFAULT_ROOT`), ``--log FILE``, ``--log-format text|json``, ``--debug`` and
+``--systemd-cgroup``. An engine that knows a runtime by name (podman) adds ``--log-format json
+--log FILE`` and, when the runtime fails, reads the error from that file: one JSON object a
+line, ``{"level": "error", "msg": "...", "time": "..."}``, as runc's logrus writes them. So every
+error goes there, as well as one line on stderr.
+
+**State.** ``<root>/<id>/state.json`` holds the spec's state (``ociVersion``, ``id``,
+``status``, ``pid``, ``bundle``, ``annotations``) and ``created``. ``state`` and ``list``
+read it; a ``created`` or ``running`` container whose process is gone reads ``stopped``, as in
+runc.
+
+This part has ``spec``, ``features``, ``state`` and ``list``. The commands that start, signal
+or change a container (``create``, ``start``, ``run``, ``kill``, ``delete``, ``exec``, ``ps``,
+``pause``, ``resume``, ``update``) need the engine's ``create``/``start`` and say so.
+
+Notebook: ``10_oci_runtime`` (to come). See the OCI runtime-spec ``runtime.md`` (the state and
+the operations) and runc's ``man/runc*.8.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from minidocker.errors import MinidockerError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, NoReturn
+
+PROG = "minidocker-runtime"
+VERSION = "0.1.0"
+DEFAULT_ROOT = "/run/minidocker-runtime"  # runc's is /run/runc: a tmpfs, gone at reboot
+STATUSES = ("creating", "created", "running", "stopped", "paused")
+NOT_YET = ("create", "start", "run", "kill", "delete", "exec", "ps", "pause", "resume",
+           "update")
+NOT_YET_MESSAGE = "not yet: needs the engine's create/start (issue 17 part 2)"
+# runc's rule for an ID: it names a directory under --root, so no "/" and no "..".
+ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-."
+SECCOMP_ARCHS = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM",
+                 "SCMP_ARCH_AARCH64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390X",
+                 "SCMP_ARCH_RISCV64")
+
+
+class RuntimeError_(MinidockerError):  # noqa: N801 -- not the builtin RuntimeError
+    """A refusal of the runtime's: runc's words where a caller matches on them."""
+
+
+# -- the log -------------------------------------------------------------------------------------
+
+def _now() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def log_line(level: str, msg: str, fmt: str = "text", when: str | None = None) -> str:
+    """One record as runc's logrus writes it: JSON (``--log-format json``) or logfmt text."""
+    when = when or _now()
+    if fmt == "json":
+        return json.dumps({"level": level, "msg": msg, "time": when}, separators=(",", ":")) \
+            + "\n"
+    return f'time="{when}" level={level} msg={json.dumps(msg)}\n'
+
+
+class Log:
+    """Where records go: the ``--log`` file, else stderr. Errors also get one line on stderr."""
+
+    def __init__(self, path: str = "", fmt: str = "text", debug: bool = False) -> None:
+        self.path, self.fmt, self.debugging = path, fmt, debug
+
+    def _write(self, level: str, msg: str) -> None:
+        if not self.path:
+            sys.stderr.write(log_line(level, msg, self.fmt))
+            return
+        # O_APPEND: the engine may keep the file for several commands, and read it after each.
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, log_line(level, msg, self.fmt).encode())
+        finally:
+            os.close(fd)
+
+    def error(self, msg: str) -> None:
+        if self.path:
+            try:
+                self._write("error", msg)
+            except OSError as exc:  # the message must still reach someone
+                print(f"{PROG}: writing the log {self.path}: {exc.strerror}", file=sys.stderr)
+        print(f"{PROG}: {msg}", file=sys.stderr)
+
+    def debug(self, msg: str) -> None:
+        if self.debugging:
+            self._write("debug", msg)
+
+
+# -- state ---------------------------------------------------------------------------------------
+
+def check_id(cid: str) -> str:
+    if not cid or cid in (".", "..") or not set(cid) <= set(ID_CHARS):
+        raise RuntimeError_(f"invalid container id {cid!r}: want letters, digits and _+-.")
+    return cid
+
+
+def state_path(root: str, cid: str) -> str:
+    return os.path.join(root, check_id(cid), "state.json")
+
+
+def write_state(root: str, record: dict[str, Any]) -> None:
+    """Write ``<root>/<id>/state.json`` whole (a temporary file renamed over it)."""
+    path = state_path(root, record["id"])
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(record, f)
+    os.replace(path + ".tmp", path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: it exists
+        return True
+    return True
+
+
+def read_state(root: str, cid: str) -> dict[str, Any]:
+    """The spec's state of ``cid``; its status as the process is now."""
+    try:
+        with open(state_path(root, cid), encoding="utf-8") as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        raise RuntimeError_("container does not exist") from None  # runc's words: podman
+    except ValueError as exc:  # and containerd match "does not exist"
+        raise RuntimeError_(f"state of {cid}: not JSON: {exc}") from None
+    pid = record.get("pid") or 0
+    if record.get("status") in ("created", "running", "paused") and not (pid and _alive(pid)):
+        record["status"] = "stopped"
+    if record.get("status") == "stopped":
+        record["pid"] = 0
+    return record
+
+
+def list_states(root: str) -> list[dict[str, Any]]:
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        try:
+            found.append(read_state(root, name))
+        except RuntimeError_:  # not a container's directory, or one going away
+            continue
+    return found
+
+
+def _owner(root: str, cid: str) -> str:
+    import pwd
+
+    try:
+        uid = os.stat(state_path(root, cid)).st_uid
+        return pwd.getpwuid(uid).pw_name
+    except (OSError, KeyError):
+        return "#?"
+
+
+# -- the commands --------------------------------------------------------------------------------
+
+def cmd_spec(args: argparse.Namespace, log: Log) -> int:
+    from minidocker.runtimespec import default_config
+
+    if args.rootless:
+        raise UsageError("spec --rootless: rootless containers are not supported")
+    path = os.path.join(args.bundle, "config.json")
+    if os.path.lexists(path):
+        raise RuntimeError_("File config.json exists. Remove it first")  # runc's words
+    with open(path, "x", encoding="utf-8") as f:
+        json.dump(default_config(), f, indent="\t")
+    log.debug(f"wrote {path}")
+    return 0
+
+
+def features() -> dict[str, Any]:
+    """runc's ``features`` document, for what minidocker's config.json translation accepts."""
+    from minidocker import capabilities, lsm, runtimespec, seccomp
+
+    try:
+        seccomp.libseccomp()
+        has_seccomp = True
+    except (OSError, MinidockerError):
+        has_seccomp = False
+    options = {*runtimespec.MOUNT_FLAGS, *runtimespec.PROPAGATION_FLAGS,
+               *runtimespec.RECURSIVE_OPTIONS}
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": list(runtimespec.HOOKS),
+        "mountOptions": sorted(options),
+        "linux": {
+            "namespaces": sorted(runtimespec.NAMESPACE_KINDS),
+            "capabilities": list(capabilities.CAPABILITIES),
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
+            "seccomp": {"enabled": has_seccomp, "actions": sorted(seccomp.ACTIONS),
+                        "operators": sorted(seccomp.COMPARISONS),
+                        "archs": list(SECCOMP_ARCHS)},
+            "apparmor": {"enabled": lsm.status().apparmor_enabled},
+            "selinux": {"enabled": False},
+            "intelRdt": {"enabled": False},
+            "mountExtensions": {"idmap": {"enabled": False}},
+        },
+        "annotations": {
+            "org.minidocker.runtime.version": VERSION,
+            "org.minidocker.runtime.stage": "config.json is translated; create, start and run "
+                                            "need issue 17 part 2",
+        },
+    }
+
+
+def cmd_features(args: argparse.Namespace, log: Log) -> int:
+    print(json.dumps(features(), indent=4))
+    return 0
+
+
+def cmd_state(args: argparse.Namespace, log: Log) -> int:
+    record = read_state(args.root, args.id)
+    shown = {k: record.get(k) for k in ("ociVersion", "id", "pid", "status", "bundle",
+                                        "created")}
+    if record.get("annotations"):
+        shown["annotations"] = record["annotations"]
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, log: Log) -> int:
+    states = list_states(args.root)
+    if args.quiet:
+        for record in states:
+            print(record["id"])
+    elif args.format == "json":
+        print(json.dumps([{**{k: record.get(k) for k in ("ociVersion", "id", "pid", "status",
+                                                          "bundle", "created")},
+                           "owner": _owner(args.root, record["id"]),
+                           "annotations": record.get("annotations") or {}}
+                          for record in states]))
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(r["id"], str(r.get("pid") or 0), str(r.get("status")), str(r.get("bundle")),
+                  str(r.get("created") or ""), _owner(args.root, r["id"])) for r in states]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                  .rstrip())
+    return 0
+
+
+def cmd_not_yet(args: argparse.Namespace, log: Log) -> int:
+    raise RuntimeError_(f"{args.command}: {NOT_YET_MESSAGE}")
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is ours (one line, into the log), not exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def parser() -> Parser:
+    top = Parser(prog=PROG, description="minidocker as an OCI runtime (runc's command line)")
+    top.add_argument("--root", default=DEFAULT_ROOT, help="where container state is kept")
+    top.add_argument("--log", default="", help="the log file (default: stderr)")
+    top.add_argument("--log-format", default="text", choices=("text", "json"))
+    top.add_argument("--debug", action="store_true", help="log debug records too")
+    top.add_argument("--systemd-cgroup", action="store_true",
+                     help="accepted; cgroupsPath in systemd's form is refused at create")
+    top.add_argument("-v", "--version", action="store_true")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    spec = sub.add_parser("spec", help="write a default config.json")
+    spec.add_argument("-b", "--bundle", default=".")
+    spec.add_argument("--rootless", action="store_true")
+    spec.set_defaults(func=cmd_spec)
+    sub.add_parser("features", help="what this runtime supports, as JSON").set_defaults(
+        func=cmd_features)
+    state = sub.add_parser("state", help="a container's state, as JSON")
+    state.add_argument("id")
+    state.set_defaults(func=cmd_state)
+    listing = sub.add_parser("list", aliases=["ls"], help="the containers under --root")
+    listing.add_argument("-q", "--quiet", action="store_true")
+    listing.add_argument("-f", "--format", default="table", choices=("table", "json"))
+    listing.set_defaults(func=cmd_list)
+    for name in NOT_YET:  # their own flags are not parsed yet (parse_known_args leaves them)
+        sub.add_parser(name, add_help=False, help="(issue 17 part 2)").set_defaults(
+            func=cmd_not_yet)
+    return top
+
+
+def _log_flags(argv: Sequence[str]) -> Log:
+    """``--log``, ``--log-format`` and ``--debug`` read before the rest, so that a command line
+    that does not parse is still reported in the log the engine reads."""
+    found = {"--root": "", "--log": "", "--log-format": "text"}  # the flags with a value
+    debug = False
+    it = iter(argv)
+    for word in it:
+        if not word.startswith("-"):
+            break  # the command: global flags come before it
+        key, sep, value = word.partition("=")
+        if key in found:
+            found[key] = value if sep else next(it, "")
+        debug = debug or word == "--debug"
+    fmt = found["--log-format"] if found["--log-format"] in ("text", "json") else "text"
+    return Log(found["--log"], fmt, debug)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    log = _log_flags(argv)
+    try:
+        args, rest = parser().parse_known_args(argv)
+        if rest and args.command not in NOT_YET:
+            raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
+        if args.version:
+            from minidocker.runtimespec import SPEC_VERSION
+
+            print(f"{PROG} version {VERSION}\nspec: {SPEC_VERSION}")
+            return 0
+        if not args.command:
+            parser().print_help()
+            return 1
+        args.root = os.path.abspath(args.root)
+        log.debug(f"{args.command}: {argv}")
+        return int(args.func(args, log))
+    except MinidockerError as exc:
+        log.error(str(exc))
+        return 1
+    except OSError as exc:
+        log.error(f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc))
+        return 1
