@@ -25,6 +25,7 @@ copy_file_range(2), lsetxattr(2).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -127,7 +128,9 @@ def set_metadata(src: str, target: str, st: os.stat_result | None = None) -> Non
 def _xattrs(path: str) -> list[str]:
     try:
         names = os.listxattr(path, follow_symlinks=False)
-    except OSError:  # EOPNOTSUPP: a filesystem without xattrs has none to copy
+    except OSError as exc:
+        if exc.errno != errno.EOPNOTSUPP:  # a filesystem without xattrs has none to copy
+            raise
         return []
     return [n for n in names if not n.startswith(OVERLAY_XATTR_PREFIX)
             and n != "security.selinux"]

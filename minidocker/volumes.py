@@ -41,7 +41,7 @@ from minidocker.errors import MinidockerError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
@@ -383,22 +383,8 @@ def _copy_file(src: str, dst: str) -> None:
 
 
 def _copy_metadata(src: str, dst: str, st: os.stat_result) -> None:
-    """Owner before mode (chown clears set-uid bits), xattrs, then times (last: the others
-    change ctime, and writing the directory's entries changed its mtime)."""
-    os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
-    if not stat.S_ISLNK(st.st_mode):
-        os.chmod(dst, stat.S_IMODE(st.st_mode))
-    for attr in _xattrs(src):
-        os.setxattr(dst, attr, os.getxattr(src, attr, follow_symlinks=False),
-                    follow_symlinks=False)
-    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    """Owner before mode, xattrs (not overlayfs's own), then times: as the vfs driver copies
+    an image, so a seeded volume holds what the image's files hold."""
+    from minidocker import vfs
 
-
-def _xattrs(path: str) -> Iterator[str]:
-    import errno
-
-    try:
-        yield from os.listxattr(path, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno != errno.EOPNOTSUPP:  # a filesystem without xattrs has none to copy
-            raise
+    vfs.set_metadata(src, dst, st)

@@ -139,3 +139,10 @@ def wait_until(done: Any, timeout: float, what: str) -> None:
         pause = min(pause * 2, 0.05)
 
 
+def first_present(cgroup_dir: str, names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` this group has: which file a setting goes to depends on what
+    the kernel offers (the I/O weight on the scheduler, say), not on the cgroup version alone."""
+    for name in names:
+        if os.path.exists(os.path.join(cgroup_dir, name)):
+            return name
+    return None

@@ -37,6 +37,7 @@ import signal
 
 from minidocker import syscalls, trace
 from minidocker.cgroups.files import (
+    first_present,
     make_parents,
     read_int,
     read_keyed,
@@ -143,10 +144,7 @@ WEIGHT_FILES = ("io.bfq.weight", "io.weight")
 
 def weight_file(cgroup_dir: str) -> str | None:
     """The file ``--blkio-weight`` goes to in this group, or None if the kernel has none."""
-    for name in WEIGHT_FILES:
-        if os.path.exists(os.path.join(cgroup_dir, name)):
-            return name
-    return None
+    return first_present(cgroup_dir, WEIGHT_FILES)
 
 
 def weight_group(paths: dict[str, str]) -> str | None:
