@@ -68,8 +68,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "engine": (
         "config", "spec", "lifecycle", "container", "inside", "security", "networking",
         "netplan",
-        "engine", "enter", "supervisor", "keeper", "client", "attach",
-        "runtimespec", "ocibundle",
+        "engine", "enter", "supervisor", "supervisor_loop", "supervisor_requests",
+        "supervisor_streams", "supervisor_exits", "supervisor_adoption", "keeper", "client",
+        "attach", "runtimespec", "ocibundle",
     ),
     "faces": (
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
