@@ -26,6 +26,7 @@ import time
 
 from minidocker import (
     cgroups,
+    container_mounts,
     init,
     inside,
     namespaces,
@@ -350,6 +351,7 @@ HOST_STEPS: tuple[Callable[[Start], None], ...] = (
     link_userns,         # userns       --userns private: a socket for the root filesystem
     make_cgroup,         # cgroup       made and limited before fork     undo: destroy
     reserve_network,     # network      addresses, published ports       undo: release
+    container_mounts.use_volumes,  # -v   bind sources; volumes made, used   undo: release
     unshare_pid,         # unshare      CLONE_NEWPID for our next child  always: setns back
     open_pipes,          # pipes        reports, "go", the console       (closed at the end)
     fork,                # fork         the child runs CHILD_STEPS       undo: kill, reap
@@ -451,8 +453,8 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
             signal.signal(sig, signal.SIG_DFL if sig != signal.SIGPIPE else signal.SIG_IGN)
     code = init.exit_code(status)
     trace.step("exited", f"status {code}")
-    if spec.remove:
-        layout.remove_container(spec.id, spec.name)
+    if spec.remove:  # --rm: as the supervisor removes one, its anonymous volumes too
+        teardown(layout, spec.id, spec.name, volumes=True)
     else:
         _set_state(cdir, Status="exited", ExitCode=code, OOMKilled=oom_killed,
                    FinishedAt=_now())
@@ -469,7 +471,7 @@ def kill_and_reap(pid: int) -> None:
 
 
 def teardown(layout: Layout, cid: str, name: str | None = None, *, pid: int = 0,
-             start_time: int | None = None) -> None:
+             start_time: int | None = None, volumes: bool = False) -> None:
     """Undo everything container ``cid`` holds on the host. Idempotent; any process may call it.
     ``name``: the name to release; None to look it up, "" if it never claimed one.
 
@@ -479,8 +481,9 @@ def teardown(layout: Layout, cid: str, name: str | None = None, *, pid: int = 0,
     1. ``kill``     its processes: SIGKILL to its PID 1 (``pid``, if it is still the process
                     that started at ``start_time``) ends its whole PID namespace; we wait
                     until it is gone;
-    2. ``release``  what each mechanism holds on the host for it (the cgroup, the network)
-                    is given back here, while the record that names it still exists;
+    2. ``release``  what each mechanism holds on the host for it (the cgroup, the network, its
+                    volume references; with ``volumes``, its anonymous volumes) is given
+                    back here, while the record that names it still exists;
     3. ``unlist``   its directory is renamed to ``containers/.<id>.removing`` under its lock,
                     so no command sees half a container and no start can race the removal;
     4. ``name``     its name is released (only if it still points at this container);
@@ -503,6 +506,7 @@ def teardown(layout: Layout, cid: str, name: str | None = None, *, pid: int = 0,
             trace.step("kill", f"PID {pid} and with it the container's PID namespace")
             kill_container(pid, start_time)
         if locked:
+            container_mounts.release_volumes(layout.root, cdir, cid, volumes)
             if name is None:
                 name = _recorded_name(cdir)
             trace.step("unlist", tomb)

@@ -98,6 +98,11 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
     if cid and os.path.lexists(layout.container(cid)):
         raise UsageError(f"container ID {cid[:12]} is already in use")
     cid = cid or state.new_id()
+    mounted = []
+    if config.mounts:
+        from minidocker import container_mounts
+
+        mounted = container_mounts.plan_mounts(layout.root, config.mounts)
     made = spec.make_spec(
         cid=cid,
         name=state.validate_name(config.name) if config.name
@@ -109,15 +114,15 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
         tty=process.tty, interactive=process.interactive, init=process.init,
         remove=config.auto_remove, namespaces=kinds, resources=limits.as_dict(),
         cgroup_parent=parent, network=network, security=confinement,
-        stop_signal=config.stop_signal)
+        stop_signal=config.stop_signal, mounts=mounted, read_only=config.read_only)
     return Plan(made, lowers, image_config)
 
 
 def _check(config: ContainerConfig) -> cgroups.CgroupLimits:
     """The rules that hold whoever made the config; returns the limits, completed with
     Docker's defaults (a copy: the config stays as asked)."""
-    if config.mounts:
-        raise UsageError("mounts are not supported yet")
+    if config.mounts and config.security.userns == "private":
+        raise UsageError("--userns private with -v, --mount or --tmpfs is not supported yet")
     if config.restart.name != "no" and config.auto_remove:
         raise UsageError("conflicting options: --restart and --rm")
     if config.stop_signal:
@@ -320,9 +325,10 @@ def wait(target: Target) -> int:
         return lifecycle.exit_code(c.state)
 
 
-def remove(target: Target, force: bool = False) -> None:
+def remove(target: Target, force: bool = False, volumes: bool = False) -> None:
     """``rm``: refuse a running container without ``force``; with it, kill it first. The
-    check and the removal happen under the container's lock, so no start slips between."""
+    check and the removal happen under the container's lock, so no start slips between.
+    ``volumes`` (``rm -v``): its anonymous volumes go too."""
     c = _container(target)
     with lifecycle.locked(c.dir):
         c.reload()
@@ -336,7 +342,7 @@ def remove(target: Target, force: bool = False) -> None:
         if status in ("running", "paused", "restarting"):
             lifecycle.update_state(c.dir, ManuallyStopped=True)
         container.teardown(c.layout, c.id, c.name, pid=pid,
-                           start_time=c.state.get("StartTime"))
+                           start_time=c.state.get("StartTime"), volumes=volumes)
 
 
 def check_exec(target: Target) -> lifecycle.Container:

@@ -163,6 +163,24 @@ def mount_cgroupfs(c: Child) -> None:
         rootfs.mount_cgroup2(c.merged, writable=security.is_privileged(c.spec))
 
 
+def mount_volumes(c: Child) -> None:
+    """-v, --mount, --tmpfs (:mod:`minidocker.container_mounts`), while the host's paths are
+    still in reach: a new volume is seeded from the image's files at its target (once: the
+    volume records it), then everything is mounted, parents first."""
+    if not (c.spec.mounts or c.spec.read_only):
+        return
+    # Imported here, before pivot_root, also for make_root_readonly after it.
+    from minidocker import mounting, mounts, volumes
+
+    if not c.spec.mounts:
+        return
+    trace.step("mounts", ", ".join(f"{m['target']} ({m['type']})" for m in c.spec.mounts))
+    for m in c.spec.mounts:
+        if m.get("name") and not m.get("nocopy"):  # a volume; never a bind
+            volumes.seed(m["source"], rootfs.secure_join(c.merged, m["target"]))
+    mounting.apply_mounts(c.merged, [mounts.MountPoint.from_dict(m) for m in c.spec.mounts])
+
+
 def populate_dev(c: Child) -> None:
     security.populate_dev(c.spec, c.merged, rootfs.DEFAULT_DEVICES)
 
@@ -186,6 +204,17 @@ def pivot(c: Child) -> None:
 
 def mask_paths(c: Child) -> None:
     security.after_pivot(c.spec)
+
+
+def make_root_readonly(c: Child) -> None:
+    """--read-only, as runc does it: last among the mounts, after the masks (whose ``nodev``
+    remount of / would clear ``MS_RDONLY``); /proc, /dev, /sys, the volumes and tmpfs mounts
+    on the root keep their own flags."""
+    if c.spec.read_only:
+        from minidocker import mounting  # loaded by mount_volumes, before pivot_root
+
+        trace.step("read-only", "/ remounted MS_RDONLY")
+        mounting.remount_root_readonly("/")
 
 
 def set_hostname(c: Child) -> None:
@@ -271,10 +300,12 @@ CHILD_STEPS: tuple[Callable[[Child], None], ...] = (
     become_userns_root,  #    userns        --userns private: root of its own namespace
     mount_rootfs,        # 2. rootfs        private propagation, overlay, /proc /dev /sys
     mount_cgroupfs,      #    cgroupfs      v2: its own cgroup2 tree, read-only
+    mount_volumes,       #    mounts        -v, --mount, --tmpfs: seeded, then mounted
     populate_dev,        #    devices       the allowed nodes, bind-mounted; /dev nodev
     open_console,        #    console       -t: a pty in the container's /dev/pts
     pivot,               #    pivot_root    /etc files, then the new root
     mask_paths,          #    masks         Docker's masked and read-only /proc paths
+    make_root_readonly,  #    read-only     --read-only: / MS_RDONLY, its mounts as they are
     set_hostname,        # 3. hostname      sethostname in the new UTS namespace
     bring_up_network,    # 4. network       lo up
     find_user,           # 5. user          /etc/passwd, $HOME, the working directory

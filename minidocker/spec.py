@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from minidocker.security import SecurityPlan
 
 
-_OPTIONAL: dict[str, Any] = {"security": None, "stop_signal": ""}
+_OPTIONAL: dict[str, Any] = {"security": None, "stop_signal": "", "mounts": [],
+                             "read_only": False}
 
 
 class Spec:
@@ -43,7 +44,8 @@ class Spec:
 
     __slots__ = ("id", "name", "image", "image_id", "argv", "env", "workdir", "user",
                  "hostname", "tty", "interactive", "init", "remove", "namespaces", "resources",
-                 "cgroup_parent", "network", "security", "stop_signal")
+                 "cgroup_parent", "network", "security", "stop_signal", "mounts",
+                 "read_only")
     id: str
     name: str
     image: str
@@ -63,6 +65,8 @@ class Spec:
     network: dict[str, Any]  # mode, networks, ports... (see minidocker.networking.make_plan)
     security: SecurityPlan | None  # caps, seccomp, devices... (None: Docker's defaults)
     stop_signal: str  # what `stop` sends first: --stop-signal, else the image's STOPSIGNAL
+    mounts: list[dict[str, Any]]  # -v, --mount, --tmpfs as host paths (container_mounts)
+    read_only: bool  # --read-only: the root filesystem's own mount read-only
 
     def __init__(self, **fields: Any) -> None:
         for key in self.__slots__:
@@ -158,7 +162,8 @@ def make_spec(*, cid: str, name: str, image_ref: str, image_id: str,
               host_env: Mapping[str, str] | None = None,
               resources: Mapping[str, Any] | None = None, cgroup_parent: str = "",
               network: Mapping[str, Any] | None = None,
-              security: SecurityPlan | None = None, stop_signal: str = "") -> Spec:
+              security: SecurityPlan | None = None, stop_signal: str = "",
+              mounts: Sequence[Mapping[str, Any]] = (), read_only: bool = False) -> Spec:
     """Merge ``run``'s options with the image's config (the ``config`` object of the OCI
     image config: Env, Cmd, Entrypoint, WorkingDir, User)."""
     if "uts" not in namespaces:
@@ -184,4 +189,5 @@ def make_spec(*, cid: str, name: str, image_ref: str, image_id: str,
                 remove=remove, namespaces=list(namespaces), resources=dict(resources or {}),
                 cgroup_parent=cgroup_parent, network=dict(network or {"mode": "none"}),
                 security=security,
-                stop_signal=stop_signal or str(image_config.get("StopSignal") or ""))
+                stop_signal=stop_signal or str(image_config.get("StopSignal") or ""),
+                mounts=[dict(m) for m in mounts], read_only=read_only)

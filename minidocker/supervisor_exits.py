@@ -74,8 +74,8 @@ class Exits(Loop):
             self.later(delay, lambda: self.restart(box.id))
         else:
             self.delays.pop(box.id, None)
-            if hostconfig.get("AutoRemove"):
-                container.teardown(self.layout, box.id)
+            if hostconfig.get("AutoRemove"):  # --rm: its anonymous volumes go with it
+                container.teardown(self.layout, box.id, volumes=True)
 
     def _release(self, box: Box) -> bool:
         """Give back what the container held on the host while it ran, as a foreground run

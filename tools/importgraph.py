@@ -66,7 +66,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "registry.push", "registry.search", "volumes",
     ),
     "engine": (
-        "config", "spec", "lifecycle", "container", "inside", "security", "networking",
+        "config", "spec", "lifecycle", "container", "container_mounts", "inside", "security",
+        "networking",
         "netplan",
         "engine", "enter", "supervisor", "supervisor_loop", "supervisor_requests",
         "supervisor_streams", "supervisor_exits", "supervisor_adoption", "keeper", "client",

@@ -173,7 +173,7 @@ def cmd_rm(argv: list[str]) -> int:
     args = p.parse_args(argv)
 
     def rm_one(c: Container) -> str:
-        engine.remove(c, args.force)
+        engine.remove(c, args.force, args.volumes)
         return c.ref
 
     return _each(args.containers, rm_one)

@@ -238,6 +238,7 @@ def inspect_container(c: Container) -> dict[str, Any]:
         "ExecIDs": None,
         "HostConfig": {
             "AutoRemove": bool(config.get("remove")),
+            "ReadonlyRootfs": bool(config.get("read_only")),
             "RestartPolicy": host.get("RestartPolicy") or {"Name": "no",
                                                            "MaximumRetryCount": 0},
             "LogConfig": {"Type": "json-file", "Config": {}},
@@ -254,7 +255,7 @@ def inspect_container(c: Container) -> dict[str, Any]:
         "GraphDriver": {"Name": "overlay", "Data": {
             "LowerDir": ":".join(lowers), "UpperDir": upper,
             "WorkDir": os.path.join(c.dir, "work"), "MergedDir": os.path.join(c.dir, "merged")}},
-        "Mounts": [],
+        "Mounts": _mounts(config),
         "Config": {
             "Hostname": config.get("hostname") or "",
             "Domainname": "",
@@ -277,6 +278,14 @@ def inspect_container(c: Container) -> dict[str, Any]:
         },
         "NetworkSettings": network,
     }
+
+
+def _mounts(config: dict[str, Any]) -> list[dict[str, Any]]:
+    if not config.get("mounts"):
+        return []
+    from minidocker import container_mounts
+
+    return container_mounts.docker_mounts(config["mounts"])
 
 
 def network_settings(net: dict[str, Any], pid: int) -> dict[str, Any]:

@@ -249,8 +249,6 @@ def cmd_run(argv: list[str], create: bool = False) -> int:
     if args is None:
         return 0
     config = config_from_flags(args, os.environ, os.getcwd())
-    if config.read_only:  # the engine does not know the field yet: never run it writable
-        raise UsageError("--read-only is not supported yet (it lands with volumes, issue 12)")
     if config.mounts:
         from minidocker import mounts
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -213,14 +212,3 @@ def test_run_flags_become_mounts(tmp_path: Path) -> None:
     assert cfg.read_only and cfg.process.args == ["ls", "-v"]  # -v after the image is ls's
     plain = cli.config_from_flags(flags.parse(cli._run_flags(), ["busybox"], "run"), {}, "/")
     assert plain.mounts == [] and not plain.read_only
-
-
-def test_run_refuses_read_only_until_the_engine_applies_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    from minidocker import cli
-
-    monkeypatch.setenv("MINIDOCKER_ROOT", str(tmp_path))
-    assert cli.main(["run", "--read-only", "busybox", "true"]) == 125
-    assert "--read-only is not supported yet" in capsys.readouterr().err
-    assert os.listdir(tmp_path) == []  # refused before anything was made

@@ -1,0 +1,120 @@
+"""A container's mounts over its life: decided in the plan, taken at start, given back at removal.
+
+The mechanisms are :mod:`minidocker.mounts` (what was asked, as host paths), :mod:`minidocker.
+mounting` (the mount calls) and :mod:`minidocker.volumes` (the volume store); this module is
+where the orchestration composes them, in the container's order:
+
+1. ``plan``      :func:`plan_mounts` names each anonymous volume (a random 64-hex name, so the
+                 record knows it before it exists) and resolves every mount to a host path;
+                 nothing is created: a bad spec leaves the state root as it was;
+2. ``host``      :func:`use_volumes`, a host step before fork: ``-v``'s missing bind sources
+                 are made, each volume is made if needed and marked used by this container
+                 (``refs/<cid>``), its undo registered at once;
+3. ``child``     :mod:`minidocker.inside`'s ``mount_volumes``: a new volume is seeded from the
+                 image (once), then everything is mounted before pivot_root;
+4. ``teardown``  :func:`release_volumes`: the references go; ``rm -v`` and ``--rm`` also remove
+                 the anonymous volumes (never a named one, as Docker).
+
+Each mount is recorded in config.json (``Spec.mounts``) as a :class:`~minidocker.mounts.
+MountPoint`'s fields plus ``name`` (the volume's, "" for a bind or tmpfs), ``nocopy``, ``labels``,
+``create_source`` and ``mode``, so any later process (``rm``, ``inspect``) knows what it held.
+
+Notebook: ``08_volumes`` (to come).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from minidocker import mounts, state, trace, volumes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from minidocker.container import Start
+    from minidocker.mounts import Mount
+
+
+def plan_mounts(root: str, asked: Sequence[Mount]) -> list[dict[str, Any]]:
+    """What the spec records for ``asked``, in mounting order (parents first)."""
+    names = {m.target: m.source or state.new_id() for m in asked if m.type == "volume"}
+    paths = {target: os.path.join(volumes.volumes_dir(root), name, "_data")
+             for target, name in names.items()}
+    by_target = {m.target: m for m in asked}
+    records = []
+    for point in mounts.plan(asked, paths):
+        m = by_target[point.target]
+        records.append({**point.to_dict(), "name": names.get(m.target, ""),
+                        "anonymous": m.type == "volume" and not m.source,
+                        "nocopy": m.nocopy, "labels": dict(m.labels),
+                        "create_source": m.create_source, "mode": m.relabel})
+    return records
+
+
+def _root(cdir: str) -> str:
+    return os.path.dirname(os.path.dirname(cdir))  # ROOT/containers/<id>
+
+
+def use_volumes(s: Start) -> None:
+    """Host step, before fork: bind sources ``-v`` may make; each volume made if missing and
+    referenced by this container, under the volume's lock (``volume rm`` sees it in use)."""
+    records = s.spec.mounts
+    if not records:
+        return
+    trace.step("volumes", "bind sources made; each volume made if missing, and referenced")
+    mounts.prepare_bind_sources([
+        mounts.Mount(r["source"], r["target"], type="bind",
+                     create_source=bool(r.get("create_source")))
+        for r in records if r["type"] == "bind" and not r.get("name")])
+    root = _root(s.cdir)
+    for r in records:
+        name = r.get("name")
+        if not name:
+            continue
+        fresh = not os.path.isdir(os.path.join(volumes.volumes_dir(root), name))
+        labels = dict(r.get("labels") or {})
+        if r.get("anonymous"):
+            labels[volumes.ANONYMOUS_LABEL] = ""
+        volumes.use(root, name, s.spec.id, labels)
+        s.undo.callback(_give_back, root, name, s.spec.id, fresh and bool(r.get("anonymous")))
+
+
+def _give_back(root: str, name: str, cid: str, remove: bool) -> None:
+    volumes.release(root, name, cid)
+    if remove:
+        # another container uses it now, or it is gone already: either way, not ours to remove
+        with contextlib.suppress(volumes.VolumeInUse, volumes.VolumeNotFound):
+            volumes.remove(root, name)
+
+
+def release_volumes(root: str, cdir: str, cid: str, remove_anonymous: bool) -> None:
+    """Container ``cid`` (its record in ``cdir``) gives back its volumes; idempotent. With
+    ``remove_anonymous`` (``rm -v``, ``--rm``) its anonymous volumes are removed too."""
+    try:
+        record = state.read_json(os.path.join(cdir, "config.json"))
+    except (OSError, ValueError):
+        return
+    records = record.get("mounts") if isinstance(record, dict) else None
+    for r in records if isinstance(records, list) else []:
+        if r.get("name"):
+            _give_back(root, r["name"], cid, remove_anonymous and bool(r.get("anonymous")))
+
+
+def docker_mounts(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``inspect``'s ``Mounts``, as Docker shows them (in the order they were mounted)."""
+    shown = []
+    for r in records:
+        kind = "volume" if r.get("name") else r.get("type", "bind")
+        entry: dict[str, Any] = {"Type": kind}
+        if kind == "volume":
+            entry["Name"] = r["name"]
+        entry.update({"Source": r.get("source", ""), "Destination": r.get("target", "")})
+        if kind == "volume":
+            entry["Driver"] = volumes.DRIVER
+        entry.update({"Mode": r.get("mode", ""), "RW": not r.get("readonly"),
+                      "Propagation": r.get("propagation", "") if kind == "bind" else ""})
+        shown.append(entry)
+    return shown
