@@ -495,6 +495,10 @@ def can_run_containers(root: str | Path = "/", euid: int | None = None) -> tuple
     failed = [c for c in check_namespaces(root / "proc/self/ns") if c.ok is False]
     if failed:
         return False, f"{failed[0].name} is missing: {failed[0].fix}"
+    if root == Path("/"):
+        from minidocker import overlay as overlayfs
+
+        overlayfs.ensure_loaded()  # after a reboot a module is not loaded yet, not missing
     overlay = check_overlay(_read(root / "proc/filesystems") or "")
     if not overlay.ok:
         return False, f"{overlay.detail}: {overlay.fix}"
