@@ -390,15 +390,11 @@ def idmapped(path: str, userns_fd: int) -> int:
 
 def filesystem_type(path: str) -> str:
     """The type of the filesystem mounted at or above ``path`` (``/proc/self/mountinfo``)."""
-    best, fstype, real = -1, "unknown", os.path.realpath(path)
+    from minidocker.mountinfo import mount_containing, parse_mountinfo  # only to explain a failure
+
     with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            point = fields[4].replace("\\040", " ")
-            inside = real == point or real.startswith(point.rstrip("/") + "/")
-            if inside and len(point) > best:
-                best, fstype = len(point), fields[fields.index("-") + 1]
-    return fstype
+        found = mount_containing(os.path.realpath(path), parse_mountinfo(f.read()))
+    return found.fstype if found is not None else "unknown"
 
 
 DETACHED_LAYERS = (6, 15)  # clone_private_mount() takes detached mounts as layers from here
