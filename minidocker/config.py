@@ -154,7 +154,7 @@ class ContainerConfig(Record):
 
     __slots__ = ("image", "process", "name", "hostname", "namespaces", "resources",
                  "cgroup_parent", "network", "mounts", "security", "restart", "labels",
-                 "auto_remove", "stop_signal", "read_only")
+                 "auto_remove", "stop_signal", "read_only", "volumes_from")
     NESTED = {"process": Process, "namespaces": Namespaces, "network": NetworkConfig,
               "mounts": Mount, "security": Security, "restart": RestartPolicy}
 
@@ -164,7 +164,8 @@ class ContainerConfig(Record):
                  network: NetworkConfig | None = None, mounts: Sequence[Mount] = (),
                  security: Security | None = None, restart: RestartPolicy | None = None,
                  labels: Mapping[str, str] | None = None, auto_remove: bool = False,
-                 stop_signal: str = "", read_only: bool = False) -> None:
+                 stop_signal: str = "", read_only: bool = False,
+                 volumes_from: Sequence[str] = ()) -> None:
         self.image = image
         self.process = process or Process()
         self.name = name  # "": a random one, as Docker picks
@@ -180,6 +181,7 @@ class ContainerConfig(Record):
         self.auto_remove = auto_remove  # --rm
         self.stop_signal = stop_signal  # --stop-signal; "": the image's STOPSIGNAL, or SIGTERM
         self.read_only = read_only  # --read-only: the root filesystem mounted read-only
+        self.volumes_from = list(volumes_from)  # --volumes-from C[:ro|:rw], as typed
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> ContainerConfig:

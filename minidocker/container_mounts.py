@@ -9,7 +9,8 @@ where the orchestration composes them, in the container's order:
                  nothing is created: a bad spec leaves the state root as it was;
 2. ``host``      :func:`use_volumes`, a host step before fork: ``-v``'s missing bind sources
                  are made, each volume is made if needed and marked used by this container
-                 (``refs/<cid>``), its undo registered at once;
+                 (``refs/<cid>``), its undo registered at once (``create`` takes the
+                 references earlier, with :func:`hold_volumes`, as Docker's daemon does);
 3. ``child``     :mod:`minidocker.inside`'s ``mount_volumes``: a new volume is seeded from the
                  image (once), then everything is mounted before pivot_root;
 4. ``teardown``  :func:`release_volumes`: the references go; ``rm -v`` and ``--rm`` also remove
@@ -31,27 +32,56 @@ from minidocker import mounts, state, trace, volumes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
     from minidocker.container import Start
     from minidocker.mounts import Mount
 
 
-def plan_mounts(root: str, asked: Sequence[Mount]) -> list[dict[str, Any]]:
-    """What the spec records for ``asked``, in mounting order (parents first)."""
+def plan_mounts(root: str, asked: Sequence[Mount], image_volumes: Sequence[str] = (),
+                inherited: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """What the spec records for ``asked``, in mounting order (parents first).
+
+    ``inherited``: the records ``--volumes-from`` brings (:func:`inherit`); a destination the
+    container mounts itself wins, as in Docker. ``image_volumes``: the image's ``VOLUME``
+    paths; each one nothing else covers becomes an anonymous volume, seeded from the image.
+    """
+    asked = mounts.with_image_volumes(asked, [r["target"] for r in inherited], image_volumes)
     names = {m.target: m.source or state.new_id() for m in asked if m.type == "volume"}
     paths = {target: os.path.join(volumes.volumes_dir(root), name, "_data")
              for target, name in names.items()}
     by_target = {m.target: m for m in asked}
-    records = []
+    records = {r["target"]: dict(r) for r in inherited if r["target"] not in by_target}
     for point in mounts.plan(asked, paths):
         m = by_target[point.target]
-        records.append({**point.to_dict(), "name": names.get(m.target, ""),
-                        "anonymous": m.type == "volume" and not m.source,
-                        "nocopy": m.nocopy, "labels": dict(m.labels),
-                        "create_source": m.create_source, "mode": m.relabel})
-    return records
+        records[m.target] = {**point.to_dict(), "name": names.get(m.target, ""),
+                             "anonymous": m.type == "volume" and not m.source,
+                             "nocopy": m.nocopy, "labels": dict(m.labels),
+                             "create_source": m.create_source, "mode": m.relabel}
+    return sorted(records.values(), key=lambda r: r["target"].rstrip("/").count("/"))
+
+
+def volumes_from(specs: Sequence[str],
+                 recorded_mounts: Callable[[str], Sequence[Mapping[str, Any]]]
+                 ) -> list[dict[str, Any]]:
+    """``--volumes-from C[:ro|:rw]``, each ``C`` looked up by ``recorded_mounts`` (the
+    engine's: a container's recorded mounts, or UsageError), later ones winning a
+    destination two of them share."""
+    inherited: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        ref, readonly = mounts.parse_volumes_from(spec)
+        for r in inherit(recorded_mounts(ref), readonly):
+            inherited[r["target"]] = r
+    return list(inherited.values())
+
+
+def inherit(records: Sequence[Mapping[str, Any]], readonly: bool) -> list[dict[str, Any]]:
+    """``--volumes-from C[:ro]``: C's volumes and binds (its recorded ``records``), at the
+    same destinations and in the same mode, read-only if ``readonly``; not its tmpfs mounts
+    (memory of its own). Never seeded again: the volume is C's, as it is."""
+    return [{**r, "readonly": bool(r.get("readonly")) or readonly, "nocopy": True}
+            for r in records if r.get("type") != "tmpfs"]
 
 
 def _root(cdir: str) -> str:
@@ -60,7 +90,9 @@ def _root(cdir: str) -> str:
 
 def use_volumes(s: Start) -> None:
     """Host step, before fork: bind sources ``-v`` may make; each volume made if missing and
-    referenced by this container, under the volume's lock (``volume rm`` sees it in use)."""
+    referenced by this container, under the volume's lock (``volume rm`` sees it in use).
+    A reference the container held already (since ``create``, or an earlier run) is kept if
+    the start fails: the container still exists, and still holds it."""
     records = s.spec.mounts
     if not records:
         return
@@ -74,12 +106,29 @@ def use_volumes(s: Start) -> None:
         name = r.get("name")
         if not name:
             continue
-        fresh = not os.path.isdir(os.path.join(volumes.volumes_dir(root), name))
-        labels = dict(r.get("labels") or {})
-        if r.get("anonymous"):
-            labels[volumes.ANONYMOUS_LABEL] = ""
-        volumes.use(root, name, s.spec.id, labels)
-        s.undo.callback(_give_back, root, name, s.spec.id, fresh and bool(r.get("anonymous")))
+        vdir = os.path.join(volumes.volumes_dir(root), name)
+        fresh = not os.path.isdir(vdir)
+        held = os.path.exists(os.path.join(vdir, "refs", s.spec.id))
+        _use(root, s.spec.id, r)
+        if not held:
+            s.undo.callback(_give_back, root, name, s.spec.id,
+                            fresh and bool(r.get("anonymous")))
+
+
+def _use(root: str, cid: str, record: Mapping[str, Any]) -> None:
+    labels = dict(record.get("labels") or {})
+    if record.get("anonymous"):
+        labels[volumes.ANONYMOUS_LABEL] = ""
+    volumes.use(root, record["name"], cid, labels)
+
+
+def hold_volumes(root: str, cid: str, records: Sequence[Mapping[str, Any]]) -> None:
+    """At ``create``: each volume made if missing and referenced by container ``cid``, so
+    ``volume rm`` refuses it before the first start too (its record, written already, lets
+    the teardown give them back if anything fails after)."""
+    for r in records:
+        if r.get("name"):
+            _use(root, cid, r)
 
 
 def _give_back(root: str, name: str, cid: str, remove: bool) -> None:

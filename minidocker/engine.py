@@ -98,11 +98,7 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
     if cid and os.path.lexists(layout.container(cid)):
         raise UsageError(f"container ID {cid[:12]} is already in use")
     cid = cid or state.new_id()
-    mounted = []
-    if config.mounts:
-        from minidocker import container_mounts
-
-        mounted = container_mounts.plan_mounts(layout.root, config.mounts)
+    mounted = _plan_mounts(config, layout, image_config)
     made = spec.make_spec(
         cid=cid,
         name=state.validate_name(config.name) if config.name
@@ -118,11 +114,32 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
     return Plan(made, lowers, image_config)
 
 
+def _plan_mounts(config: ContainerConfig, layout: state.Layout,
+                 image_config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The mounts recorded in the spec: ``--volumes-from``'s, then the container's own (which
+    win at a destination both name), then an anonymous volume for each image ``VOLUME`` left."""
+    image_volumes = list(image_config.get("Volumes") or {})
+    if not (config.mounts or config.volumes_from or image_volumes):
+        return []  # nothing to decide: no import of the mount code
+    from minidocker import container_mounts
+
+    def recorded_mounts(ref: str) -> list[dict[str, Any]]:
+        try:
+            return list(lifecycle.Container(layout, ref).config.get("mounts") or [])
+        except LifecycleError as exc:
+            raise UsageError(f"--volumes-from: {exc}") from None
+
+    inherited = container_mounts.volumes_from(config.volumes_from, recorded_mounts)
+    planned = container_mounts.plan_mounts(layout.root, config.mounts, image_volumes,
+                                           inherited)
+    if planned and config.security.userns == "private":
+        raise UsageError("--userns private with volumes or mounts is not supported yet")
+    return planned
+
+
 def _check(config: ContainerConfig) -> cgroups.CgroupLimits:
     """The rules that hold whoever made the config; returns the limits, completed with
     Docker's defaults (a copy: the config stays as asked)."""
-    if config.mounts and config.security.userns == "private":
-        raise UsageError("--userns private with -v, --mount or --tmpfs is not supported yet")
     if config.restart.name != "no" and config.auto_remove:
         raise UsageError("conflicting options: --restart and --rm")
     if config.stop_signal:
@@ -199,6 +216,10 @@ def make(made: Plan, hostconfig: dict[str, Any], layout: state.Layout,
             lifecycle.write(cdir, "hostconfig", {**hostconfig, "LowerDirs": made.lowers})
             lifecycle.write(cdir, "state", {"Status": "created", "Supervised": True,
                                             "Created": lifecycle.now(), "RestartCount": 0})
+            if spec.mounts:  # a created container holds its volumes, as in Docker
+                from minidocker import container_mounts
+
+                container_mounts.hold_volumes(layout.root, spec.id, spec.mounts)
     except BaseException:
         container.teardown(layout, spec.id, spec.name if claimed else "")
         raise

@@ -327,6 +327,32 @@ def parse_flags(volumes: Sequence[str], mounts: Sequence[str], tmpfs: Sequence[s
     return parsed
 
 
+def parse_volumes_from(spec: str) -> tuple[str, bool]:
+    """One ``--volumes-from CONTAINER[:ro|:rw]``: the container, and whether its mounts are
+    forced read-only. ``rw`` (the default) keeps each mount's own mode: it never makes a
+    read-only mount writable (moby: ``RW = m.RW && ReadWrite(mode)``). Propagation and
+    ``nocopy`` are refused: the mounts keep the other container's (ParseVolumesFrom)."""
+    if not spec:
+        raise UsageError("volumes-from specification cannot be an empty string")
+    ref, _, mode = spec.partition(":")
+    options = mode.split(",") if mode else []
+    if not ref or not _valid_mode(mode) or any(o in PROPAGATIONS + COPY_MODES
+                                               for o in options):
+        raise UsageError(f"invalid mode for volumes-from: {mode or spec}")
+    return ref, "ro" in options
+
+
+def with_image_volumes(asked: Sequence[Mount], taken: Sequence[str],
+                       image_volumes: Sequence[str]) -> list[Mount]:
+    """``asked`` and an anonymous volume for each of the image's ``VOLUME`` paths that no
+    mount already covers (``taken``: the targets of ``asked`` and of ``--volumes-from``), as
+    Docker's daemon adds them at create."""
+    covered = {_clean(t) for t in taken} | {m.target for m in asked}
+    added = [Mount("", _clean(path), type="volume") for path in sorted(image_volumes)
+             if path.startswith("/") and _clean(path) not in covered | {"/"}]
+    return [*asked, *added]
+
+
 def notes(mounts: Sequence[Mount]) -> list[str]:
     """What was asked but is not done, one line each, for the command to print."""
     return [f"{m.source or m.target}: SELinux relabelling ({m.relabel}) is ignored: "

@@ -117,6 +117,8 @@ def mount_flags() -> tuple[Flag, ...]:
              help="attach a filesystem mount to the container (type=bind|volume|tmpfs,...)"),
         Flag("tmpfs", kind="list", help="mount a tmpfs directory (DST[:OPTIONS])"),
         Flag("read-only", help="mount the container's root filesystem as read only"),
+        Flag("volumes-from", kind="list",
+             help="mount volumes from the specified container(s) (CONTAINER[:ro|:rw])"),
     )
 
 
@@ -219,7 +221,7 @@ def config_from_flags(args: Parsed, environ: Mapping[str, str], cwd: str) -> Con
             ulimits=args.ulimit, devices=args.device, userns=args.userns,
             subids={k: environ[k] for k in SUBID_ENV if k in environ}
             if args.userns == "private" else {}),
-        mounts=mount_list, read_only=args.read_only,
+        mounts=mount_list, read_only=args.read_only, volumes_from=args.volumes_from,
         restart=restart, auto_remove=args.rm, stop_signal=args.stop_signal or "")
 
 
