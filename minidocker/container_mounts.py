@@ -12,7 +12,10 @@ where the orchestration composes them, in the container's order:
                  (``refs/<cid>``), its undo registered at once (``create`` takes the
                  references earlier, with :func:`hold_volumes`, as Docker's daemon does);
 3. ``child``     :mod:`minidocker.inside`'s ``mount_volumes``: a new volume is seeded from the
-                 image (once), then everything is mounted before pivot_root;
+                 image (once), then everything is mounted before pivot_root; with
+                 ``--userns private`` the child cannot reach the store, so the host seeds
+                 (:func:`seed_from_image`) and makes each mount detached and idmapped
+                 (:func:`detached_mounts`), and the child only attaches them;
 4. ``teardown``  :func:`release_volumes`: the references go; ``rm -v`` and ``--rm`` also remove
                  the anonymous volumes (never a named one, as Docker).
 
@@ -29,6 +32,7 @@ import contextlib
 import os
 
 from minidocker import mounts, state, trace, volumes
+from minidocker.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -84,6 +88,51 @@ def inherit(records: Sequence[Mapping[str, Any]], readonly: bool) -> list[dict[s
             for r in records if r.get("type") != "tmpfs"]
 
 
+def plan_userns(root: str, records: Sequence[dict[str, Any]], uid: int, gid: int
+                ) -> list[str]:
+    """``--userns private``: how each volume's and bind's files will be owned, recorded in
+    its record (``idmap``); returns the notes to show. Root inside is host ``uid``/``gid``.
+
+    Where the filesystem takes idmapped mounts the mount is idmapped through the container's
+    user namespace: the files keep their ids on disk (uid 0 stays 0, as any container without
+    a user namespace sees them) and appear to the container as its own. Where it does not,
+    a volume's files are chowned into the range the first time (Docker's ``userns-remap``
+    owns its volumes by the remapped root), and a bind is shown as it is: the host's files
+    are not ours to chown, and their owners appear as nobody (65534).
+    """
+    from minidocker import userns
+
+    notes, probed = [], {}
+    for r in records:
+        if r["type"] != "bind":
+            continue
+        if r.get("propagation", mounts.DEFAULT_PROPAGATION) != mounts.DEFAULT_PROPAGATION:
+            raise UsageError(f"--userns private: {r['target']}: bind propagation "
+                             f"{r['propagation']} is not supported (rprivate only)")
+        where = volumes.volumes_dir(root) if r.get("name") else r["source"]
+        while not os.path.exists(where):  # a -v bind source made at start: its parent's fs
+            where = os.path.dirname(where)
+        dev = os.stat(where).st_dev
+        if dev not in probed:
+            probed[dev] = userns.idmap_supported(where)
+        r["idmap"] = probed[dev]
+        if r["idmap"]:
+            continue
+        if r.get("name"):
+            try:
+                if volumes.get(root, r["name"]).record.get("IdShift") == [uid, gid]:
+                    continue  # chowned before: nothing new to say
+            except volumes.VolumeNotFound:
+                pass
+            notes.append(f"volume {r['name'][:12]}: no idmapped mounts on its filesystem: "
+                         f"its files are chowned to the container's range ({uid}:{gid} for "
+                         "its root), as Docker's userns-remap owns volumes")
+        else:
+            notes.append(f"{r['source']}: no idmapped mounts on its filesystem: its files "
+                         "keep their host owners, shown as nobody unless in the range")
+    return notes
+
+
 def _root(cdir: str) -> str:
     return os.path.dirname(os.path.dirname(cdir))  # ROOT/containers/<id>
 
@@ -113,6 +162,77 @@ def use_volumes(s: Start) -> None:
         if not held:
             s.undo.callback(_give_back, root, name, s.spec.id,
                             fresh and bool(r.get("anonymous")))
+    mapping = s.spec.security.userns if s.spec.security is not None else None
+    if mapping is not None:  # the child could not reach the volumes: seeded and owned here
+        seed_from_image(s.cdir, s.lowers, records)
+        for r in records:
+            if r.get("name") and not r.get("idmap"):
+                volumes.shift_owners(r["source"], mapping.uid_map.outside,
+                                     mapping.gid_map.outside, mapping.uid_map.count)
+
+
+def seed_from_image(cdir: str, lowers: Sequence[str], records: Sequence[Mapping[str, Any]]
+                    ) -> None:
+    """Seed new volumes from the image on the host side, for a ``--userns private`` child,
+    which cannot reach the volume store: a throwaway process mounts the container's layers
+    (its own upper among them) read-only, in a private mount namespace that dies with it,
+    and copies what the image has at each target (:func:`minidocker.volumes.seed`)."""
+    from minidocker import graphdriver, rootfs
+
+    wanted = [r for r in records if r.get("name") and not r.get("nocopy")]
+    if not wanted:
+        return
+    merged = os.path.join(cdir, "merged")
+    if graphdriver.recorded(cdir)[0] == "vfs":  # a plain copy of the image: nothing to mount
+        for r in wanted:
+            volumes.seed(r["source"], rootfs.secure_join(merged, r["target"]))
+        return
+    from minidocker import syscalls
+
+    trace.step("seed", "the image's files, read through a throwaway read-only overlay")
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the throwaway child; its exit status says how it went
+        code = 1
+        try:
+            syscalls.unshare(syscalls.CLONE.NEWNS)
+            syscalls.mount(None, "/", None, syscalls.MS.REC | syscalls.MS.PRIVATE)
+            layers = [os.path.join(cdir, "upper"), *lowers]  # topmost first, upper as a lower
+            fds = [os.open(p, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for p in layers]
+            syscalls.mount("overlay", merged, "overlay", syscalls.MS.RDONLY | syscalls.MS.NODEV,
+                           "lowerdir=" + ":".join(f"/proc/self/fd/{fd}" for fd in fds))
+            for r in wanted:
+                volumes.seed(r["source"], rootfs.secure_join(merged, r["target"]))
+            code = 0
+        except BaseException as exc:  # whatever it is, the parent must hear of it
+            os.write(2, f"minidocker: seeding the volumes failed: {exc}\n".encode())
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise volumes.VolumeError("seeding the volumes from the image failed (see above)")
+
+
+def detached_mounts(records: Sequence[Mapping[str, Any]], pid: int) -> list[int]:
+    """``--userns private``, in the parent once the child's ids are mapped: each volume and
+    bind as a detached mount (idmapped through the child's user namespace where its
+    filesystem allows, read-only if asked), in mounting order, for the child to attach."""
+    from minidocker import mounting
+
+    trace.step("detached mounts", "each volume and bind, idmapped where it can be, sent over")
+    userns_fd = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    fds: list[int] = []
+    try:
+        for r in records:
+            if r["type"] == "bind":
+                fds.append(mounting.detached_bind(r["source"], bool(r.get("readonly")),
+                                                  userns_fd if r.get("idmap") else None))
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    finally:
+        os.close(userns_fd)
+    return fds
 
 
 def _use(root: str, cid: str, record: Mapping[str, Any]) -> None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from minidocker.config import ContainerConfig, Process
     from minidocker.security import SecurityPlan
     from minidocker.spec import Spec
+    from minidocker.userns import UsernsPlan
 
     Target = str | lifecycle.Container  # a name, an ID or a unique prefix; or the record
 
@@ -98,7 +99,7 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
     if cid and os.path.lexists(layout.container(cid)):
         raise UsageError(f"container ID {cid[:12]} is already in use")
     cid = cid or state.new_id()
-    mounted = _plan_mounts(config, layout, image_config)
+    mounted = _plan_mounts(config, layout, image_config, confinement.userns, say)
     made = spec.make_spec(
         cid=cid,
         name=state.validate_name(config.name) if config.name
@@ -114,8 +115,9 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
     return Plan(made, lowers, image_config)
 
 
-def _plan_mounts(config: ContainerConfig, layout: state.Layout,
-                 image_config: dict[str, Any]) -> list[dict[str, Any]]:
+def _plan_mounts(config: ContainerConfig, layout: state.Layout, image_config: dict[str, Any],
+                 mapping: UsernsPlan | None, say: Callable[[str], None]
+                 ) -> list[dict[str, Any]]:
     """The mounts recorded in the spec: ``--volumes-from``'s, then the container's own (which
     win at a destination both name), then an anonymous volume for each image ``VOLUME`` left."""
     image_volumes = list(image_config.get("Volumes") or {})
@@ -132,8 +134,10 @@ def _plan_mounts(config: ContainerConfig, layout: state.Layout,
     inherited = container_mounts.volumes_from(config.volumes_from, recorded_mounts)
     planned = container_mounts.plan_mounts(layout.root, config.mounts, image_volumes,
                                            inherited)
-    if planned and config.security.userns == "private":
-        raise UsageError("--userns private with volumes or mounts is not supported yet")
+    if mapping is not None:
+        for note in container_mounts.plan_userns(layout.root, planned, mapping.uid_map.outside,
+                                                 mapping.gid_map.outside):
+            say(f"minidocker: {note}")
     return planned
 
 

@@ -175,10 +175,19 @@ def mount_volumes(c: Child) -> None:
     if not c.spec.mounts:
         return
     trace.step("mounts", ", ".join(f"{m['target']} ({m['type']})" for m in c.spec.mounts))
+    points = [mounts.MountPoint.from_dict(m) for m in c.spec.mounts]
+    detached = security.receive_userns_mounts(c.spec, c.channel.rootfs)
+    if detached is not None:  # --userns private: seeded and made by the parent
+        for point in points:
+            if point.type == "bind":
+                mounting.attach_detached(c.merged, point, detached.pop(0))
+            else:
+                mounting.apply_mounts(c.merged, [point])
+        return
     for m in c.spec.mounts:
         if m.get("name") and not m.get("nocopy"):  # a volume; never a bind
             volumes.seed(m["source"], rootfs.secure_join(c.merged, m["target"]))
-    mounting.apply_mounts(c.merged, [mounts.MountPoint.from_dict(m) for m in c.spec.mounts])
+    mounting.apply_mounts(c.merged, points)
 
 
 def populate_dev(c: Child) -> None:

@@ -72,11 +72,13 @@ def tmpfs_flags_and_data(options: str) -> tuple[MS, str]:
     return flags, ",".join(data)
 
 
-def _make_target(where: str, source: str) -> None:
+def _make_target(where: str, source: str, is_dir: bool | None = None) -> None:
     """The mount point, inside the image: a file for a file, else a directory."""
     if os.path.lexists(where):
         return
-    if source and not os.path.isdir(source):
+    if is_dir is None:
+        is_dir = not source or os.path.isdir(source)
+    if not is_dir:
         os.makedirs(os.path.dirname(where), mode=0o755, exist_ok=True)
         os.close(os.open(where, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
     else:
@@ -127,3 +129,40 @@ def remount_root_readonly(root: str) -> None:
     """``--read-only``: the root filesystem's own mount read-only; the mounts on it (/proc,
     /dev, volumes, tmpfs) keep theirs, as in Docker. Call after :func:`apply_mounts`."""
     syscalls.mount(None, root, None, MS.BIND | MS.REMOUNT | MS.RDONLY | kept_flags(root))
+
+
+# -- --userns private: the parent makes each bind, the child attaches it -----------------------
+
+def detached_bind(source: str, readonly: bool, userns_fd: int | None) -> int:
+    """A detached bind of ``source`` (open_tree(2) ``OPEN_TREE_CLONE``), as an fd, made by the
+    parent of a ``--userns private`` container: the child, root of its own user namespace,
+    could not reach the state root's 0700 directories, nor make an idmapped mount.
+
+    ``userns_fd``: the child's user namespace, to idmap the mount through it, so that files
+    owned by uid 0 on disk appear owned by the container's root (None: no idmapping, where the
+    filesystem has none). ``readonly`` is set on the mount before it is handed over.
+    """
+    fd = syscalls.open_tree(source)
+    try:
+        if userns_fd is not None:
+            syscalls.mount_setattr_idmap(fd, userns_fd, source, readonly=readonly)
+        elif readonly:
+            syscalls.mount_setattr(f"/proc/self/fd/{fd}", syscalls.MOUNT_ATTR_RDONLY)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def attach_detached(root: str, point: MountPoint, fd: int) -> None:
+    """In the child: attach the parent's detached bind ``fd`` at ``point``'s target under
+    ``root`` (the mount point made as :func:`apply_mounts` makes it), then close it."""
+    try:
+        import stat
+
+        where = secure_join(root, point.target)
+        # The host path may be closed to us: the detached mount itself says what it is.
+        _make_target(where, point.source, stat.S_ISDIR(os.fstat(fd).st_mode))
+        syscalls.move_mount(fd, where)
+    finally:
+        os.close(fd)

@@ -255,6 +255,15 @@ def userns_link(spec: Spec, cdir: str, lowers: list[str]
                 socket.send_fds(parent_end, [b"m"], [fd])
             finally:
                 os.close(fd)
+            if _binds(spec):  # -v, --mount: the child cannot reach them; made here, sent over
+                from minidocker import container_mounts
+
+                fds = container_mounts.detached_mounts(spec.mounts, pid)
+                try:
+                    socket.send_fds(parent_end, [b"v"], fds)
+                finally:
+                    for fd in fds:
+                        os.close(fd)
         finally:
             parent_end.close()
 
@@ -288,11 +297,37 @@ def attach_userns_rootfs(spec: Spec, merged: str, link: socket.socket | None) ->
     from minidocker import userns
 
     _, fds, _, _ = socket.recv_fds(link, 1, 1)
-    link.close()
+    if not _binds(spec):
+        link.close()  # else kept for the mounts: see receive_userns_mounts
     if not fds:
         raise UsageError("the parent sent no root filesystem")
     userns.attach(fds[0], merged)
     return True
+
+
+def _binds(spec: Spec) -> int:
+    return sum(m["type"] == "bind" for m in spec.mounts)
+
+
+def receive_userns_mounts(spec: Spec, link: socket.socket | None) -> list[int] | None:
+    """The detached volumes and binds the parent made for a ``--userns private`` child (see
+    :func:`minidocker.container_mounts.detached_mounts`), in mounting order; None without."""
+    if spec.security is None or spec.security.userns is None or link is None:
+        return None
+    import socket
+
+    count = _binds(spec)
+    if not count:
+        return []  # the link was closed after the root filesystem
+    try:
+        _, fds, _, _ = socket.recv_fds(link, 1, count)
+    finally:
+        link.close()
+    if len(fds) != count:
+        for fd in fds:
+            os.close(fd)
+        raise UsageError(f"the parent sent {len(fds)} of {count} mounts")
+    return fds
 
 
 # -- /dev and the masks -----------------------------------------------------------------------

@@ -493,15 +493,19 @@ class _MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def mount_setattr_idmap(fd: int, userns_fd: int, label: str = "") -> None:
+def mount_setattr_idmap(fd: int, userns_fd: int, label: str = "",
+                        readonly: bool = False) -> None:
     """mount_setattr(2) MOUNT_ATTR_IDMAP: files under the detached mount ``fd`` appear with
-    their owners mapped through the user namespace ``userns_fd`` (an idmapped mount)."""
-    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    their owners mapped through the user namespace ``userns_fd`` (an idmapped mount);
+    ``readonly`` sets MOUNT_ATTR_RDONLY in the same call."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP | (MOUNT_ATTR_RDONLY if readonly else 0), 0, 0,
+                      userns_fd)
     t0 = time.monotonic_ns()
     ret = _libc.syscall(_sysno("mount_setattr"), fd, b"", AT_EMPTY_PATH, ctypes.byref(attr),
                         ctypes.sizeof(attr))
+    flags = "MOUNT_ATTR_IDMAP" + ("|MOUNT_ATTR_RDONLY" if readonly else "")
     _record("mount_setattr", [label or str(fd), '""', "AT_EMPTY_PATH",
-                              f"{{attr_set=MOUNT_ATTR_IDMAP, userns_fd={userns_fd}}}"], ret, t0)
+                              f"{{attr_set={flags}, userns_fd={userns_fd}}}"], ret, t0)
 
 
 MOUNT_ATTR_RDONLY = 0x00000001

@@ -3,7 +3,7 @@
 Docker's ``local`` driver, on disk as Docker lays it out::
 
     ROOT/volumes/<name>/_data       what the container sees at its mount point
-    ROOT/volumes/<name>/opts.json   Name, CreatedAt, Driver, Labels, Options; Seeded
+    ROOT/volumes/<name>/opts.json   Name, CreatedAt, Driver, Labels, Options; Seeded, IdShift
     ROOT/volumes/<name>/refs/<cid>  one empty file per container that uses the volume
 
 A volume is named (``-v db:/data``, ``volume create db``) or anonymous (``-v /data``: a random
@@ -27,6 +27,11 @@ sees half a volume, and a waiter that wakes to find the directory renamed knows 
 of them (owners, modes, times, xattrs, hard links), once: ``Seeded`` in opts.json says it was
 done, and an empty volume stays empty after its first use even if the image changes.
 Never for a bind mount; not with ``nocopy``.
+
+**A user namespace** (``--userns private``) sees a volume through an idmapped mount, so its
+files keep the ids a container without one would store. On a filesystem without idmapped
+mounts, :func:`shift_owners` chowns them into the namespace's range instead, once
+(``IdShift`` in opts.json), as Docker's ``userns-remap`` owns its volumes.
 
 Notebook: ``08_volumes`` (to come). Man pages: flock(2), rename(2), xattr(7).
 """
@@ -388,3 +393,40 @@ def _copy_metadata(src: str, dst: str, st: os.stat_result) -> None:
     from minidocker import vfs
 
     vfs.set_metadata(src, dst, st)
+
+
+# -- --userns private where the filesystem has no idmapped mounts ------------------------------
+
+def shift_owners(data_dir: str, uid: int, gid: int, count: int) -> bool:
+    """Own the volume's files by a user namespace's range: container id ``k`` is stored as
+    host id ``uid + k`` (``gid + k``), as Docker's ``userns-remap`` owns its volumes, so the
+    container's root (host ``uid``) can write to them. The fallback for a filesystem without
+    idmapped mounts; done once per range, under the volume's lock (``IdShift`` in opts.json
+    records it), and a later range shifts from the recorded one. True if it changed anything.
+
+    Ids outside the old range stay as they are (the container sees them as nobody). chown(2)
+    clears set-user-ID and set-group-ID bits, which are put back.
+    """
+    vdir = os.path.dirname(data_dir)
+    with _locked(vdir, os.path.basename(vdir)):
+        record = state.read_json(_record_path(vdir))
+        shift = record.get("IdShift")
+        old_uid, old_gid = (shift[0], shift[1]) if isinstance(shift, list) else (0, 0)
+        if (old_uid, old_gid) == (uid, gid):
+            return False
+
+        def shifted(n: int, old: int, new: int) -> int:
+            return n - old + new if old <= n < old + count else n
+
+        for top, dirs, files in os.walk(data_dir):
+            # each directory once, as the top of its own walk; a symlink to one is not walked
+            links = [n for n in dirs if os.path.islink(os.path.join(top, n))]
+            for path in [top] + [os.path.join(top, n) for n in files + links]:
+                st = os.lstat(path)
+                os.lchown(path, shifted(st.st_uid, old_uid, uid),
+                          shifted(st.st_gid, old_gid, gid))
+                if st.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISLNK(st.st_mode):
+                    os.chmod(path, stat.S_IMODE(st.st_mode))
+        record["IdShift"] = [uid, gid]
+        state.write_json(_record_path(vdir), record)
+        return True

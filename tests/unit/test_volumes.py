@@ -180,3 +180,25 @@ def test_seed_leaves_a_volume_with_data_and_marks_an_empty_source(root: str,
     assert volumes.get(root, "empty").record["Seeded"]
     assert not volumes.seed(empty.mountpoint, str(image))  # the first mount decided
     assert os.listdir(empty.mountpoint) == []
+
+
+@needs_root  # chown(2) to other owners
+def test_shift_owners_moves_ids_into_a_range_once(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    volume = volumes.create(root, "shifted")
+    data = Path(volume.mountpoint)
+    (data / "d").mkdir()
+    (data / "d" / "f").write_text("x")
+    (data / "s").write_text("suid")
+    os.chown(data / "d" / "f", 1000, 1000)
+    os.chmod(data / "s", 0o4755)
+    os.symlink("d", data / "link")
+    assert volumes.shift_owners(str(data), 100000, 200000, 65536)
+    owners = {p.name: (p.lstat().st_uid, p.lstat().st_gid) for p in [data, *data.rglob("*")]}
+    assert owners == {"_data": (100000, 200000), "d": (100000, 200000),
+                      "f": (101000, 201000), "s": (100000, 200000), "link": (100000, 200000)}
+    assert (data / "s").stat().st_mode & 0o7777 == 0o4755  # chown cleared it; put back
+    assert not volumes.shift_owners(str(data), 100000, 200000, 65536)  # once per range
+    assert volumes.shift_owners(str(data), 300000, 300000, 65536)  # from the recorded one
+    assert (data / "d" / "f").stat().st_uid == 301000
+    assert volumes.get(root, "shifted").record["IdShift"] == [300000, 300000]

@@ -97,3 +97,10 @@ def test_volumes_from_looks_each_container_up_and_the_later_wins(tmp_path: Path)
     with pytest.raises(UsageError, match="invalid mode"):
         container_mounts.volumes_from(["c1:shared"], recorded)
     assert looked_up == ["c1", "c2"]  # a bad mode is refused before any lookup
+
+
+def test_userns_refuses_bind_propagation_before_probing(tmp_path: Path) -> None:
+    records = container_mounts.plan_mounts(
+        str(tmp_path), mounts.parse_flags([f"{tmp_path}:/x:rshared"], [], [], "/"))
+    with pytest.raises(UsageError, match="^--userns private: /x: bind propagation rshared"):
+        container_mounts.plan_userns(str(tmp_path), records, 100000, 100000)
