@@ -23,7 +23,7 @@ Each mount is recorded in config.json (``Spec.mounts``) as a :class:`~minidocker
 MountPoint`'s fields plus ``name`` (the volume's, "" for a bind or tmpfs), ``nocopy``, ``labels``,
 ``create_source`` and ``mode``, so any later process (``rm``, ``inspect``) knows what it held.
 
-Notebook: ``08_volumes`` (to come).
+Notebook: ``08_volumes``.
 """
 
 from __future__ import annotations

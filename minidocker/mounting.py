@@ -4,7 +4,7 @@ root, before ``pivot_root``; read-only by remount (and ``mount_setattr(2)`` for 
 Apart from the parsers so that reading a config (the ``run -d`` client does) never loads the
 syscall layer: ctypes alone is ~10 ms of a start that is measured against runc's.
 
-Notebook: ``08_volumes`` (to come). Man pages: mount(2), mount_setattr(2),
+Notebook: ``08_volumes``. Man pages: mount(2), mount_setattr(2),
 Documentation/filesystems/sharedsubtree.rst.
 """
 

@@ -21,7 +21,7 @@ with mount_setattr(2). :func:`remount_root_readonly` is ``--read-only``.
 Every target is resolved inside the image with :func:`minidocker.rootfs.secure_join`, so an
 image whose ``/data`` is a symlink to ``/etc`` cannot make a mount land on the host's.
 
-Notebook: ``08_volumes`` (to come). Man pages: mount(2), mount_namespaces(7) (propagation),
+Notebook: ``08_volumes``. Man pages: mount(2), mount_namespaces(7) (propagation),
 mount_setattr(2), tmpfs(5).
 """
 

@@ -33,7 +33,7 @@ files keep the ids a container without one would store. On a filesystem without 
 mounts, :func:`shift_owners` chowns them into the namespace's range instead, once
 (``IdShift`` in opts.json), as Docker's ``userns-remap`` owns its volumes.
 
-Notebook: ``08_volumes`` (to come). Man pages: flock(2), rename(2), xattr(7).
+Notebook: ``08_volumes``. Man pages: flock(2), rename(2), xattr(7).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Exit codes are the docker CLI's: 1 for what the daemon refuses (no such volume, in use), 125
 for a bad flag or filter.
 
-Notebook: ``08_volumes`` (to come).
+Notebook: ``08_volumes``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from minidocker import mounting, mounts, rootfs, syscalls
 from minidocker.syscalls import CLONE, MS
 from tests.conftest import needs_root
 
-pytestmark = [pytest.mark.kernel, needs_root]
+pytestmark = [pytest.mark.kernel, needs_root, pytest.mark.nb08]
 
 
 def _in_child(body: Any) -> dict[str, Any]:

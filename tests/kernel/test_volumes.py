@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import CLI, needs_root
 
-pytestmark = [needs_root, pytest.mark.kernel]
+pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb08]
 
 EROFS = "Read-only file system"
 

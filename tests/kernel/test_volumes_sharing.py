@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import CLI, needs_root
 from tests.kernel.test_volumes import EROFS, mountinfo_line, volume_names
 
-pytestmark = [needs_root, pytest.mark.kernel]
+pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb08]
 
 
 def _mounts(cli: CLI, cid: str) -> dict[str, dict[str, object]]:

@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import CLI, TEST_ROOT_MARK, idmap_supported, needs_root
 from tests.kernel.test_volumes import EROFS, mountinfo_line
 
-pytestmark = [needs_root, pytest.mark.kernel]
+pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb08]
 
 RANGE = 200000
 

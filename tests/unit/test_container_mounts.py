@@ -6,7 +6,11 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from minidocker import container_mounts, mounts, volumes
+
+pytestmark = pytest.mark.nb08
 
 
 def _asked() -> list[mounts.Mount]:

@@ -10,6 +10,8 @@ from minidocker import config, mounting, mounts
 from minidocker.errors import UsageError
 from minidocker.syscalls import MS
 
+pytestmark = pytest.mark.nb08
+
 CWD = "/home/me/project"
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from minidocker import cli, volumes
 
+pytestmark = pytest.mark.nb08
+
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -13,6 +13,8 @@ from minidocker.errors import UsageError
 from tests import xattrs
 from tests.conftest import needs_root
 
+pytestmark = pytest.mark.nb08
+
 
 @pytest.fixture
 def root(tmp_path: Path) -> str:

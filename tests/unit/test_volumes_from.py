@@ -11,6 +11,8 @@ import pytest
 from minidocker import container_mounts, mounts
 from minidocker.errors import UsageError
 
+pytestmark = pytest.mark.nb08
+
 
 @pytest.mark.parametrize("spec, expected", [
     ("data", ("data", False)), ("data:ro", ("data", True)), ("data:rw", ("data", False)),
