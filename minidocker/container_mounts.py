@@ -179,9 +179,10 @@ def seed_from_image(cdir: str, lowers: Sequence[str], records: Sequence[Mapping[
     and copies what the image has at each target (:func:`minidocker.volumes.seed`)."""
     from minidocker import graphdriver, rootfs
 
-    wanted = [r for r in records if r.get("name") and not r.get("nocopy")]
+    wanted = [r for r in records if r.get("name") and not r.get("nocopy")
+              and not _seeded(os.path.dirname(r["source"]))]
     if not wanted:
-        return
+        return  # the usual case after the first start: no process, no mount
     merged = os.path.join(cdir, "merged")
     if graphdriver.recorded(cdir)[0] == "vfs":  # a plain copy of the image: nothing to mount
         for r in wanted:
@@ -210,6 +211,14 @@ def seed_from_image(cdir: str, lowers: Sequence[str], records: Sequence[Mapping[
     _, status = os.waitpid(child, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise volumes.VolumeError("seeding the volumes from the image failed (see above)")
+
+
+def _seeded(vdir: str) -> bool:
+    """Seeded already (read without the lock: :func:`volumes.seed` looks again under it)."""
+    try:
+        return bool(state.read_json(os.path.join(vdir, "opts.json")).get("Seeded"))
+    except FileNotFoundError:
+        return False
 
 
 def detached_mounts(records: Sequence[Mapping[str, Any]], pid: int) -> list[int]:

@@ -18,6 +18,9 @@ out: ``mount(src, dst, NULL, MS_BIND|MS_REC)``, then the propagation
 (``MS_REC|MS_PRIVATE``...), then ``MS_BIND|MS_REMOUNT|MS_RDONLY`` for ``:ro``, made recursive
 with mount_setattr(2). :func:`remount_root_readonly` is ``--read-only``.
 
+:func:`parse_volumes_from` reads ``--volumes-from C[:ro|:rw]``, and :func:`with_image_volumes`
+adds an anonymous volume for each of the image's ``VOLUME`` paths nothing else covers.
+
 Every target is resolved inside the image with :func:`minidocker.rootfs.secure_join`, so an
 image whose ``/data`` is a symlink to ``/etc`` cannot make a mount land on the host's.
 

@@ -96,3 +96,19 @@ def test_volumes_without_idmapped_mounts_are_chowned_to_the_range(tmp_path: Path
     assert "idmapped" not in inside[3] and " ramfs " in inside[3]
     assert inside[4:7] == [f"{RANGE}:{RANGE}"] * 3  # on the host: the range's root
     assert inside[7:] == ["0"]  # chowned once, said once; the next one sees root's files
+
+
+def test_seeding_under_userns_with_the_vfs_driver(tmp_path: Path) -> None:
+    """The vfs driver's root is a plain copy, which the host seeds from directly (the overlay
+    driver's is read through a throwaway overlay, as the first test shows)."""
+    root = tmp_path / f"{TEST_ROOT_MARK}vfs"
+    root.mkdir()
+    if not idmap_supported(root):
+        pytest.skip(f"{root} takes no idmapped mounts: the image's copy could not be either")
+    cli = _subids(CLI(root), tmp_path)
+    cli.env["MINIDOCKER_STORAGE_DRIVER"] = "vfs"
+    out = cli("run", "--rm", "--userns", "private", "-v", "etc:/etc", "busybox", "stat", "-c",
+              "%u %n", "/etc/passwd", check=True).stdout
+    assert out == "0 /etc/passwd\n"
+    assert (root / "storage-driver").read_text().startswith("vfs")
+    assert (root / "volumes" / "etc" / "_data" / "passwd").stat().st_uid == 0
