@@ -402,21 +402,24 @@ def _become_the_container(s: Start) -> None:
            fds["parent"], None if s.born_in_cgroup else s.cgroup)
 
 
-def run(spec: Spec, lowers: list[str], layout: Layout) -> int:
-    """Run ``spec`` in the foreground and return its exit code (``minidocker run``)."""
+def run(spec: Spec, lowers: list[str], layout: Layout,
+        stdio: tuple[int, int, int] | None = None) -> int:
+    """Run ``spec`` in the foreground and return its exit code (``minidocker run``).
+    ``stdio``: fds to become the container's 0, 1, 2 (a build's RUN); None: ours."""
     trace.step("prepare", layout.container(spec.id))
     cdir = prepare(spec, layout, lowers)
     claimed = False
     try:
         layout.claim_name(spec.name, spec.id)
         claimed = True
-        return _run_foreground(spec, lowers, cdir, layout)
+        return _run_foreground(spec, lowers, cdir, layout, stdio)
     except BaseException:
         layout.remove_container(spec.id, spec.name if claimed else None)
         raise
 
 
-def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> int:
+def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout,
+                    stdio: tuple[int, int, int] | None = None) -> int:
     # Signals that arrive before the proxy is in place wait (blocked) instead of killing us.
     saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, init.FORWARDED)
 
@@ -425,7 +428,7 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
         signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
 
     try:
-        started = start(spec, lowers, cdir, on_fork=proxy)
+        started = start(spec, lowers, cdir, stdio=stdio, on_fork=proxy)
         cgroup = started.cgroup
         try:
             if started.master is not None:

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from minidocker import humanize, instructions
-from minidocker.commands import changes
+from minidocker import commit, humanize, instructions
 from minidocker.commands import images as commands
 from minidocker.errors import ImageError, ImageNotFound, UsageError
 from minidocker.layers import chain_ids
@@ -164,7 +163,7 @@ def test_commit_takes_the_containers_command_env_and_workdir(store: ImageStore) 
     spec = {"argv": ["/entry", "custom", "arg"], "env": {"A": "1", "B": "2", "HOSTNAME": "x",
                                                          "TERM": "xterm"},
             "workdir": "/srv", "user": "0"}
-    config = changes._container_run_config(spec, img)
+    config = commit.container_run_config(spec, img)
     assert config == {"Entrypoint": ["/entry"], "Cmd": ["custom", "arg"], "Env": ["A=1", "B=2"],
                       "Labels": {"k": "v"}, "WorkingDir": "/srv"}
 
