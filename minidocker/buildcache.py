@@ -48,9 +48,10 @@ class BuildCache:
         if entry is None or entry.get("manifest") not in self.present:
             return None  # never made, or removed (rmi, prune) since
         try:
-            return self.store.resolve(entry["image"])
+            image = self.store.by_manifest(entry["manifest"])
         except MinidockerError:
             return None
+        return image if image.id == entry["image"] else None
 
     def put(self, key: str, image: Image) -> None:
         self.entries[key] = {"image": image.id, "manifest": image.manifest_digest}

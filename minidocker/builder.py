@@ -228,10 +228,13 @@ class Builder:
         stage = self.stages.get(base.lower())
         if stage is not None:
             return stage.image
-        from minidocker import engine
+        try:
+            return self.store.resolve(base)  # by name: the index alone, no image loaded
+        except ImageNotFound:
+            from minidocker import engine
 
-        image_id, _, _ = engine.resolve_image(base, self.layout, self.warn)
-        return self.store.resolve(image_id)
+            engine.resolve_image(base, self.layout, self.warn)  # pulled, as run pulls
+            return self.store.resolve(base)
 
     def scratch(self) -> Image:
         from minidocker.ocispec import host_architecture
