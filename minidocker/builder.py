@@ -363,7 +363,7 @@ class Builder:
                 self.show_captured(stdio)
                 raise
             finally:
-                container.teardown(self.layout, cid)
+                container.teardown(self.layout, cid, volumes=True)  # VOLUME paths: anonymous
                 self.say(f"Removing intermediate container {cid[:12]}")
         return self.new_image(stage, config, layer,
                               {"created_by": buildconfig.created_by(ins, config)})

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from minidocker.config import ContainerConfig, Process
+    from minidocker.mounts import Mount
     from minidocker.security import SecurityPlan
     from minidocker.spec import Spec
 
@@ -93,10 +94,11 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
         raise UsageError(f"container ID {cid[:12]} is already in use")
     cid = cid or state.new_id()
     mounted = []
-    if config.mounts:
+    asked = [*config.mounts, *image_volumes(config, image_config, say)]
+    if asked:
         from minidocker import container_mounts
 
-        mounted = container_mounts.plan_mounts(layout.root, config.mounts)
+        mounted = container_mounts.plan_mounts(layout.root, asked)
     made = spec.make_spec(
         cid=cid,
         name=state.validate_name(config.name) if config.name
@@ -125,6 +127,23 @@ def resolve_image(ref: str, layout: state.Layout,
 
         pull_missing(layout.root, ref, missing, say)
         return imagecache.resolve(layout.root, ref)
+
+
+def image_volumes(config: ContainerConfig, image_config: dict[str, Any],
+                  say: Callable[[str], None]) -> list[Mount]:
+    """The image's ``VOLUME`` paths the caller did not mount itself: an anonymous volume
+    each, seeded from the image's files there (Docker's rule), removed with ``--rm``."""
+    paths = [p for p in image_config.get("Volumes") or {} if isinstance(p, str)]
+    if not paths:
+        return []
+    from minidocker.mounts import Mount
+
+    if config.security.userns == "private":
+        say("WARNING: the image's VOLUME paths are not mounted under --userns private (not "
+            "supported yet): they stay in the container's own files")
+        return []
+    taken = {m.target.rstrip("/") or "/" for m in config.mounts}
+    return [Mount("", p, type="volume") for p in paths if (p.rstrip("/") or "/") not in taken]
 
 
 def _check(config: ContainerConfig) -> cgroups.CgroupLimits:
