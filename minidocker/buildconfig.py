@@ -39,7 +39,6 @@ import posixpath
 
 from minidocker import dockerfile as df
 from minidocker.errors import UsageError
-from minidocker.instructions import exposed_port, merge_env
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,12 +50,30 @@ CONFIG_ONLY = (df.Cmd, df.Entrypoint, df.Env, df.Label, df.Maintainer, df.User, 
                df.Volume, df.Shell, df.StopSignal, df.Healthcheck, df.Onbuild, df.Arg)
 
 
+def exposed_port(text: str) -> str:
+    """``80`` -> ``80/tcp``; ``53/udp`` stays. Ranges (``8000-8010``) are kept as one key."""
+    port, _, proto = text.partition("/")
+    proto = proto.lower() or "tcp"
+    if proto not in ("tcp", "udp", "sctp") or not all(p.isdigit() for p in port.split("-")):
+        raise UsageError(f"invalid port to EXPOSE: {text}")
+    return f"{port}/{proto}"
+
+
+def merge_env(base: list[str], extra: list[str]) -> list[str]:
+    """``KEY=value`` lists merged by key, later values winning, first positions kept."""
+    merged = {item.partition("=")[0]: item for item in base}
+    merged.update((item.partition("=")[0], item) for item in extra)
+    return list(merged.values())
+
+
 def shell(config: dict[str, Any]) -> list[str]:
     return list(config.get("Shell") or DEFAULT_SHELL)
 
 
 def command(ins: df.Cmd | df.Run, config: dict[str, Any]) -> list[str]:
     """A CMD, ENTRYPOINT or RUN as argv: the exec form as is, the shell form under SHELL."""
+    if not ins.command:
+        return []
     return shell(config) + [ins.command[0]] if ins.shell_form else list(ins.command)
 
 

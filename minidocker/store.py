@@ -468,7 +468,7 @@ def _dedupe(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _run_config(changes: dict[str, Any]) -> dict[str, Any]:
-    from minidocker.instructions import merge_env  # ENV's rule, as commit --change has it
+    from minidocker.buildconfig import merge_env  # ENV's rule, as commit --change has it
 
     unknown = sorted(set(changes) - set(CONFIG_FIELDS))
     if unknown:

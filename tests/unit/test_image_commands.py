@@ -184,7 +184,7 @@ def test_changes_as_dockerfile_instructions() -> None:
         ["/bin/sh", "-c", "x"]
     assert base == {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"], "WorkingDir": "/app"}
     for bad, words in (("RUN apt-get update", "RUN is not a valid change command"),
-                       ("ENV =x", "not NAME=value"), ("EXPOSE http", "invalid port"),
+                       ("ENV =x", "ENV names can not be blank"), ("EXPOSE http", "invalid port"),
                        ("CMD", "requires at least one argument")):
         with pytest.raises(UsageError, match=words):
             instructions.apply(base, [bad])
