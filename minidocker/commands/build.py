@@ -71,8 +71,14 @@ def cmd_build(argv: list[str]) -> int:
         parsed.stages = dockerfile.resolve_stages(parsed, build_args)
         print(parsed.tree())
         return 0
+    import signal
+
     from minidocker import builder
 
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds like Ctrl-C: the step's container is removed
+
+    signal.signal(signal.SIGTERM, stop)
     options = builder.BuildOptions(context=context, tags=args.tag, build_args=build_args,
                                    target=args.target, no_cache=args.no_cache,
                                    quiet=args.quiet, network=args.network)

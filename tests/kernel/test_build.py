@@ -17,9 +17,11 @@ import io
 import json
 import lzma
 import os
+import signal
 import subprocess
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -307,3 +309,20 @@ def test_bad_tag_is_refused_first(cli: CLI, tmp_path: Path) -> None:
     result = build(cli, ctx, "-t", "ok", "-t", "Bad:Tag", check=False)
     assert_one_line_error(result, 125, "invalid reference format", "library/Bad")
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_build_leaves_nothing(cli: CLI, tmp_path: Path, sig: int) -> None:
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN sleep 60\n"})
+    build_ = cli.popen("build", "-t", "never", str(ctx), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    assert build_.stdout is not None
+    for line in build_.stdout:  # wait until the RUN's container runs
+        if "Running in" in line:
+            break
+    time.sleep(0.3)
+    build_.send_signal(sig)
+    build_.communicate(timeout=30)
+    assert build_.returncode == 128 + sig
+    assert containers(cli) == []
+    assert cli("image", "inspect", "never").returncode != 0  # nothing tagged
