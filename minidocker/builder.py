@@ -269,7 +269,9 @@ class Builder:
             sources, extra = self.copy_sources(stage, done)
         else:
             sources, extra = [], self.run_args(stage) if isinstance(done, df.Run) else None
-        key = buildconfig.cache_key(stage.image.id, done, extra)
+        # An ARG's value is not part of its own step (it is part of the RUNs that see it).
+        key = buildconfig.cache_key(stage.image.id, ins if isinstance(ins, df.Arg) else done,
+                                    extra)
         assert self.cache is not None
         hit = None if self.options.no_cache else self.cache.get(key)
         if hit is not None:

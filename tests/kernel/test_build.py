@@ -326,3 +326,16 @@ def test_an_interrupted_build_leaves_nothing(cli: CLI, tmp_path: Path, sig: int)
     assert build_.returncode == 128 + sig
     assert containers(cli) == []
     assert cli("image", "inspect", "never").returncode != 0  # nothing tagged
+
+
+def test_build_args(cli: CLI, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "ctx", {"Dockerfile": (
+        "ARG BASE=nothere\nFROM $BASE\nARG WHO=default\nENV KEPT=env\n"
+        "RUN echo \"$WHO $KEPT\" > /who\n")})
+    build(cli, ctx, "--build-arg", "BASE=busybox", "--build-arg", "WHO=builder", "-t", "args")
+    assert run(cli, "args", "cat", "/who") == "builder env\n"
+    env = json.loads(cli("image", "inspect", "args", check=True).stdout)[0]["Config"]["Env"]
+    assert "KEPT=env" in env and not any(e.startswith("WHO=") for e in env)  # not kept
+    again = build(cli, ctx, "--build-arg", "BASE=busybox", "--build-arg", "WHO=other")
+    assert again.stdout.count("Using cache") == 2  # ARG and ENV; the RUN sees another value
+    assert "Running in" in again.stdout
