@@ -12,9 +12,13 @@ Issue 14's two targets, measured in one run, interleaved round by round:
 buildah runs as issue 14 says it works here: ``--isolation chroot --storage-driver vfs
 --ulimit nofile=1024:1024``, with a private ``--root`` and ``--runroot`` in a temporary
 directory, from the busybox image minidocker has built in (``buildah pull oci:...``: no
-network). Each sample starts after sync(2): buildah's vfs driver copies whole root filesystems,
-and their writeback would otherwise land in whichever build comes next. minidocker runs with a fresh ``MINIDOCKER_ROOT`` and ``--network none`` for its RUN
-steps (buildah's chroot isolation makes no network either; ``--network`` changes it).
+network). Each sample starts after sync(2): buildah's vfs driver copies whole root
+filesystems, and their writeback would otherwise land in whichever build comes next.
+minidocker runs with a fresh ``MINIDOCKER_ROOT`` and ``--network none`` for its RUN steps
+(buildah's chroot isolation makes no network either; ``--network`` changes it).
+
+Each round builds the RUN-less Dockerfile, then the full one (both ``--no-cache``), then the full
+one again (the cached sample, right after the build whose images it finds).
 
     sudo .venv/bin/python benchmarks/build.py [-n 5] [--network none] [--json] [--check]
 
@@ -98,7 +102,8 @@ def buildah(work: Path, md_root: Path) -> Tool | None:
 
 
 def summary(samples: list[float]) -> dict[str, float]:
-    qs = statistics.quantiles(samples, n=10) if len(samples) > 1 else samples * 9
+    qs = statistics.quantiles(samples, n=10, method="inclusive") if len(samples) > 1 \
+        else samples * 9
     return {"median": statistics.median(samples), "p10": qs[0], "p90": qs[-1]}
 
 
