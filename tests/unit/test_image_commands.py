@@ -120,6 +120,16 @@ def test_collecting_inside_writing_is_refused(store: ImageStore) -> None:
 
 # -- images and history ---------------------------------------------------------------------
 
+def test_a_build_steps_config_only_images_are_intermediate(store: ImageStore) -> None:
+    """A build's ENV or CMD step makes an image with the same layers as the next: hidden, as
+    is the layer-less image FROM scratch starts from; the build's last image is not."""
+    step = image(store, None, make_tar(("f", b"1")), created="2024-01-01T00:00:00Z")
+    final = image(store, None, parent=step.layers(), created="2024-01-02T00:00:00Z")
+    scratch = image(store, None, created="2023-01-01T00:00:00Z")
+    rows = {r.image.id: r.intermediate for r in commands.image_rows(store)}
+    assert rows == {step.id: True, final.id: False, scratch.id: True}
+
+
 def test_images_rows_hide_intermediate_and_find_dangling(store: ImageStore) -> None:
     base = image(store, "base:1", make_tar(("f", b"1")), created="2024-01-01T00:00:00Z")
     child = image(store, "child:1", make_tar(("g", b"2")), parent=base.layers(),
