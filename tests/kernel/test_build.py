@@ -339,3 +339,11 @@ def test_build_args(cli: CLI, tmp_path: Path) -> None:
     again = build(cli, ctx, "--build-arg", "BASE=busybox", "--build-arg", "WHO=other")
     assert again.stdout.count("Using cache") == 2  # ARG and ENV; the RUN sees another value
     assert "Running in" in again.stdout
+
+
+def test_copy_heredocs(cli: CLI) -> None:
+    dockerfile = ("FROM busybox\nARG WHO=builder\nCOPY <<EOF /etc/motd\nhello $WHO\nEOF\n"
+                  "COPY <<'RAW' <<B /multi/\n$WHO\nRAW\nb\nB\n")
+    cli("build", "-t", "heredocs", "-", input=dockerfile, check=True)
+    assert run(cli, "heredocs", "cat", "/etc/motd", "/multi/RAW", "/multi/B") == \
+        "hello builder\n$WHO\nb\n"  # a quoted delimiter: no expansion
