@@ -424,12 +424,12 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout,
     saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, init.FORWARDED)
 
     def proxy(pid: int) -> None:
-        init.proxy_signals(pid)
+        if stdio is None:  # a build's RUN (stdio given): a Ctrl-C is the builder's to handle
+            init.proxy_signals(pid)
         signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
 
     try:
-        started = start(spec, lowers, cdir, stdio=stdio, on_fork=proxy if stdio is None
-                        else lambda pid: signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask))
+        started = start(spec, lowers, cdir, stdio=stdio, on_fork=proxy)
         cgroup = started.cgroup
         try:
             if started.master is not None:
