@@ -66,7 +66,6 @@ if TYPE_CHECKING:
     from minidocker.state import Layout
 
 
-
 def resolv_conf(host_text: str) -> str:
     """The host's resolv.conf without loopback nameservers (they mean nothing in a new netns),
     falling back to public resolvers as Docker does."""
@@ -402,30 +401,35 @@ def _become_the_container(s: Start) -> None:
            fds["parent"], None if s.born_in_cgroup else s.cgroup)
 
 
-def run(spec: Spec, lowers: list[str], layout: Layout) -> int:
-    """Run ``spec`` in the foreground and return its exit code (``minidocker run``)."""
+def run(spec: Spec, lowers: list[str], layout: Layout,
+        stdio: tuple[int, int, int] | None = None) -> int:
+    """Run ``spec`` in the foreground and return its exit code (``minidocker run``).
+    ``stdio``: fds to become the container's 0, 1, 2 (a build's RUN): then our signals are not
+    forwarded to it: a Ctrl-C interrupts the caller, and the container is killed."""
     trace.step("prepare", layout.container(spec.id))
     cdir = prepare(spec, layout, lowers)
     claimed = False
     try:
         layout.claim_name(spec.name, spec.id)
         claimed = True
-        return _run_foreground(spec, lowers, cdir, layout)
+        return _run_foreground(spec, lowers, cdir, layout, stdio)
     except BaseException:
         layout.remove_container(spec.id, spec.name if claimed else None)
         raise
 
 
-def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) -> int:
+def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout,
+                    stdio: tuple[int, int, int] | None = None) -> int:
     # Signals that arrive before the proxy is in place wait (blocked) instead of killing us.
     saved_mask = signal.pthread_sigmask(signal.SIG_BLOCK, init.FORWARDED)
 
     def proxy(pid: int) -> None:
-        init.proxy_signals(pid)
+        if stdio is None:  # a build's RUN (stdio given): a Ctrl-C is the builder's to handle
+            init.proxy_signals(pid)
         signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
 
     try:
-        started = start(spec, lowers, cdir, on_fork=proxy)
+        started = start(spec, lowers, cdir, stdio=stdio, on_fork=proxy)
         cgroup = started.cgroup
         try:
             if started.master is not None:
@@ -449,7 +453,7 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout) ->
             release_network(cdir, spec.id)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, saved_mask)
-        for sig in init.FORWARDED:
+        for sig in init.FORWARDED if stdio is None else ():  # the proxy's handlers go
             signal.signal(sig, signal.SIG_DFL if sig != signal.SIGPIPE else signal.SIG_IGN)
     code = init.exit_code(status)
     trace.step("exited", f"status {code}")

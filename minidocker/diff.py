@@ -222,12 +222,14 @@ class LayerWriter:
         self.links: dict[tuple[int, int], str] = {}
         self.count = 0
 
-    def add(self, rel: str, path: str, st: os.stat_result | None = None) -> None:
-        """The entry ``rel`` in the tar, from the file at ``path`` (not followed)."""
+    def add(self, rel: str, path: str, st: os.stat_result | None = None, *,
+            owner: tuple[int, int] | None = None, mode: int | None = None) -> None:
+        """The entry ``rel`` in the tar, from the file at ``path`` (not followed); ``owner``
+        and ``mode`` replace the file's own (a build's ``COPY --chown``/``--chmod``)."""
         st = st or os.lstat(path)
         info = tarfile.TarInfo(rel + "/" if stat.S_ISDIR(st.st_mode) else rel)
-        info.mode = stat.S_IMODE(st.st_mode)
-        info.uid, info.gid = st.st_uid, st.st_gid
+        info.mode = stat.S_IMODE(st.st_mode) if mode is None else mode
+        info.uid, info.gid = (st.st_uid, st.st_gid) if owner is None else owner
         info.uname = info.gname = ""
         info.mtime = st.st_mtime_ns // 10**9
         key = (st.st_dev, st.st_ino)
@@ -259,6 +261,22 @@ class LayerWriter:
                 self._write(info, _Exactly(f, info.size))
         else:
             self._write(info)
+
+    def made(self, rel: str, data: bytes | None, mode: int, owner: tuple[int, int] = (0, 0),
+             mtime: int = 0) -> None:
+        """An entry that is on no disk: a directory (``data`` None) or a file of ``data``
+        (a build's new directories, its heredoc files)."""
+        import io
+
+        info = tarfile.TarInfo(rel + "/" if data is None else rel)
+        info.type = tarfile.DIRTYPE if data is None else tarfile.REGTYPE
+        info.mode, (info.uid, info.gid), info.mtime = mode, owner, mtime
+        info.uname = info.gname = ""
+        if data is None:
+            self._write(info)
+        else:
+            info.size = len(data)
+            self._write(info, io.BytesIO(data))
 
     def whiteout(self, rel: str) -> None:
         """``dir/.wh.name``: the lower layers' ``dir/name`` is deleted."""

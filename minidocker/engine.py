@@ -71,17 +71,11 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
     """Decide everything about the container ``config`` asks for; create nothing.
     ``say`` gets each line meant for the user's terminal (a warning); ``cid``: the ID the
     caller chose (a client that must find the container again), else a new one."""
-    from minidocker import imagecache, namespaces, spec
+    from minidocker import namespaces, spec
 
     layout = layout or state.Layout()
     limits = _check(config)
-    try:
-        image_id, image_config, lowers = imagecache.resolve(layout.root, config.image)
-    except ImageNotFound as missing:  # as Docker: pull it, then resolve again
-        from minidocker.registry.pull import pull_missing  # the HTTP library only now
-
-        pull_missing(layout.root, config.image, missing, say)
-        image_id, image_config, lowers = imagecache.resolve(layout.root, config.image)
+    image_id, image_config, lowers = resolve_image(config.image, layout, say)
     network, implied_hostname = _network_plan(config, layout.root, image_config, say)
     confinement = _security_plan(config, layout.root, say)
     parent = cgroups.check_parent(config.cgroup_parent) if config.cgroup_parent else ""
@@ -141,6 +135,21 @@ def _plan_mounts(config: ContainerConfig, layout: state.Layout, image_config: di
     return planned
 
 
+def resolve_image(ref: str, layout: state.Layout,
+                  say: Callable[[str], None] = _say) -> tuple[str, dict[str, Any], list[str]]:
+    """``(image ID, its config's config object, its layer dirs)``; a missing image is pulled
+    first, as Docker does (``run``, ``create``, and the builder's FROM all come here)."""
+    from minidocker import imagecache
+
+    try:
+        return imagecache.resolve(layout.root, ref)
+    except ImageNotFound as missing:  # as Docker: pull it, then resolve again
+        from minidocker.registry.pull import pull_missing  # the HTTP library only now
+
+        pull_missing(layout.root, ref, missing, say)
+        return imagecache.resolve(layout.root, ref)
+
+
 def _check(config: ContainerConfig) -> cgroups.CgroupLimits:
     """The rules that hold whoever made the config; returns the limits, completed with
     Docker's defaults (a copy: the config stays as asked)."""
@@ -186,13 +195,16 @@ def _security_plan(config: ContainerConfig, root: str,
                          subids=sec.subids, say=lambda text: say(f"minidocker: {text}"))
 
 
-def run(config: ContainerConfig, layout: state.Layout | None = None) -> int:
+def run(config: ContainerConfig, layout: state.Layout | None = None, *, cid: str = "",
+        stdio: tuple[int, int, int] | None = None, say: Callable[[str], None] = _say) -> int:
     """Run ``config``'s container in the foreground of this process; its exit code
     (``minidocker run`` without ``-d``). This process is the container's parent, so it must
-    not be a threaded one (a Jupyter kernel): it unshares a PID namespace for its child."""
+    not be a threaded one (a Jupyter kernel): it unshares a PID namespace for its child.
+    ``cid``: the ID to give it (the builder finds its files by it afterwards); ``stdio``: the
+    fds that become its 0, 1 and 2 (None: ours)."""
     layout = layout or state.Layout()
-    made = plan(config, layout)
-    return container.run(made.spec, made.lowers, layout)
+    made = plan(config, layout, say, cid)
+    return container.run(made.spec, made.lowers, layout, stdio=stdio)
 
 
 def create(config: ContainerConfig, layout: state.Layout | None = None,

@@ -183,6 +183,11 @@ class ImageStore(LayerStore):
             raise ImageNotFound(f"no such image: {ref}")
         return image, None
 
+    def by_manifest(self, digest: str) -> Image:
+        """The image whose manifest is ``digest``, untagged (a build step's: its cache keeps
+        the digest, so a hit reads two small blobs and scans no index)."""
+        return self._load({"digest": digest})
+
     def image_size(self, image: Image) -> int:
         """What ``docker images`` calls SIZE: every layer, uncompressed."""
         return sum(self.layer_size(d) for d in image.manifest.get("layers", []))
@@ -463,7 +468,7 @@ def _dedupe(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _run_config(changes: dict[str, Any]) -> dict[str, Any]:
-    from minidocker.instructions import merge_env  # ENV's rule, as commit --change has it
+    from minidocker.buildconfig import merge_env  # ENV's rule, as commit --change has it
 
     unknown = sorted(set(changes) - set(CONFIG_FIELDS))
     if unknown:

@@ -61,7 +61,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "ocispec", "reference", "store", "layers", "graphdriver",
         "blobs", "layerstore", "digests", "whiteouts",
         "vfs", "diff", "archive", "archive_save", "busybox", "imagecache", "instructions",
-        "shellwords", "dockerfile_syntax", "dockerfile",
+        "shellwords", "dockerfile_syntax", "dockerfile", "buildcontext", "buildconfig",
+        "buildfiles", "buildcache",
         "registry", "registry.auth", "registry.client", "registry.platforms", "registry.pull",
         "registry.push", "registry.search", "volumes",
     ),
@@ -78,7 +79,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "commands.table", "commands.run", "commands.containers", "commands.listing",
         "commands.attaching", "commands.images", "commands.archives", "commands.changes",
         "commands.network", "commands.registry", "commands.resources", "commands.volumes",
-        "commands.build", "ociruntime",
+        "commands.build", "ociruntime", "commit", "builder",
     ),
     "notebook helpers": (
         "lab", "labcheck", "overlaylab", "escapes",

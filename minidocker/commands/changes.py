@@ -8,21 +8,19 @@ own top directory over its image's layers, which :mod:`minidocker.diff` compares
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 
 from minidocker.cli import COMMANDS, parser
 from minidocker.commands.archives import atomic_output
-from minidocker.errors import ImageError, UsageError
+from minidocker.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any
 
-    from minidocker.layers import Stack
+    from minidocker.commit import Files
     from minidocker.lifecycle import Container
-    from minidocker.store import Image, ImageStore
+    from minidocker.store import ImageStore
 
 
 def _store() -> ImageStore:
@@ -41,48 +39,17 @@ def _container(name: str) -> Container:
     return lifecycle.Container(layout, layout.resolve(name))
 
 
-class _Files:
-    """A container's files as its storage driver recorded them: its own over its image's."""
+def _files(c: Container, store: ImageStore) -> Files:
+    from minidocker.commit import Files
 
-    def __init__(self, c: Container, store: ImageStore) -> None:
-        from minidocker import graphdriver
-
-        self.id = c.id
-        self.driver, self.lowers = graphdriver.recorded(c.dir)
-        if not self.lowers:  # a container made before the storage record existed
-            image_id = c.config.get("image_id")
-            if not isinstance(image_id, str):
-                raise ImageError(f"container {c.id[:12]} records no image")
-            self.lowers = [str(p) for p in store.layer_dirs(store.lookup(image_id))]
-        # Its own files: the upper dir (overlay) or the full copy (vfs).
-        self.top = os.path.join(c.dir, "merged" if self.driver == "vfs" else "upper")
-
-    def image_stack(self) -> Stack:
-        from minidocker.layers import Stack
-
-        missing = [d for d in self.lowers if not os.path.isdir(d)]
-        if missing:
-            raise ImageError(f"container {self.id[:12]}: its image layer {missing[0]} is gone")
-        return Stack(self.lowers, whiteouts="oci" if self.driver == "vfs" else "overlay")
-
-    def ignore(self) -> set[str]:
-        from minidocker import diff, rootfs
-
-        return diff.init_placeholders(self.top, rootfs.INIT_DIRS, rootfs.INIT_FILES)
-
-    def changes(self) -> list[Any]:
-        from minidocker import diff
-
-        if self.driver == "vfs":
-            return diff.tree_changes(self.top, self.image_stack(), self.ignore())
-        return diff.upper_changes(self.top, self.image_stack(), self.ignore())
+    return Files.of(c, store)
 
 
 def cmd_diff(argv: list[str]) -> int:
     p = parser("minidocker diff", COMMANDS["diff"][1], "minidocker diff CONTAINER")
     p.add_argument("container")
     args = p.parse_args(argv)
-    for change in _Files(_container(args.container), _store()).changes():
+    for change in _files(_container(args.container), _store()).changes():
         print(change)
     return 0
 
@@ -95,7 +62,7 @@ def cmd_export(argv: list[str]) -> int:
     from minidocker import diff
     from minidocker.layers import Stack
 
-    files = _Files(_container(args.container), _store())
+    files = _files(_container(args.container), _store())
     if files.driver == "vfs":
         tree = Stack([files.top], whiteouts=None)
     else:
@@ -135,6 +102,8 @@ def cmd_commit(argv: list[str]) -> int:
                              f"({args.reference})")
     c = _container(args.container)
     with _paused(c, args.pause.lower().lstrip("=") not in ("false", "0")):
+        from minidocker.commit import commit
+
         image = commit(c, _store(), args.reference, author=args.author, message=args.message,
                        changes=args.change)
     print(image.id)
@@ -167,75 +136,3 @@ def _paused(c: Container, pause: bool) -> Iterator[None]:
         yield
     finally:
         group.thaw()
-
-
-def commit(c: Container, store: ImageStore, ref: str | None, *, author: str | None = None,
-           message: str | None = None, changes: list[str] | tuple[str, ...] = ()) -> Image:
-    """A new image: the container's image plus one layer of its changes (``docker commit``)."""
-    import tempfile
-    from pathlib import Path
-
-    from minidocker import diff, instructions
-    from minidocker.store import timestamp
-
-    image_id = c.config.get("image_id")
-    try:
-        base = store.lookup(str(image_id))
-    except ImageError:
-        raise ImageError(f"container {c.id[:12]}: its image {image_id} was removed, so there is "
-                         "nothing to commit onto") from None
-    run_config = instructions.apply(_container_run_config(c.config, base), list(changes))
-    files = _Files(c, store)
-    stack = files.image_stack()
-    with store.writing():
-        fd, name = tempfile.mkstemp(prefix=f"commit-{os.getpid()}-", suffix=".tar",
-                                    dir=store.tmp_dir)
-        staged = Path(name)
-        try:
-            with open(fd, "wb") as out:
-                if files.driver == "vfs":
-                    found = diff.tree_changes(files.top, stack, files.ignore())
-                    diff.write_changes_layer(files.top, found, out)
-                else:
-                    diff.write_upper_layer(files.top, out, files.ignore())
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
-        chains = base.chain_ids()
-        layer = store.add_staged_layer(staged, parent=chains[-1] if chains else None,
-                                       label=f"container {c.id[:12]}")
-        created = timestamp()
-        entry: dict[str, Any] = {"created": created}
-        if author:
-            entry["author"] = author
-        entry["created_by"] = " ".join(c.config.get("argv") or [])
-        if message:
-            entry["comment"] = message
-        config = {k: v for k, v in base.config.items() if k not in ("rootfs", "history")}
-        config.update({"created": created, "config": run_config,
-                       "history": [*base.history, entry]})
-        if author:
-            config["author"] = author
-        return store.write_image(config, [*base.layers(), layer], ref)
-
-
-def _container_run_config(spec: dict[str, Any], image: Image) -> dict[str, Any]:
-    """The image config's ``config`` object as the container ran it: Docker commits the
-    container's command, environment, working directory and user, not the image's."""
-    config = dict(image.config.get("config") or {})
-    argv = [str(a) for a in spec.get("argv") or []]
-    entrypoint = list(config.get("Entrypoint") or [])
-    if entrypoint and argv[:len(entrypoint)] == entrypoint:
-        config["Cmd"] = argv[len(entrypoint):] or None
-    elif argv:
-        config["Entrypoint"], config["Cmd"] = None, argv
-    env = spec.get("env")
-    if isinstance(env, dict):
-        # HOSTNAME and TERM are the runtime's, not the image's (Docker adds them at start).
-        config["Env"] = [f"{k}={v}" for k, v in env.items() if k not in ("HOSTNAME", "TERM")]
-    if spec.get("workdir"):
-        config["WorkingDir"] = spec["workdir"]
-    user = spec.get("user")
-    if isinstance(user, str) and not (user == "0" and not config.get("User")):
-        config["User"] = user
-    return {k: v for k, v in config.items() if v is not None}

@@ -144,15 +144,18 @@ def image_rows(store: ImageStore) -> list[_Row]:
     """One row per name (and one per unnamed image), newest first, as ``docker images``.
 
     An unnamed image whose layers are the first layers of another image is its parent (as a
-    ``commit`` leaves it): ``images`` hides such *intermediate* images unless ``-a``.
+    ``commit`` leaves it), and so is one with the same layers as a newer image (a build's step
+    that changed only the config): ``images`` hides such *intermediate* images unless ``-a``.
     """
     from minidocker.reference import parse
 
     images = store.list_images()
     children_of: set[tuple[str, ...]] = set()
+    newest: dict[tuple[str, ...], str] = {}
     for image in images:
         ids = tuple(image.diff_ids)
-        children_of.update(ids[:n] for n in range(1, len(ids)))
+        children_of.update(ids[:n] for n in range(len(ids)))  # () : FROM scratch's base
+        newest[ids] = max(newest.get(ids, ""), image.created)
     rows = []
     for image in images:
         if image.ref is None:
@@ -160,7 +163,9 @@ def image_rows(store: ImageStore) -> list[_Row]:
         else:
             reference = parse(image.ref)
             repo, tag = reference.familiar_name, reference.tag or "<none>"
-        intermediate = image.ref is None and tuple(image.diff_ids) in children_of
+        ids = tuple(image.diff_ids)
+        intermediate = image.ref is None and (ids in children_of
+                                              or newest[ids] > image.created)
         rows.append(_Row(image, repo, tag, store.image_size(image), intermediate))
     rows.sort(key=lambda r: (r.image.created, r.repo, r.tag), reverse=True)
     return rows

@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
                            "prune)"),
     "port": ("network", "List port mappings or a specific mapping for the container"),
     "volume": ("volumes", "Manage volumes (create, ls, inspect, rm, prune)"),
-    "build": ("build", "Build an image from a Dockerfile (today only --print: the parse tree)"),
+    "build": ("build", "Build an image from a Dockerfile"),
     "create": ("run", "Create a new container"),
     "ps": ("listing", "List containers"),
     "logs": ("attaching", "Fetch the logs of a container"),

@@ -170,7 +170,8 @@ def test_arg_and_env_scopes() -> None:
                          "NOTSET": "from-cli"}  # ONLY: a meta ARG not declared in the stage
 
 
-def test_build_print_and_refusal(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+def test_build_print_and_a_bad_target(tmp_path: object,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     from pathlib import Path
 
     path = Path(str(tmp_path))
@@ -178,5 +179,6 @@ def test_build_print_and_refusal(tmp_path: object, capsys: pytest.CaptureFixture
     assert main(["build", "--print", "--build-arg", "T=4", str(path)]) == 0
     out = capsys.readouterr().out
     assert "stage 0 'one': FROM alpine:4" in out and "RUN" in out
-    assert main(["build", str(path)]) == 125
-    assert "not yet: minidocker build only parses" in capsys.readouterr().err
+    # refused before anything is read from the store (or pulled)
+    assert main(["build", "--target", "nope", str(path)]) == 125
+    assert "failed to reach build target nope" in capsys.readouterr().err

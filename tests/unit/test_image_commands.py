@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from minidocker import humanize, instructions
-from minidocker.commands import changes
+from minidocker import commit, humanize, instructions
 from minidocker.commands import images as commands
 from minidocker.errors import ImageError, ImageNotFound, UsageError
 from minidocker.layers import chain_ids
@@ -121,6 +120,16 @@ def test_collecting_inside_writing_is_refused(store: ImageStore) -> None:
 
 # -- images and history ---------------------------------------------------------------------
 
+def test_a_build_steps_config_only_images_are_intermediate(store: ImageStore) -> None:
+    """A build's ENV or CMD step makes an image with the same layers as the next: hidden, as
+    is the layer-less image FROM scratch starts from; the build's last image is not."""
+    step = image(store, None, make_tar(("f", b"1")), created="2024-01-01T00:00:00Z")
+    final = image(store, None, parent=step.layers(), created="2024-01-02T00:00:00Z")
+    scratch = image(store, None, created="2023-01-01T00:00:00Z")
+    rows = {r.image.id: r.intermediate for r in commands.image_rows(store)}
+    assert rows == {step.id: True, final.id: False, scratch.id: True}
+
+
 def test_images_rows_hide_intermediate_and_find_dangling(store: ImageStore) -> None:
     base = image(store, "base:1", make_tar(("f", b"1")), created="2024-01-01T00:00:00Z")
     child = image(store, "child:1", make_tar(("g", b"2")), parent=base.layers(),
@@ -164,7 +173,7 @@ def test_commit_takes_the_containers_command_env_and_workdir(store: ImageStore) 
     spec = {"argv": ["/entry", "custom", "arg"], "env": {"A": "1", "B": "2", "HOSTNAME": "x",
                                                          "TERM": "xterm"},
             "workdir": "/srv", "user": "0"}
-    config = changes._container_run_config(spec, img)
+    config = commit.container_run_config(spec, img)
     assert config == {"Entrypoint": ["/entry"], "Cmd": ["custom", "arg"], "Env": ["A=1", "B=2"],
                       "Labels": {"k": "v"}, "WorkingDir": "/srv"}
 
@@ -185,7 +194,7 @@ def test_changes_as_dockerfile_instructions() -> None:
         ["/bin/sh", "-c", "x"]
     assert base == {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"], "WorkingDir": "/app"}
     for bad, words in (("RUN apt-get update", "RUN is not a valid change command"),
-                       ("ENV =x", "not NAME=value"), ("EXPOSE http", "invalid port"),
+                       ("ENV =x", "ENV names can not be blank"), ("EXPOSE http", "invalid port"),
                        ("CMD", "requires at least one argument")):
         with pytest.raises(UsageError, match=words):
             instructions.apply(base, [bad])
