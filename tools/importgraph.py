@@ -63,7 +63,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "vfs", "diff", "archive", "archive_save", "busybox", "imagecache", "instructions",
         "shellwords", "dockerfile_syntax", "dockerfile",
         "registry", "registry.auth", "registry.client", "registry.platforms", "registry.pull",
-        "registry.push", "registry.search", "volumes",
+        "registry.push", "registry.search", "registry.download", "volumes",
     ),
     "engine": (
         "config", "spec", "lifecycle", "container", "container_mounts", "inside", "security",

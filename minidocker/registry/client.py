@@ -12,7 +12,9 @@ Every request of a pull or a push, in the order a learner can watch them with ``
 
 **Nothing is trusted.** A manifest fetched by digest must hash to that digest, and one fetched
 by tag to the ``Docker-Content-Digest`` the registry sends; a blob is hashed as it streams in
-and must match its descriptor's digest and size. A failure names the digest and the URL.
+and must match its descriptor's digest and size (:mod:`minidocker.registry.download`, which
+also resumes a dropped blob with a ``Range`` request). A failure names the digest and the
+URL.
 
 **Plain HTTP only where no one can listen.** A registry is spoken to over HTTPS, but for
 loopback addresses (``localhost``, ``127.0.0.0/8``, ``::1``) and the hosts listed in
@@ -36,7 +38,6 @@ from minidocker.errors import CorruptBlob, RegistryError, Unauthorized
 from minidocker.registry import auth
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     import requests
 
@@ -55,7 +56,6 @@ INSECURE_ENV = "MINIDOCKER_INSECURE_REGISTRIES"
 MIRRORS_ENV = "MINIDOCKER_REGISTRY_MIRRORS"
 MAX_MANIFEST = 4 << 20  # the distribution project's own limit: refuse a memory bomb
 TIMEOUT = (15.0, 60.0)  # connect, then between two reads: a stalled registry fails, not hangs
-_CHUNK = 1 << 20
 
 
 def requests_module() -> Any:
@@ -289,36 +289,6 @@ class Registry:
         if media not in MANIFESTS + INDEXES:
             raise RegistryError(f"GET {url}: unsupported manifest media type {media!r}")
         return Manifest(data, media, digest, value)
-
-    def fetch_blob(self, repo: str, descriptor: dict[str, Any], out: IO[bytes],
-                   progress: Callable[[int], None] | None = None) -> None:
-        """Stream a blob into ``out``, hashing as it comes; CorruptBlob if it is not the
-        blob the descriptor names (digest and size)."""
-        digest, size = descriptor["digest"], int(descriptor.get("size", -1))
-        url = self.url(f"/v2/{repo}/blobs/{digest}")
-        response = self.request("GET", url, pull_scope(repo), stream=True)
-        hasher, got = hashlib.sha256(), 0
-        requests = requests_module()
-        with response:
-            try:
-                for chunk in response.iter_content(_CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    got += len(chunk)
-                    if 0 <= size < got:
-                        raise CorruptBlob(f"blob {digest} from {url} is larger than its "
-                                          f"descriptor's {size} bytes")
-                    if progress:
-                        progress(len(chunk))
-            except requests.RequestException as exc:
-                raise RegistryError(f"blob {digest} from {url}: {one_line(exc)} "
-                                    f"after {got} bytes") from None
-        actual = "sha256:" + hasher.hexdigest()
-        if got != size and size >= 0:
-            raise CorruptBlob(f"blob {digest} from {url} is {got} bytes, its descriptor says "
-                              f"{size}")
-        if actual != digest:
-            raise CorruptBlob(f"blob {digest} from {url} does not match its digest ({actual})")
 
     def blob_exists(self, repo: str, digest: str) -> bool:
         url = self.url(f"/v2/{repo}/blobs/{digest}")

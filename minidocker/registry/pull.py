@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from minidocker import archive
 from minidocker.errors import ImageError, ImageNotFound, MinidockerError, RegistryError
-from minidocker.registry import auth, client, platforms
+from minidocker.registry import auth, client, download, platforms
 from minidocker.registry.client import INDEXES, MANIFESTS, Manifest, Registry
 from minidocker.store import (
     DOCKER_LAYER,
@@ -104,13 +104,13 @@ def pull_from(store: ImageStore, reference: Reference, platform: Platform | None
             config = staging.fetch(reg, repo, config_descriptor)
             diff_ids = check_config(json.loads(config.path.read_bytes()), len(layer_descriptors),
                                     platform, label)
-            blobs = staging.fetch_layers(reg, repo, layer_descriptors, out)
+            blobs = staging.fetch_layers(reg, repo, layer_descriptors, diff_ids, out)
             plan = archive.Plan()
             plan.config, plan.manifest = config, manifest.data
             plan.manifest_digest, plan.manifest_media = manifest.digest, manifest.media_type
             plan.layers = list(zip(blobs, layer_descriptors, diff_ids, strict=True))
             plan.refs = refs
-            archive.install(store, [plan])
+            archive.install(store, [plan], staging.unpacked)
         finally:
             staging.remove()
     for d in layer_descriptors:
@@ -186,56 +186,99 @@ class _Aborted(MinidockerError):
 
 
 class _Staging:
-    """The blobs of one pull, in ``tmp/`` until :func:`archive.install` publishes them."""
+    """The blobs and layers of one pull, in ``tmp/`` until :func:`archive.install` publishes
+    them."""
 
     def __init__(self, store: ImageStore) -> None:
         self.store = store
         self.paths: list[Path] = []
         self.fetched: set[str] = set()
+        self.unpacked: dict[str, Path] = {}  # chain ID -> layer unpacked in tmp/
         self._lock = threading.Lock()
         self._abort = threading.Event()
 
-    def fetch(self, reg: Registry, repo: str, descriptor: dict[str, Any]) -> archive.Staged:
-        """Download one blob into a temp file (verified, fsynced), or reuse the stored one."""
+    def _temp_file(self) -> Path:
         import tempfile
 
+        self.store.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f"blob-{os.getpid()}-", dir=self.store.tmp_dir)
+        os.close(fd)
+        with self._lock:
+            self.paths.append(Path(name))
+        return Path(name)
+
+    def fetch(self, reg: Registry, repo: str, descriptor: dict[str, Any]) -> archive.Staged:
+        """Download one blob into a temp file (verified, fsynced), or reuse the stored one."""
         digest = descriptor["digest"]
         stored = self.store.blob_path(digest)
         if stored.exists():
             # Verified when it was written (store invariant); publishing renames it onto itself.
             return archive.Staged(stored, digest, stored.stat().st_size)
-        self.store.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"blob-{os.getpid()}-", dir=self.store.tmp_dir)
-        with self._lock:
-            self.paths.append(Path(name))
-        with open(fd, "wb") as f:
-            reg.fetch_blob(repo, descriptor, f, progress=self._check_abort)
+        path = self._temp_file()
+        with open(path, "wb") as f:
+            download.fetch_blob(reg, repo, descriptor, f, progress=self._check_abort)
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before its name is
         with self._lock:
             self.fetched.add(digest)
-        return archive.Staged(Path(name), digest, descriptor["size"])
+        return archive.Staged(path, digest, descriptor["size"])
+
+    def fetch_layer(self, reg: Registry, repo: str, descriptor: dict[str, Any], diff_id: str,
+                    chain: str) -> archive.Staged:
+        """Download a layer and unpack it in the same pass, both into ``tmp/``: each byte is
+        hashed, written to the blob's temp file and handed to the unpacker as it arrives."""
+        digest = descriptor["digest"]
+        if self.store.blob_path(digest).exists() or self.store.layer_path(chain).is_dir():
+            return self.fetch(reg, repo, descriptor)  # archive.install unpacks or checks it
+        attempt = 0
+        while True:
+            path = self._temp_file()
+            with open(path, "wb") as f:
+                blob = download.BlobDownload(reg, repo, descriptor, f, self._check_abort,
+                                             attempt)
+                try:
+                    stage = self.store.stage_layer(blob, descriptor, diff_id)
+                except download.Restart:
+                    if blob.attempt >= download.ATTEMPTS:
+                        raise
+                    attempt = blob.attempt
+                    path.unlink()
+                    continue
+                finally:
+                    blob.close()
+                with self._lock:
+                    self.unpacked[chain] = stage
+                    self.fetched.add(digest)
+                f.flush()
+                os.fsync(f.fileno())  # the data is on disk before its name is
+            return archive.Staged(path, digest, descriptor["size"])
 
     def _check_abort(self, _: int) -> None:
         if self._abort.is_set():
             raise _Aborted("download stopped: another one failed")
 
     def fetch_layers(self, reg: Registry, repo: str, descriptors: list[dict[str, Any]],
-                     out: Callable[[str], None]) -> list[archive.Staged]:
+                     diff_ids: list[str], out: Callable[[str], None]) -> list[archive.Staged]:
         from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
+        from minidocker import layers
+
+        # The storage driver is decided (and recorded) on first use: here, not in three
+        # threads at once, which would each write the record.
+        self.store.whiteouts  # noqa: B018
         for d in descriptors:
             present = self.store.blob_path(d["digest"]).exists()
             out(f"{short(d['digest'])}: {'Already exists' if present else 'Pulling fs layer'}")
 
-        def one(descriptor: dict[str, Any]) -> archive.Staged:
-            staged = self.fetch(reg, repo, descriptor)
+        def one(descriptor: dict[str, Any], diff_id: str, chain: str) -> archive.Staged:
+            staged = self.fetch_layer(reg, repo, descriptor, diff_id, chain)
             if descriptor["digest"] in self.fetched:
                 out(f"{short(descriptor['digest'])}: Download complete")
             return staged
 
         pool = ThreadPoolExecutor(CONCURRENT_DOWNLOADS, thread_name_prefix="pull")
-        futures = [pool.submit(one, d) for d in descriptors]
+        futures = [pool.submit(one, *job) for job in
+                   zip(descriptors, diff_ids, layers.chain_ids(diff_ids), strict=True)]
         try:
             wait(futures, return_when=FIRST_EXCEPTION)
         finally:
@@ -250,10 +293,14 @@ class _Staging:
         return [f.result() for f in futures]
 
     def remove(self) -> None:
-        """Remove the temp files still there (a published one was renamed away)."""
+        """Remove the temp files and layers still there (a published one was moved away)."""
+        import shutil
+
         for path in self.paths:
             path.unlink(missing_ok=True)
-
+        for stage in self.unpacked.values():
+            if stage.exists():
+                shutil.rmtree(stage)
 
 
 def pull_missing(root: str, ref: str, missing: ImageNotFound,

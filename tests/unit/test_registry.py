@@ -22,6 +22,7 @@ import pytest
 from minidocker.errors import CorruptBlob, ImageError, RegistryError, Unauthorized, UsageError
 from minidocker.registry import auth, platforms
 from minidocker.registry.client import MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, Registry, is_insecure
+from minidocker.registry.download import fetch_blob
 
 
 def sha(data: bytes) -> str:
@@ -225,16 +226,16 @@ def test_a_blob_is_checked_against_its_digest_and_size(fake: tuple[Fake, str],
     state.routes[f"/v2/r/blobs/{sha(good)}"] = (200, {}, good)
     reg = Registry(domain)
     with open(tmp_path / "ok", "wb") as out:
-        reg.fetch_blob("r", {"digest": sha(good), "size": len(good)}, out)
+        fetch_blob(reg, "r", {"digest": sha(good), "size": len(good)}, out)
     assert (tmp_path / "ok").read_bytes() == good
     state.routes[f"/v2/r/blobs/{sha(good)}"] = (200, {}, bad)
     with open(tmp_path / "bad", "wb") as out, pytest.raises(CorruptBlob) as caught:
-        reg.fetch_blob("r", {"digest": sha(good), "size": len(good)}, out)
+        fetch_blob(reg, "r", {"digest": sha(good), "size": len(good)}, out)
     assert str(caught.value) == (f"blob {sha(good)} from http://{domain}/v2/r/blobs/{sha(good)} "
                                  f"does not match its digest ({sha(bad)})")
     state.routes[f"/v2/r/blobs/{sha(good)}"] = (200, {}, good + b"x")
     with open(tmp_path / "long", "wb") as out, pytest.raises(CorruptBlob, match="larger than"):
-        reg.fetch_blob("r", {"digest": sha(good), "size": len(good)}, out)
+        fetch_blob(reg, "r", {"digest": sha(good), "size": len(good)}, out)
 
 
 def test_a_manifest_is_checked_against_the_digest_asked_for_and_served(
