@@ -92,7 +92,9 @@ class BlobDownload(HashingReader):
             try:
                 if self._response is None:
                     self._response = self._open()
-                data: bytes = self._response.raw.read(n, decode_content=True)
+                # read1: what has arrived (up to n), so that the bytes before a break are
+                # kept; read(n) would drop a partly filled n with the connection.
+                data: bytes = self._response.raw.read1(n, decode_content=True)
                 if data or self.expected < 0 or self.size >= self.expected:
                     return data
                 failure = f"the connection closed after {self.size} bytes"

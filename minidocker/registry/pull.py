@@ -4,17 +4,20 @@ The steps, each one call:
 
 1. resolve the reference to a manifest: ``GET /v2/<repo>/manifests/<tag>``; an index (or
    manifest list) is one more GET, for the entry of this machine's platform (or ``--platform``);
-2. fetch the config, then the layers three at a time (dockerd's ``max-concurrent-downloads``),
-   each into a temp file in the store's ``tmp/``, hashed as it streams, fsynced; a layer whose
-   blob the store has already is not fetched ("Already exists");
-3. hand the staged blobs to :func:`minidocker.archive.install`, the same code ``load`` runs:
-   each layer is unpacked in ``tmp/`` and checked against its diff ID, then layers, blobs,
-   manifest and the index entry are renamed into place, in that order.
+2. fetch the config, then the layers three at a time (dockerd's ``max-concurrent-downloads``).
+   Each layer streams through its digest into a temp file in the store's ``tmp/`` and, in the
+   same pass, into the unpacker, which makes its directory in ``tmp/`` and checks its diff ID
+   (:mod:`minidocker.registry.download`). A layer whose blob the store has already is not
+   fetched ("Already exists"); a dropped connection resumes with a ``Range`` request;
+3. hand the staged blobs and layers to :func:`minidocker.archive.install`, the same code
+   ``load`` runs: layers, blobs, manifest and the index entry are renamed into place, in that
+   order.
 
-A digest that does not match, a dropped connection or ctrl-c anywhere before step 3's renames
-leaves the store as it was: the temp files are removed (and a ``kill -9`` leaves only files in
-``tmp/``, which the next ``rmi`` or ``image prune`` sweeps). A pull restarts from the start;
-the blobs a failed pull had verified are not kept.
+A digest that does not match, a dropped connection that will not resume, or ctrl-c anywhere
+before step 3's renames leaves the store as it was: the temp files are removed. A ``kill -9``
+leaves only files in ``tmp/`` named after its pid, which the next pull sweeps
+(:func:`sweep_abandoned`), as do ``rmi`` and ``image prune``. A failed pull starts from the
+start; the blobs it had verified are not kept.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def pull_from(store: ImageStore, reference: Reference, platform: Platform | None
         store.name_images([(descriptor, refs)])
         return PullResult(top.digest, False, config_descriptor["digest"])
     with store.writing():
+        sweep_abandoned(store)
         staging = _Staging(store)
         try:
             config = staging.fetch(reg, repo, config_descriptor)
@@ -301,6 +305,42 @@ class _Staging:
         for stage in self.unpacked.values():
             if stage.exists():
                 shutil.rmtree(stage)
+
+
+def sweep_abandoned(store: ImageStore) -> list[str]:
+    """Remove what killed pulls left in ``tmp/``: the temp blobs and half-made layers named
+    after a process that is gone (``blob-<pid>-*``, ``layer-<pid>-*``). Nothing there was
+    ever visible; this only gives the disk space back before ``image prune`` would. A pid
+    that is alive (or reused) keeps its files."""
+    import re
+    import shutil
+
+    removed: list[str] = []
+    try:
+        names = os.listdir(store.tmp_dir)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        found = re.match(r"(?:blob|layer)-(\d+)-", name)
+        if found is None or int(found.group(1)) == os.getpid() or _alive(int(found.group(1))):
+            continue
+        path = store.tmp_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)  # another pull may be sweeping it too
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's
+    return True
 
 
 def pull_missing(root: str, ref: str, missing: ImageNotFound,
