@@ -9,17 +9,12 @@ pull.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
-import os
-import socket
 import stat
 import subprocess
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest

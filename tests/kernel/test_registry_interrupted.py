@@ -25,19 +25,33 @@ from pathlib import Path
 import pytest
 
 from minidocker.registry.download import ATTEMPTS
-from tests.conftest import CLI, TEST_ROOT_MARK, needs_root
+from tests.conftest import CLI, TEST_ROOT_MARK, needs_root, stop_minidocker
 from tests.kernel.test_bad_input import assert_one_line_error
-from tests.kernel.test_registry import (  # noqa: F401 -- fixtures, used by name
-    inspect_id,
-    manifest_digest,
-    other_cli,
-    own_docker_config,
-    push_busybox,
-    registry,
-)
+from tests.kernel.test_registry import inspect_id, manifest_digest, push_busybox
 from tests.registry_server import RegistryServer
 
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05]
+
+
+@pytest.fixture(autouse=True)
+def own_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the credentials of the user running the tests."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dockercfg"))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    server = RegistryServer(tmp_path_factory.mktemp(TEST_ROOT_MARK + "registry"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def other_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CLI]:
+    """A second, empty state root: where an image pushed from ``cli``'s is pulled."""
+    root = tmp_path_factory.mktemp(TEST_ROOT_MARK + "root")
+    yield CLI(root)
+    stop_minidocker(root)
 
 
 class BreakingProxy:
@@ -129,7 +143,7 @@ def pushed(cli: CLI, registry: RegistryServer, request: pytest.FixtureRequest
 
 
 @pytest.fixture
-def store_with_an_image(other_cli: CLI, tmp_path: Path) -> CLI:  # noqa: F811
+def store_with_an_image(other_cli: CLI, tmp_path: Path) -> CLI:
     """``other_cli``'s store, holding one image already (and so its layout, locks and tmp/):
     a failed pull must change none of it."""
     (tmp_path / "rootfs").mkdir()
@@ -158,14 +172,14 @@ def every_byte(root: Path, skip: str | None = None) -> dict[str, str]:
 
 
 @pytest.fixture
-def breaking(registry: RegistryServer) -> Iterator[list[BreakingProxy]]:  # noqa: F811
+def breaking(registry: RegistryServer) -> Iterator[list[BreakingProxy]]:
     made: list[BreakingProxy] = []
     yield made
     for proxy in made:
         proxy.close()
 
 
-def proxy_to(made: list[BreakingProxy], registry: RegistryServer, layer: str,  # noqa: F811
+def proxy_to(made: list[BreakingProxy], registry: RegistryServer, layer: str,
              **kw: object) -> BreakingProxy:
     proxy = BreakingProxy(registry.domain, layer, **kw)  # type: ignore[arg-type]
     made.append(proxy)
@@ -173,7 +187,7 @@ def proxy_to(made: list[BreakingProxy], registry: RegistryServer, layer: str,  #
 
 
 def test_a_corrupt_blob_is_not_retried_and_leaves_the_store_byte_for_byte(
-        cli: CLI, store_with_an_image: CLI, registry: RegistryServer,  # noqa: F811
+        cli: CLI, store_with_an_image: CLI, registry: RegistryServer,
         pushed: tuple[str, str], breaking: list[BreakingProxy]) -> None:
     name, layer = pushed
     other = store_with_an_image
@@ -189,7 +203,7 @@ def test_a_corrupt_blob_is_not_retried_and_leaves_the_store_byte_for_byte(
 
 
 def test_a_connection_that_always_drops_fails_clean_after_resuming(
-        store_with_an_image: CLI, registry: RegistryServer,  # noqa: F811
+        store_with_an_image: CLI, registry: RegistryServer,
         pushed: tuple[str, str], breaking: list[BreakingProxy]) -> None:
     name, layer = pushed
     other = store_with_an_image
@@ -207,7 +221,7 @@ def test_a_connection_that_always_drops_fails_clean_after_resuming(
 
 
 def test_a_dropped_connection_resumes_with_a_range_request(
-        cli: CLI, other_cli: CLI, registry: RegistryServer,  # noqa: F811
+        cli: CLI, other_cli: CLI, registry: RegistryServer,
         pushed: tuple[str, str], breaking: list[BreakingProxy]) -> None:
     name, layer = pushed
     size = json.loads(cli("image", "inspect", f"{registry.domain}/{name}", check=True).stdout)
@@ -223,7 +237,7 @@ def test_a_dropped_connection_resumes_with_a_range_request(
 
 
 def test_a_registry_that_will_not_resume_gets_the_blob_restarted(
-        cli: CLI, other_cli: CLI, registry: RegistryServer,  # noqa: F811
+        cli: CLI, other_cli: CLI, registry: RegistryServer,
         pushed: tuple[str, str], breaking: list[BreakingProxy]) -> None:
     name, layer = pushed
     proxy = proxy_to(breaking, registry, layer, drops=1, strip_range=True)
@@ -237,7 +251,7 @@ def test_a_registry_that_will_not_resume_gets_the_blob_restarted(
 
 
 def test_a_killed_pull_leaves_nothing_visible_and_the_next_one_succeeds(
-        cli: CLI, store_with_an_image: CLI, registry: RegistryServer,  # noqa: F811
+        cli: CLI, store_with_an_image: CLI, registry: RegistryServer,
         pushed: tuple[str, str], breaking: list[BreakingProxy]) -> None:
     name, layer = pushed
     other = store_with_an_image
