@@ -63,7 +63,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "vfs", "diff", "archive", "archive_save", "busybox", "imagecache", "instructions",
         "shellwords", "dockerfile_syntax", "dockerfile",
         "registry", "registry.auth", "registry.client", "registry.platforms", "registry.pull",
-        "registry.push", "registry.search", "registry.download", "volumes",
+        "registry.push", "registry.search", "registry.download", "registry.progress",
+        "volumes",
     ),
     "engine": (
         "config", "spec", "lifecycle", "container", "container_mounts", "inside", "security",

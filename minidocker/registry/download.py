@@ -44,7 +44,8 @@ class Restart(RegistryError):  # noqa: N818 -- a signal to the caller, as StopIt
 class BlobDownload(HashingReader):
     """``read(n)``: the next bytes of the blob ``descriptor`` names, each hashed, counted and
     written to ``out`` on the way; at the end of the blob, :class:`CorruptBlob` unless it has
-    the descriptor's digest and size. ``attempt`` counts connections, across restarts too."""
+    the descriptor's digest and size. ``progress`` is called with the byte count so far after
+    each read; ``attempt`` counts connections, across restarts too."""
 
     def __init__(self, reg: Registry, repo: str, descriptor: dict[str, Any], out: IO[bytes],
                  progress: Callable[[int], None] | None = None, attempt: int = 0) -> None:
@@ -79,7 +80,7 @@ class BlobDownload(HashingReader):
         self.out.write(data)
         self.size += len(data)
         if self.progress:
-            self.progress(len(data))
+            self.progress(self.size)
         return data
 
     def _read_some(self, n: int) -> bytes:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from minidocker import archive
 from minidocker.errors import ImageError, ImageNotFound, MinidockerError, RegistryError
-from minidocker.registry import auth, client, download, platforms
+from minidocker.registry import auth, client, download, platforms, progress
 from minidocker.registry.client import INDEXES, MANIFESTS, Manifest, Registry
 from minidocker.store import (
     DOCKER_LAYER,
@@ -60,36 +60,35 @@ class PullResult:
         self.digest, self.downloaded, self.image_id = digest, downloaded, image_id
 
 
-def short(digest: str) -> str:
-    return digest.removeprefix("sha256:")[:12]
-
-
 def pull(store: ImageStore, reference: Reference, *, platform: Platform | None = None,
          out: Callable[[str], None] = print, registry: Registry | None = None,
-         warn: Callable[[str], None] | None = None) -> PullResult:
+         warn: Callable[[str], None] | None = None,
+         report: progress.Lines | None = None) -> PullResult:
     """Pull ``reference``; a docker.io image from each mirror of
     ``$MINIDOCKER_REGISTRY_MIRRORS`` in turn, then from docker.io (dockerd's order). A mirror
-    that fails is reported to ``warn`` and the next is tried: a failed pull leaves nothing."""
+    that fails is reported to ``warn`` and the next is tried: a failed pull leaves nothing.
+    Progress goes to ``report`` (default: a line per status through ``out``)."""
+    report = report or progress.Lines(out)
     if registry is not None or reference.domain != "docker.io":
-        return pull_from(store, reference, platform, out, registry)
+        return pull_from(store, reference, platform, report, registry)
     for base in client.mirrors():
         host = base.split("://", 1)[1]
         mirror = Registry(host, auth.load_credentials(host), base=base)
         try:
-            return pull_from(store, reference, platform, out, mirror)
+            return pull_from(store, reference, platform, report, mirror)
         except RegistryError as exc:  # unreachable, or it has not got it: next one
-            (warn or out)(f"mirror {base}: {exc}")
-    return pull_from(store, reference, platform, out, None)
+            (warn or report.say)(f"mirror {base}: {exc}")
+    return pull_from(store, reference, platform, report, None)
 
 
 def pull_from(store: ImageStore, reference: Reference, platform: Platform | None,
-              out: Callable[[str], None], registry: Registry | None) -> PullResult:
+              report: progress.Lines, registry: Registry | None) -> PullResult:
     reg = registry or Registry(reference.domain, auth.load_credentials(reference.domain))
     repo, label = reference.path, reference.familiar
     top = reg.get_manifest(repo, reference.digest or reference.tag or "latest")
     manifest = resolve_index(reg, repo, top, platform, label)
     config_descriptor, layer_descriptors = check_manifest(manifest, label)
-    out(f"{reference.digest or reference.tag}: Pulling from {repo}")
+    report.say(f"{reference.digest or reference.tag}: Pulling from {repo}")
     descriptor = {"mediaType": manifest.media_type, "digest": manifest.digest,
                   "size": len(manifest.data)}
     refs = [] if reference.digest else [reference]
@@ -103,12 +102,12 @@ def pull_from(store: ImageStore, reference: Reference, platform: Platform | None
         return PullResult(top.digest, False, config_descriptor["digest"])
     with store.writing():
         sweep_abandoned(store)
-        staging = _Staging(store)
+        staging = _Staging(store, report)
         try:
             config = staging.fetch(reg, repo, config_descriptor)
             diff_ids = check_config(json.loads(config.path.read_bytes()), len(layer_descriptors),
                                     platform, label)
-            blobs = staging.fetch_layers(reg, repo, layer_descriptors, diff_ids, out)
+            blobs = staging.fetch_layers(reg, repo, layer_descriptors, diff_ids)
             plan = archive.Plan()
             plan.config, plan.manifest = config, manifest.data
             plan.manifest_digest, plan.manifest_media = manifest.digest, manifest.media_type
@@ -119,7 +118,7 @@ def pull_from(store: ImageStore, reference: Reference, platform: Platform | None
             staging.remove()
     for d in layer_descriptors:
         if d["digest"] in staging.fetched:
-            out(f"{short(d['digest'])}: Pull complete")
+            report.status(d["digest"], "Pull complete")
     return PullResult(top.digest, True, config.digest)
 
 
@@ -193,8 +192,8 @@ class _Staging:
     """The blobs and layers of one pull, in ``tmp/`` until :func:`archive.install` publishes
     them."""
 
-    def __init__(self, store: ImageStore) -> None:
-        self.store = store
+    def __init__(self, store: ImageStore, report: progress.Lines) -> None:
+        self.store, self.report = store, report
         self.paths: list[Path] = []
         self.fetched: set[str] = set()
         self.unpacked: dict[str, Path] = {}  # chain ID -> layer unpacked in tmp/
@@ -238,7 +237,8 @@ class _Staging:
         while True:
             path = self._temp_file()
             with open(path, "wb") as f:
-                blob = download.BlobDownload(reg, repo, descriptor, f, self._check_abort,
+                blob = download.BlobDownload(reg, repo, descriptor, f,
+                                             self._progress(digest, descriptor["size"]),
                                              attempt)
                 try:
                     stage = self.store.stage_layer(blob, descriptor, diff_id)
@@ -261,8 +261,18 @@ class _Staging:
         if self._abort.is_set():
             raise _Aborted("download stopped: another one failed")
 
+    def _progress(self, digest: str, total: int) -> Callable[[int], None]:
+        """What a layer's download calls with its byte count so far, after each read."""
+        def advance(done: int) -> None:
+            self._check_abort(done)
+            if done < total:
+                self.report.advance(digest, "Downloading", done, total)
+            else:  # the last byte is in: its digest is checked now
+                self.report.status(digest, "Verifying Checksum")
+        return advance
+
     def fetch_layers(self, reg: Registry, repo: str, descriptors: list[dict[str, Any]],
-                     diff_ids: list[str], out: Callable[[str], None]) -> list[archive.Staged]:
+                     diff_ids: list[str]) -> list[archive.Staged]:
         from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
         from minidocker import layers
@@ -272,12 +282,12 @@ class _Staging:
         self.store.whiteouts  # noqa: B018
         for d in descriptors:
             present = self.store.blob_path(d["digest"]).exists()
-            out(f"{short(d['digest'])}: {'Already exists' if present else 'Pulling fs layer'}")
+            self.report.status(d["digest"], "Already exists" if present else "Pulling fs layer")
 
         def one(descriptor: dict[str, Any], diff_id: str, chain: str) -> archive.Staged:
             staged = self.fetch_layer(reg, repo, descriptor, diff_id, chain)
             if descriptor["digest"] in self.fetched:
-                out(f"{short(descriptor['digest'])}: Download complete")
+                self.report.status(descriptor["digest"], "Download complete")
             return staged
 
         pool = ThreadPoolExecutor(CONCURRENT_DOWNLOADS, thread_name_prefix="pull")

@@ -30,7 +30,7 @@ from tests.kernel.test_bad_input import assert_one_line_error
 from tests.kernel.test_registry import inspect_id, manifest_digest, push_busybox
 from tests.registry_server import RegistryServer
 
-pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05]
+pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05b]
 
 
 @pytest.fixture(autouse=True)
