@@ -82,7 +82,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "commands.build", "ociruntime",
     ),
     "notebook helpers": (
-        "lab", "overlaylab", "escapes",
+        "lab", "labcheck", "overlaylab", "escapes",
     ),
 }
 
