@@ -1,6 +1,6 @@
 """One registry, spoken to over the OCI distribution API (``/v2/``), as ``docker pull`` does.
 
-Every request of a pull or a push, in the order a learner can watch them with ``--debug``::
+Every request of a pull or a push, in order (lesson ``05b_registries`` traces a pull)::
 
     GET  /v2/                                    is this a registry? which auth? (200 or 401)
     GET  /v2/<repo>/manifests/<tag|digest>       Accept: the OCI and Docker media types
