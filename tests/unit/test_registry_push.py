@@ -4,6 +4,7 @@
 
 A recording proxy in front of the registry lists the requests push made, so each test checks
 the protocol, and a pull of what was pushed (by minidocker and by skopeo) checks the result.
+Nothing here needs root.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, TEST_ROOT_MARK, needs_root, stop_minidocker
+from tests.conftest import CLI, TEST_ROOT_MARK, stop_minidocker
 from tests.kernel.test_registry import inspect_id, manifest_digest, skopeo
 from tests.registry_server import RegistryServer, TokenIssuer
 
-pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05b]
+pytestmark = pytest.mark.nb05b
 
 
 @pytest.fixture
