@@ -67,7 +67,7 @@ class BlobDownload(HashingReader):
             while part := self.read(_CHUNK):
                 parts.append(part)
             return b"".join(parts)
-        if self._done:
+        if self._done or n == 0:
             return b""
         data = self._read_some(n)
         if not data:
