@@ -159,14 +159,17 @@ def load(store: ImageStore, src: BinaryIO | Path, label: str) -> tuple[list[str]
                 staged.path.unlink(missing_ok=True)
 
 
-def install(store: ImageStore, plans: list[_Plan]) -> tuple[list[str], list[Image]]:
+def install(store: ImageStore, plans: list[_Plan], unpacked: dict[str, Path] | None = None
+            ) -> tuple[list[str], list[Image]]:
     """Unpack and check every layer in ``tmp/``, then publish it all: the half of ``load``
-    that ``pull`` shares, once its blobs are staged. Call inside ``store.writing()``; the
-    caller removes the staged blobs that were not published."""
-    staged_dirs: list[Path] = []
+    that ``pull`` shares, once its blobs are staged. ``unpacked`` maps chain IDs to layers
+    already unpacked and checked in ``tmp/`` (``pull`` unpacks as it downloads); they are
+    published or removed with the rest. Call inside ``store.writing()``; the caller removes
+    the staged blobs that were not published."""
+    staged_dirs: list[Path] = list((unpacked or {}).values())
     try:
-        unpacked = _unpack_layers(store, plans, staged_dirs)
-        return _publish(store, plans, unpacked, staged_dirs)
+        dirs = _unpack_layers(store, plans, staged_dirs, dict(unpacked or {}))
+        return _publish(store, plans, dirs, staged_dirs)
     finally:
         for path in staged_dirs:  # anything not published
             if path.exists():
@@ -425,10 +428,11 @@ def _names(annotations: dict[str, Any]) -> list[Reference]:
     return []
 
 
-def _unpack_layers(store: ImageStore, plans: list[_Plan], staged_dirs: list[Path]
-                   ) -> dict[str, Path | None]:
-    """Unpack and check every layer not yet in the store, into ``tmp/``: chain ID -> dir."""
-    unpacked: dict[str, Path | None] = {}
+def _unpack_layers(store: ImageStore, plans: list[_Plan], staged_dirs: list[Path],
+                   done: dict[str, Path]) -> dict[str, Path | None]:
+    """Unpack and check every layer not yet in the store nor in ``done``, into ``tmp/``:
+    chain ID -> dir."""
+    unpacked: dict[str, Path | None] = dict(done)
     for plan in plans:
         diff_ids = [diff_id for _, _, diff_id in plan.layers]
         for (staged, descriptor, diff_id), chain in zip(plan.layers, layers.chain_ids(diff_ids),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from minidocker import layers
 from minidocker.blobs import DIGEST, OciLayout, list_dir
-from minidocker.errors import CorruptBlob, ImageError
+from minidocker.errors import CorruptBlob, ImageError, RegistryError
 from minidocker.ocispec import GZIP_LAYERS, MEDIA_LAYER, PLAIN_LAYERS
 
 TYPE_CHECKING = False
@@ -154,7 +154,7 @@ class LayerStore(OciLayout):
             stage = self.stage_layer(raw, descriptor, diff_id)
         layers.publish_staged(stage, path)
 
-    def stage_layer(self, raw: BinaryIO, descriptor: dict[str, Any], diff_id: str) -> Path:
+    def stage_layer(self, raw: Readable, descriptor: dict[str, Any], diff_id: str) -> Path:
         """Unpack the layer blob read from ``raw`` into ``tmp/``, checking both its digest
         (``descriptor``'s) and its diff ID; return the staged directory (not yet published)."""
         import gzip
@@ -165,8 +165,9 @@ class LayerStore(OciLayout):
         digest, media_type = descriptor["digest"], descriptor.get("mediaType", MEDIA_LAYER)
         if media_type not in PLAIN_LAYERS + GZIP_LAYERS:
             raise ImageError(f"layer {digest}: unsupported media type {media_type}")
-        blob = layers.HashingReader(raw)
-        # GzipFile reading forward only ever calls read() on the hasher. An uncompressed
+        # A download hashes as it goes (minidocker.registry.download): not twice.
+        blob = raw if isinstance(raw, layers.HashingReader) else layers.HashingReader(raw)
+        # Gunzip reading forward only ever calls read() on the hasher. An uncompressed
         # layer's digest is its diff ID: one hash over the bytes is enough.
         tar = (layers.HashingReader(layers.decompressed(cast("BinaryIO", blob), "gzip"))
                if media_type in GZIP_LAYERS else blob)
@@ -187,8 +188,8 @@ class LayerStore(OciLayout):
             finally:
                 ahead.close()  # before anything else reads the blob
         except (ImageError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            if isinstance(exc, CorruptBlob):
-                raise
+            if isinstance(exc, (CorruptBlob, RegistryError)):
+                raise  # a download's own failure: it says what happened
             # A damaged blob shows up as a damaged tar: say which one it really is.
             blob.drain()
             if blob.digest != digest:

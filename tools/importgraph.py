@@ -64,7 +64,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "shellwords", "dockerfile_syntax", "dockerfile", "buildcontext", "buildconfig",
         "buildfiles", "buildcache",
         "registry", "registry.auth", "registry.client", "registry.platforms", "registry.pull",
-        "registry.push", "registry.search", "volumes",
+        "registry.push", "registry.search", "registry.download", "registry.progress",
+        "volumes",
     ),
     "engine": (
         "config", "spec", "lifecycle", "container", "container_mounts", "inside", "security",

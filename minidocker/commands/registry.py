@@ -39,15 +39,16 @@ def cmd_pull(argv: list[str]) -> int:
     p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
     args = p.parse_args(argv)
     from minidocker.reference import parse
-    from minidocker.registry import platforms, pull
+    from minidocker.registry import platforms, progress, pull
 
     reference = parse(args.name)
     platform = platforms.parse_platform(args.platform) if args.platform else None
     say = _say(args.quiet)
     if ":" not in args.name.rpartition("/")[2] and "@" not in args.name:
         say("Using default tag: latest")
-    result = pull.pull(_store(), reference, platform=platform, out=say,
-                       warn=lambda line: print(line, file=sys.stderr))
+    with progress.for_output(args.quiet, say) as report:
+        result = pull.pull(_store(), reference, platform=platform, report=report,
+                           warn=lambda line: print(line, file=sys.stderr))
     say(f"Digest: {result.digest}")
     status = "Downloaded newer image" if result.downloaded else "Image is up to date"
     say(f"Status: {status} for {reference.familiar}")
@@ -58,15 +59,30 @@ def cmd_pull(argv: list[str]) -> int:
 def cmd_push(argv: list[str]) -> int:
     p = parser("minidocker push", COMMANDS["push"][1], "minidocker push [OPTIONS] NAME[:TAG]")
     p.add_argument("-q", "--quiet", action="store_true", help="suppress verbose output")
+    p.add_argument("--chunk-size", metavar="SIZE",
+                   help="upload blobs larger than SIZE (e.g. 5MB) in chunks of SIZE "
+                        "(default: chunks of 32MiB above 64MiB)")
     p.add_argument("name", metavar="NAME[:TAG]")
     args = p.parse_args(argv)
     from minidocker.reference import parse
-    from minidocker.registry import push
+    from minidocker.registry import progress, push
 
-    digest = push.push(_store(), parse(args.name), out=_say(args.quiet))
+    chunk = _size(args.chunk_size) if args.chunk_size else None
+    with progress.for_output(args.quiet, _say(args.quiet)) as report:
+        digest = push.push(_store(), parse(args.name), report=report, chunk_size=chunk)
     if args.quiet:
         print(digest)
     return 0
+
+
+def _size(text: str) -> int:
+    """``5MB``, ``512k``, ``1048576``: bytes, as ``docker run --memory`` reads sizes."""
+    from minidocker.cgroups.limits import parse_bytes
+
+    size = parse_bytes(text, "--chunk-size")
+    if size <= 0:
+        raise UsageError(f"invalid chunk size {text!r}: want a size in bytes (5MB, 512k)")
+    return size
 
 
 def _server(arg: str | None) -> str:

@@ -1,6 +1,6 @@
 """One registry, spoken to over the OCI distribution API (``/v2/``), as ``docker pull`` does.
 
-Every request of a pull or a push, in the order a learner can watch them with ``--debug``::
+Every request of a pull or a push, in order (lesson ``05b_registries`` traces a pull)::
 
     GET  /v2/                                    is this a registry? which auth? (200 or 401)
     GET  /v2/<repo>/manifests/<tag|digest>       Accept: the OCI and Docker media types
@@ -8,11 +8,14 @@ Every request of a pull or a push, in the order a learner can watch them with ``
     HEAD /v2/<repo>/blobs/<digest>               push: does the registry have it already?
     POST /v2/<repo>/blobs/uploads/               push: open an upload (or ?mount=&from=)
     PUT  <Location>?digest=<digest>              push: the whole blob in one request
+    PATCH <Location>                             push, chunked: a chunk (Content-Range)
     PUT  /v2/<repo>/manifests/<tag>              push: last, once every blob is there
 
 **Nothing is trusted.** A manifest fetched by digest must hash to that digest, and one fetched
 by tag to the ``Docker-Content-Digest`` the registry sends; a blob is hashed as it streams in
-and must match its descriptor's digest and size. A failure names the digest and the URL.
+and must match its descriptor's digest and size (:mod:`minidocker.registry.download`, which
+also resumes a dropped blob with a ``Range`` request). A failure names the digest and the
+URL.
 
 **Plain HTTP only where no one can listen.** A registry is spoken to over HTTPS, but for
 loopback addresses (``localhost``, ``127.0.0.0/8``, ``::1``) and the hosts listed in
@@ -30,15 +33,16 @@ import hashlib
 import json
 import os
 import threading
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from minidocker.errors import CorruptBlob, RegistryError, Unauthorized
 from minidocker.registry import auth
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     import requests
+
+    from minidocker.digests import Readable
 
 MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -55,7 +59,6 @@ INSECURE_ENV = "MINIDOCKER_INSECURE_REGISTRIES"
 MIRRORS_ENV = "MINIDOCKER_REGISTRY_MIRRORS"
 MAX_MANIFEST = 4 << 20  # the distribution project's own limit: refuse a memory bomb
 TIMEOUT = (15.0, 60.0)  # connect, then between two reads: a stalled registry fails, not hangs
-_CHUNK = 1 << 20
 
 
 def requests_module() -> Any:
@@ -222,11 +225,11 @@ class Registry:
         realm = params.get("realm")
         if not realm:
             raise RegistryError(f"{self.domain}: bearer challenge without a realm")
-        query: dict[str, str] = {}
+        query: dict[str, str | list[str]] = {}
         if params.get("service"):
             query["service"] = params["service"]
         if scope:
-            query["scope"] = scope
+            query["scope"] = scope.split()  # one scope= per repository, as docker asks
         headers = {"Authorization": auth.basic_header(*self.credentials)} \
             if self.credentials else {}
         requests = requests_module()
@@ -290,62 +293,74 @@ class Registry:
             raise RegistryError(f"GET {url}: unsupported manifest media type {media!r}")
         return Manifest(data, media, digest, value)
 
-    def fetch_blob(self, repo: str, descriptor: dict[str, Any], out: IO[bytes],
-                   progress: Callable[[int], None] | None = None) -> None:
-        """Stream a blob into ``out``, hashing as it comes; CorruptBlob if it is not the
-        blob the descriptor names (digest and size)."""
-        digest, size = descriptor["digest"], int(descriptor.get("size", -1))
-        url = self.url(f"/v2/{repo}/blobs/{digest}")
-        response = self.request("GET", url, pull_scope(repo), stream=True)
-        hasher, got = hashlib.sha256(), 0
-        requests = requests_module()
-        with response:
-            try:
-                for chunk in response.iter_content(_CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    got += len(chunk)
-                    if 0 <= size < got:
-                        raise CorruptBlob(f"blob {digest} from {url} is larger than its "
-                                          f"descriptor's {size} bytes")
-                    if progress:
-                        progress(len(chunk))
-            except requests.RequestException as exc:
-                raise RegistryError(f"blob {digest} from {url}: {one_line(exc)} "
-                                    f"after {got} bytes") from None
-        actual = "sha256:" + hasher.hexdigest()
-        if got != size and size >= 0:
-            raise CorruptBlob(f"blob {digest} from {url} is {got} bytes, its descriptor says "
-                              f"{size}")
-        if actual != digest:
-            raise CorruptBlob(f"blob {digest} from {url} does not match its digest ({actual})")
-
     def blob_exists(self, repo: str, digest: str) -> bool:
         url = self.url(f"/v2/{repo}/blobs/{digest}")
         response = self.request("HEAD", url, push_scope(repo), ok=(200, 404))
         return response.status_code == 200
 
-    def upload_blob(self, repo: str, digest: str, size: int, data: IO[bytes],
-                    mount_from: str | None = None) -> str:
-        """Upload a blob in one PUT (after the POST that opens the upload); or, if
-        ``mount_from`` names another repository here that has it, mount it from there
-        without sending a byte. Returns ``"mounted"`` or ``"pushed"``."""
+    def upload_blob(self, repo: str, digest: str, size: int, data: Readable,
+                    mount_from: str | None = None, chunk_size: int | None = None) -> str:
+        """Upload a blob: a POST opens the upload, then one PUT sends it all (*monolithic*),
+        or, with ``chunk_size``, PATCHes send it a chunk at a time and an empty PUT closes it.
+        If ``mount_from`` names another repository of this registry that has the blob, the
+        POST asks to mount it from there (``?mount=<digest>&from=<repo>``): a ``201`` means
+        done without sending a byte; a registry that will not (a ``202``) has opened an upload
+        instead, and the blob is sent. Returns ``"mounted"`` or ``"pushed"``."""
         url = self.url(f"/v2/{repo}/blobs/uploads/")
-        params = {"mount": digest, "from": mount_from} if mount_from else None
-        response = self.request("POST", url, push_scope(repo), params=params, ok=(201, 202))
+        scope = push_scope(repo)
+        params = None
+        if mount_from:
+            params = {"mount": digest, "from": mount_from}
+            scope = f"{scope} {pull_scope(mount_from)}"  # the token must cover both
+        response = self.request("POST", url, scope, params=params, ok=(201, 202))
         if response.status_code == 201:
             return "mounted"
+        location = self._location(response, "POST", url)
+        if chunk_size:
+            location = self._patch_chunks(repo, location, size, data, chunk_size)
+            body: Readable | bytes = b""
+            length = 0
+        else:
+            body, length = data, size
+        from urllib.parse import urlencode
+
+        target = location + ("&" if "?" in location else "?") + urlencode({"digest": digest})
+        self.request("PUT", target, push_scope(repo), ok=(201,), data=body,
+                     headers={"Content-Type": "application/octet-stream",
+                              "Content-Length": str(length)})
+        return "pushed"
+
+    def _patch_chunks(self, repo: str, location: str, size: int, data: Readable,
+                      chunk_size: int) -> str:
+        """``PATCH`` each chunk with ``Content-Range: <first>-<last>`` (bytes, inclusive); the
+        registry answers ``202`` with the next ``Location`` and ``Range: 0-<last>``, the bytes
+        it holds so far. The last ``Location``, for the closing PUT."""
+        sent = 0
+        while sent < size:
+            chunk = data.read(min(chunk_size, size - sent))
+            if not chunk:
+                raise RegistryError(f"blob upload to {location}: the data ended at byte {sent} "
+                                    f"of {size}")
+            last = sent + len(chunk) - 1
+            response = self.request("PATCH", location, push_scope(repo), ok=(202,), data=chunk,
+                                    headers={"Content-Type": "application/octet-stream",
+                                             "Content-Range": f"{sent}-{last}",
+                                             "Content-Length": str(len(chunk))})
+            held = response.headers.get("Range", "")
+            if held and held != f"0-{last}":
+                raise RegistryError(f"PATCH {location}: the registry holds bytes {held}, "
+                                    f"not 0-{last}")
+            location = self._location(response, "PATCH", location)
+            sent = last + 1
+        return location
+
+    def _location(self, response: requests.Response, method: str, url: str) -> str:
+        from urllib.parse import urljoin
+
         location = response.headers.get("Location")
         if not location:
-            raise RegistryError(f"POST {url}: the registry gave no upload Location")
-        from urllib.parse import urlencode, urljoin
-
-        target = urljoin(self.base + "/", location)
-        target += ("&" if "?" in target else "?") + urlencode({"digest": digest})
-        self.request("PUT", target, push_scope(repo), ok=(201,), data=data,
-                     headers={"Content-Type": "application/octet-stream",
-                              "Content-Length": str(size)})
-        return "pushed"
+            raise RegistryError(f"{method} {url}: the registry gave no upload Location")
+        return urljoin(self.base + "/", location)
 
     def put_manifest(self, repo: str, tag: str, data: bytes, media_type: str) -> str:
         """PUT the manifest under ``tag``; the digest the registry stored it under."""

@@ -4,17 +4,20 @@ The steps, each one call:
 
 1. resolve the reference to a manifest: ``GET /v2/<repo>/manifests/<tag>``; an index (or
    manifest list) is one more GET, for the entry of this machine's platform (or ``--platform``);
-2. fetch the config, then the layers three at a time (dockerd's ``max-concurrent-downloads``),
-   each into a temp file in the store's ``tmp/``, hashed as it streams, fsynced; a layer whose
-   blob the store has already is not fetched ("Already exists");
-3. hand the staged blobs to :func:`minidocker.archive.install`, the same code ``load`` runs:
-   each layer is unpacked in ``tmp/`` and checked against its diff ID, then layers, blobs,
-   manifest and the index entry are renamed into place, in that order.
+2. fetch the config, then the layers three at a time (dockerd's ``max-concurrent-downloads``).
+   Each layer streams through its digest into a temp file in the store's ``tmp/`` and, in the
+   same pass, into the unpacker, which makes its directory in ``tmp/`` and checks its diff ID
+   (:mod:`minidocker.registry.download`). A layer whose blob the store has already is not
+   fetched ("Already exists"); a dropped connection resumes with a ``Range`` request;
+3. hand the staged blobs and layers to :func:`minidocker.archive.install`, the same code
+   ``load`` runs: layers, blobs, manifest and the index entry are renamed into place, in that
+   order.
 
-A digest that does not match, a dropped connection or ctrl-c anywhere before step 3's renames
-leaves the store as it was: the temp files are removed (and a ``kill -9`` leaves only files in
-``tmp/``, which the next ``rmi`` or ``image prune`` sweeps). A pull restarts from the start;
-the blobs a failed pull had verified are not kept.
+A digest that does not match, a dropped connection that will not resume, or ctrl-c anywhere
+before step 3's renames leaves the store as it was: the temp files are removed. A ``kill -9``
+leaves only files in ``tmp/`` named after its pid, which the next pull sweeps
+(:func:`sweep_abandoned`), as do ``rmi`` and ``image prune``. A failed pull starts from the
+start; the blobs it had verified are not kept.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from minidocker import archive
 from minidocker.errors import ImageError, ImageNotFound, MinidockerError, RegistryError
-from minidocker.registry import auth, client, platforms
+from minidocker.registry import auth, client, download, platforms, progress
 from minidocker.registry.client import INDEXES, MANIFESTS, Manifest, Registry
 from minidocker.store import (
     DOCKER_LAYER,
@@ -57,36 +60,35 @@ class PullResult:
         self.digest, self.downloaded, self.image_id = digest, downloaded, image_id
 
 
-def short(digest: str) -> str:
-    return digest.removeprefix("sha256:")[:12]
-
-
 def pull(store: ImageStore, reference: Reference, *, platform: Platform | None = None,
          out: Callable[[str], None] = print, registry: Registry | None = None,
-         warn: Callable[[str], None] | None = None) -> PullResult:
+         warn: Callable[[str], None] | None = None,
+         report: progress.Lines | None = None) -> PullResult:
     """Pull ``reference``; a docker.io image from each mirror of
     ``$MINIDOCKER_REGISTRY_MIRRORS`` in turn, then from docker.io (dockerd's order). A mirror
-    that fails is reported to ``warn`` and the next is tried: a failed pull leaves nothing."""
+    that fails is reported to ``warn`` and the next is tried: a failed pull leaves nothing.
+    Progress goes to ``report`` (default: a line per status through ``out``)."""
+    report = report or progress.Lines(out)
     if registry is not None or reference.domain != "docker.io":
-        return pull_from(store, reference, platform, out, registry)
+        return pull_from(store, reference, platform, report, registry)
     for base in client.mirrors():
         host = base.split("://", 1)[1]
         mirror = Registry(host, auth.load_credentials(host), base=base)
         try:
-            return pull_from(store, reference, platform, out, mirror)
+            return pull_from(store, reference, platform, report, mirror)
         except RegistryError as exc:  # unreachable, or it has not got it: next one
-            (warn or out)(f"mirror {base}: {exc}")
-    return pull_from(store, reference, platform, out, None)
+            (warn or report.say)(f"mirror {base}: {exc}")
+    return pull_from(store, reference, platform, report, None)
 
 
 def pull_from(store: ImageStore, reference: Reference, platform: Platform | None,
-              out: Callable[[str], None], registry: Registry | None) -> PullResult:
+              report: progress.Lines, registry: Registry | None) -> PullResult:
     reg = registry or Registry(reference.domain, auth.load_credentials(reference.domain))
     repo, label = reference.path, reference.familiar
     top = reg.get_manifest(repo, reference.digest or reference.tag or "latest")
     manifest = resolve_index(reg, repo, top, platform, label)
     config_descriptor, layer_descriptors = check_manifest(manifest, label)
-    out(f"{reference.digest or reference.tag}: Pulling from {repo}")
+    report.say(f"{reference.digest or reference.tag}: Pulling from {repo}")
     descriptor = {"mediaType": manifest.media_type, "digest": manifest.digest,
                   "size": len(manifest.data)}
     refs = [] if reference.digest else [reference]
@@ -99,23 +101,24 @@ def pull_from(store: ImageStore, reference: Reference, platform: Platform | None
         store.name_images([(descriptor, refs)])
         return PullResult(top.digest, False, config_descriptor["digest"])
     with store.writing():
-        staging = _Staging(store)
+        sweep_abandoned(store)
+        staging = _Staging(store, report)
         try:
             config = staging.fetch(reg, repo, config_descriptor)
             diff_ids = check_config(json.loads(config.path.read_bytes()), len(layer_descriptors),
                                     platform, label)
-            blobs = staging.fetch_layers(reg, repo, layer_descriptors, out)
+            blobs = staging.fetch_layers(reg, repo, layer_descriptors, diff_ids)
             plan = archive.Plan()
             plan.config, plan.manifest = config, manifest.data
             plan.manifest_digest, plan.manifest_media = manifest.digest, manifest.media_type
             plan.layers = list(zip(blobs, layer_descriptors, diff_ids, strict=True))
             plan.refs = refs
-            archive.install(store, [plan])
+            archive.install(store, [plan], staging.unpacked)
         finally:
             staging.remove()
     for d in layer_descriptors:
         if d["digest"] in staging.fetched:
-            out(f"{short(d['digest'])}: Pull complete")
+            report.status(d["digest"], "Pull complete")
     return PullResult(top.digest, True, config.digest)
 
 
@@ -186,56 +189,110 @@ class _Aborted(MinidockerError):
 
 
 class _Staging:
-    """The blobs of one pull, in ``tmp/`` until :func:`archive.install` publishes them."""
+    """The blobs and layers of one pull, in ``tmp/`` until :func:`archive.install` publishes
+    them."""
 
-    def __init__(self, store: ImageStore) -> None:
-        self.store = store
+    def __init__(self, store: ImageStore, report: progress.Lines) -> None:
+        self.store, self.report = store, report
         self.paths: list[Path] = []
         self.fetched: set[str] = set()
+        self.unpacked: dict[str, Path] = {}  # chain ID -> layer unpacked in tmp/
         self._lock = threading.Lock()
         self._abort = threading.Event()
 
-    def fetch(self, reg: Registry, repo: str, descriptor: dict[str, Any]) -> archive.Staged:
-        """Download one blob into a temp file (verified, fsynced), or reuse the stored one."""
+    def _temp_file(self) -> Path:
         import tempfile
 
+        self.store.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f"blob-{os.getpid()}-", dir=self.store.tmp_dir)
+        os.close(fd)
+        with self._lock:
+            self.paths.append(Path(name))
+        return Path(name)
+
+    def fetch(self, reg: Registry, repo: str, descriptor: dict[str, Any]) -> archive.Staged:
+        """Download one blob into a temp file (verified, fsynced), or reuse the stored one."""
         digest = descriptor["digest"]
         stored = self.store.blob_path(digest)
         if stored.exists():
             # Verified when it was written (store invariant); publishing renames it onto itself.
             return archive.Staged(stored, digest, stored.stat().st_size)
-        self.store.tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"blob-{os.getpid()}-", dir=self.store.tmp_dir)
-        with self._lock:
-            self.paths.append(Path(name))
-        with open(fd, "wb") as f:
-            reg.fetch_blob(repo, descriptor, f, progress=self._check_abort)
+        path = self._temp_file()
+        with open(path, "wb") as f:
+            download.fetch_blob(reg, repo, descriptor, f, progress=self._check_abort)
             f.flush()
             os.fsync(f.fileno())  # the data is on disk before its name is
         with self._lock:
             self.fetched.add(digest)
-        return archive.Staged(Path(name), digest, descriptor["size"])
+        return archive.Staged(path, digest, descriptor["size"])
+
+    def fetch_layer(self, reg: Registry, repo: str, descriptor: dict[str, Any], diff_id: str,
+                    chain: str) -> archive.Staged:
+        """Download a layer and unpack it in the same pass, both into ``tmp/``: each byte is
+        hashed, written to the blob's temp file and handed to the unpacker as it arrives."""
+        digest = descriptor["digest"]
+        if self.store.blob_path(digest).exists() or self.store.layer_path(chain).is_dir():
+            return self.fetch(reg, repo, descriptor)  # archive.install unpacks or checks it
+        attempt = 0
+        while True:
+            path = self._temp_file()
+            with open(path, "wb") as f:
+                blob = download.BlobDownload(reg, repo, descriptor, f,
+                                             self._progress(digest, descriptor["size"]),
+                                             attempt)
+                try:
+                    stage = self.store.stage_layer(blob, descriptor, diff_id)
+                except download.Restart:
+                    if blob.attempt >= download.ATTEMPTS:
+                        raise
+                    attempt = blob.attempt
+                    path.unlink()
+                    continue
+                finally:
+                    blob.close()
+                with self._lock:
+                    self.unpacked[chain] = stage
+                    self.fetched.add(digest)
+                f.flush()
+                os.fsync(f.fileno())  # the data is on disk before its name is
+            return archive.Staged(path, digest, descriptor["size"])
 
     def _check_abort(self, _: int) -> None:
         if self._abort.is_set():
             raise _Aborted("download stopped: another one failed")
 
+    def _progress(self, digest: str, total: int) -> Callable[[int], None]:
+        """What a layer's download calls with its byte count so far, after each read."""
+        def advance(done: int) -> None:
+            self._check_abort(done)
+            if done < total:
+                self.report.advance(digest, "Downloading", done, total)
+            else:  # the last byte is in: its digest is checked now
+                self.report.status(digest, "Verifying Checksum")
+        return advance
+
     def fetch_layers(self, reg: Registry, repo: str, descriptors: list[dict[str, Any]],
-                     out: Callable[[str], None]) -> list[archive.Staged]:
+                     diff_ids: list[str]) -> list[archive.Staged]:
         from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
+        from minidocker import layers
+
+        # The storage driver is decided (and recorded) on first use: here, not in three
+        # threads at once, which would each write the record.
+        self.store.whiteouts  # noqa: B018
         for d in descriptors:
             present = self.store.blob_path(d["digest"]).exists()
-            out(f"{short(d['digest'])}: {'Already exists' if present else 'Pulling fs layer'}")
+            self.report.status(d["digest"], "Already exists" if present else "Pulling fs layer")
 
-        def one(descriptor: dict[str, Any]) -> archive.Staged:
-            staged = self.fetch(reg, repo, descriptor)
+        def one(descriptor: dict[str, Any], diff_id: str, chain: str) -> archive.Staged:
+            staged = self.fetch_layer(reg, repo, descriptor, diff_id, chain)
             if descriptor["digest"] in self.fetched:
-                out(f"{short(descriptor['digest'])}: Download complete")
+                self.report.status(descriptor["digest"], "Download complete")
             return staged
 
         pool = ThreadPoolExecutor(CONCURRENT_DOWNLOADS, thread_name_prefix="pull")
-        futures = [pool.submit(one, d) for d in descriptors]
+        futures = [pool.submit(one, *job) for job in
+                   zip(descriptors, diff_ids, layers.chain_ids(diff_ids), strict=True)]
         try:
             wait(futures, return_when=FIRST_EXCEPTION)
         finally:
@@ -250,10 +307,50 @@ class _Staging:
         return [f.result() for f in futures]
 
     def remove(self) -> None:
-        """Remove the temp files still there (a published one was renamed away)."""
+        """Remove the temp files and layers still there (a published one was moved away)."""
+        import shutil
+
         for path in self.paths:
             path.unlink(missing_ok=True)
+        for stage in self.unpacked.values():
+            if stage.exists():
+                shutil.rmtree(stage)
 
+
+def sweep_abandoned(store: ImageStore) -> list[str]:
+    """Remove what killed pulls left in ``tmp/``: the temp blobs and half-made layers named
+    after a process that is gone (``blob-<pid>-*``, ``layer-<pid>-*``). Nothing there was
+    ever visible; this only gives the disk space back before ``image prune`` would. A pid
+    that is alive (or reused) keeps its files."""
+    import re
+    import shutil
+
+    removed: list[str] = []
+    try:
+        names = os.listdir(store.tmp_dir)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        found = re.match(r"(?:blob|layer)-(\d+)-", name)
+        if found is None or int(found.group(1)) == os.getpid() or _alive(int(found.group(1))):
+            continue
+        path = store.tmp_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)  # another pull may be sweeping it too
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's
+    return True
 
 
 def pull_missing(root: str, ref: str, missing: ImageNotFound,

@@ -540,3 +540,41 @@ def test_one_decompressor_reads_what_load_and_import_take() -> None:
     assert layers.compression(b"\x28\xb5\x2f\xfd\x00\x00") == "zstd"
     with pytest.raises(ValueError, match="no decompressor for zstd"):
         layers.decompressed(io.BytesIO(b""), "zstd")
+
+
+@pytest.mark.parametrize("size", [0, 5, 3 << 20])
+@pytest.mark.parametrize("read_size", [7, 10240, 1 << 20, -1])
+def test_gunzip_reads_what_gzip_wrote_at_any_read_size(size: int, read_size: int) -> None:
+    import gzip
+
+    data = (os.urandom(size // 2) + b"a" * (size - size // 2))
+    reader = layers.decompressed(io.BytesIO(gzip.compress(data)), "gzip")
+    parts = [reader.read()] if read_size < 0 else list(iter(lambda: reader.read(read_size), b""))
+    assert b"".join(parts) == data
+    assert all(len(p) <= read_size for p in parts) or read_size < 0
+
+
+def test_gunzip_reads_members_in_turn_and_checks_each_trailer() -> None:
+    import gzip
+    import zlib
+
+    padded = gzip.compress(b"ab") + gzip.compress(b"cd") + b"\0" * 100  # as gunzip reads it
+    assert layers.decompressed(io.BytesIO(padded), "gzip").read() == b"abcd"
+    whole = gzip.compress(os.urandom(1000))
+    with pytest.raises(EOFError):
+        layers.decompressed(io.BytesIO(whole[:-5]), "gzip").read()
+    for at, check in ((-6, "incorrect data check"), (-2, "incorrect length check")):
+        broken = bytearray(whole)
+        broken[at] ^= 0x01  # the CRC-32, then the length, of the trailer
+        with pytest.raises(zlib.error, match=check):
+            layers.decompressed(io.BytesIO(bytes(broken)), "gzip").read()
+    with pytest.raises(zlib.error, match="not a gzip member"):
+        layers.decompressed(io.BytesIO(whole + b"junk"), "gzip").read()
+
+
+def test_read_ahead_hands_out_small_reads_in_order() -> None:
+    data = os.urandom(3 << 20)
+    ahead = layers.ReadAhead(io.BytesIO(data))
+    parts = list(iter(lambda: ahead.read(10240), b""))
+    ahead.close()
+    assert b"".join(parts) == data and {len(p) for p in parts[:-1]} == {10240}

@@ -22,6 +22,7 @@ import pytest
 from minidocker.errors import CorruptBlob, ImageError, RegistryError, Unauthorized, UsageError
 from minidocker.registry import auth, platforms
 from minidocker.registry.client import MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST, Registry, is_insecure
+from minidocker.registry.download import fetch_blob
 
 
 def sha(data: bytes) -> str:
@@ -225,16 +226,16 @@ def test_a_blob_is_checked_against_its_digest_and_size(fake: tuple[Fake, str],
     state.routes[f"/v2/r/blobs/{sha(good)}"] = (200, {}, good)
     reg = Registry(domain)
     with open(tmp_path / "ok", "wb") as out:
-        reg.fetch_blob("r", {"digest": sha(good), "size": len(good)}, out)
+        fetch_blob(reg, "r", {"digest": sha(good), "size": len(good)}, out)
     assert (tmp_path / "ok").read_bytes() == good
     state.routes[f"/v2/r/blobs/{sha(good)}"] = (200, {}, bad)
     with open(tmp_path / "bad", "wb") as out, pytest.raises(CorruptBlob) as caught:
-        reg.fetch_blob("r", {"digest": sha(good), "size": len(good)}, out)
+        fetch_blob(reg, "r", {"digest": sha(good), "size": len(good)}, out)
     assert str(caught.value) == (f"blob {sha(good)} from http://{domain}/v2/r/blobs/{sha(good)} "
                                  f"does not match its digest ({sha(bad)})")
     state.routes[f"/v2/r/blobs/{sha(good)}"] = (200, {}, good + b"x")
     with open(tmp_path / "long", "wb") as out, pytest.raises(CorruptBlob, match="larger than"):
-        reg.fetch_blob("r", {"digest": sha(good), "size": len(good)}, out)
+        fetch_blob(reg, "r", {"digest": sha(good), "size": len(good)}, out)
 
 
 def test_a_manifest_is_checked_against_the_digest_asked_for_and_served(
@@ -292,14 +293,72 @@ def test_a_refused_token_is_one_line(fake: tuple[Fake, str]) -> None:
     assert "\n" not in str(caught.value)
 
 
-def test_run_path_does_not_import_the_http_library() -> None:
+def test_run_path_does_not_import_the_http_or_progress_libraries() -> None:
+    """What ``run`` of a present image imports: neither requests (nor urllib3) nor rich, nor
+    minidocker.registry. ``-X importtime`` lists every module imported, however indirectly."""
     code = ("import sys; import minidocker.cli, minidocker.store, minidocker.imagecache; "
-            "print(sorted(m for m in ('requests', 'urllib3', 'minidocker.registry') "
+            "print(sorted(m for m in ('requests', 'urllib3', 'rich', 'minidocker.registry') "
             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True,
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True,
+                         text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
     assert out.stdout.strip() == "[]"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "minidocker.cli" in imported  # the trace is there
+    heavy = {m for m in imported if m.split(".")[0] in ("requests", "urllib3", "rich")
+             or m.startswith("minidocker.registry")}
+    assert heavy == set()
+
+
+def test_progress_lines_are_dockers() -> None:
+    from minidocker.registry import progress
+
+    digest = "sha256:" + "3f4ca61aafcd" + "0" * 52
+    assert progress.human_size(1_234_567) == "1.235MB"
+    assert progress.human_size(10_485_760) == "10.49MB"
+    assert progress.human_size(999) == "999B"
+    assert progress.progress_line(digest, "Pull complete") == "3f4ca61aafcd: Pull complete"
+    line = progress.progress_line(digest, "Downloading", 2_500_000, 10_000_000)
+    assert line == ("3f4ca61aafcd: Downloading [============>" + " " * 37 + "]    2.5MB/10MB")
+    assert progress.bar(10, 10) == "[" + "=" * 50 + "]"
+    said: list[str] = []
+    lines = progress.Lines(said.append)
+    lines.status(digest, "Pulling fs layer")
+    lines.advance(digest, "Downloading", 5, 10)  # not a line of its own off a terminal
+    lines.status(digest, "Download complete")
+    assert said == ["3f4ca61aafcd: Pulling fs layer", "3f4ca61aafcd: Download complete"]
+
+
+def test_bars_redraw_one_line_per_layer_on_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from minidocker.registry import progress
+
+    screen = io.StringIO()
+    a, b = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    with progress.Bars(Console(file=screen, force_terminal=True, width=120)) as bars:
+        bars.status(a, "Pulling fs layer")
+        bars.status(b, "Pulling fs layer")
+        bars.advance(a, "Downloading", 1000, 4000)
+        bars.status(b, "Download complete")
+        bars.status(a, "Pull complete")
+    text = screen.getvalue()
+    assert "\x1b[" in text  # cursor movements: the lines are redrawn in place
+    last = text.rsplit("\x1b[2K", 1)[-1]
+    assert "aaaaaaaaaaaa: Pull complete" in text and "bbbbbbbbbbbb: Download complete" in last
+
+
+def test_a_pull_into_a_pipe_prints_lines_without_importing_rich(tmp_path: Path) -> None:
+    code = ("import sys; from minidocker.registry import progress; "
+            "r = progress.for_output(False, print); r.status('sha256:' + 'c' * 64, 'Pulling fs "
+            "layer'); print(type(r).__name__, 'rich' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, stdin=subprocess.DEVNULL,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert out.stdout.splitlines() == ["cccccccccccc: Pulling fs layer", "Lines False"]
 
 
 # -- search ------------------------------------------------------------------------------------
