@@ -78,7 +78,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "commands.table", "commands.run", "commands.containers", "commands.listing",
         "commands.attaching", "commands.images", "commands.archives", "commands.changes",
         "commands.network", "commands.registry", "commands.resources", "commands.volumes",
-        "commands.build", "ociruntime",
+        "commands.build", "commands.lab", "ociruntime",
     ),
     "notebook helpers": (
         "lab", "overlaylab", "escapes",
