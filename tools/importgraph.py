@@ -81,7 +81,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "commands.build", "commands.lab", "ociruntime",
     ),
     "notebook helpers": (
-        "lab", "overlaylab", "escapes",
+        "lab", "labcheck", "overlaylab", "escapes",
     ),
 }
 
