@@ -2,7 +2,9 @@
 # Make a fresh Debian 12 or Ubuntu 24.04 machine ready for minidocker, then run a container.
 #
 #   bash scripts/setup.sh                    # as root: install, check the host, run the demo
-#   SETUP_SKIP_DEMO=1 bash scripts/setup.sh  # install only (scripts/test.sh does this)
+#   SETUP_SKIP_DEMO=1 bash scripts/setup.sh  # install only
+#   SETUP_SKIP_DEMO=1 SETUP_TEST_TOOLS=1 bash scripts/setup.sh  # and the tests' tools
+#                                            # (scripts/test.sh does this)
 #
 # Steps: apt packages (skipped when all are installed) -> a venv at <repo>/.venv made with
 # the system python3 -> pip install -e "<repo>[test,notebooks]" (skipped when pyproject.toml
@@ -29,6 +31,15 @@ APT_PACKAGES=(
     libseccomp2 gcc libc6-dev
     docker-registry
 )
+# What only the test suite uses, installed when scripts/test.sh (so CI) runs this script
+# (SETUP_TEST_TOOLS=1): vagrant, whose offline `vagrant validate` checks the learners'
+# Vagrantfile; shellcheck, for the scripts; chromium, the headless browser tests/course opens
+# JupyterLab in (Playwright drives it and never downloads a browser of its own). A learner's
+# machine or VM does not need a browser and a VM manager inside it.
+TEST_APT_PACKAGES=(vagrant shellcheck chromium)
+if [[ ${SETUP_TEST_TOOLS:-0} == 1 ]]; then
+    APT_PACKAGES+=("${TEST_APT_PACKAGES[@]}")
+fi
 # A kernel that enables AppArmor confines every container with minidocker-default, which
 # apparmor_parser loads: without the package every run fails (a minimal Debian 12 with
 # Debian's kernel has AppArmor on and no parser). Docker's packages recommend it likewise.
@@ -108,9 +119,9 @@ want="$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)"
 have="$(cat "$stamp" 2>/dev/null || true)"
 if [[ $have != "$want" || ! -x $VENV/bin/minidocker ]] ||
     ! "$VENV/bin/python" -c 'import importlib.metadata as m; m.version("minidocker")' 2>/dev/null; then
-    say "pip install -e $REPO[test,notebooks]"
+    say "pip install -e ${REPO}[test,notebooks]"
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --no-input \
-        --root-user-action=ignore -e "$REPO[test,notebooks]"
+        --root-user-action=ignore -e "${REPO}[test,notebooks]"
     printf '%s\n' "$want" >"$stamp"
 else
     say "python packages already installed"

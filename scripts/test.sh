@@ -13,7 +13,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
-SETUP_SKIP_DEMO=1 bash scripts/setup.sh
+SETUP_SKIP_DEMO=1 SETUP_TEST_TOOLS=1 bash scripts/setup.sh
 
 # The venv's interpreter by path: never a pyenv shim, and the same python the kernel tests
 # and notebooks run containers with. Its bin/ goes first on PATH for tests that run

@@ -76,7 +76,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "attach", "runtimespec", "ocibundle",
     ),
     "faces": (
-        "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
+        "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands", "commands.lab",
         "commands.table", "commands.run", "commands.containers", "commands.listing",
         "commands.attaching", "commands.images", "commands.archives", "commands.changes",
         "commands.network", "commands.registry", "commands.resources", "commands.volumes",

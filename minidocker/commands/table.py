@@ -60,6 +60,8 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
     "rename": ("containers", "Rename a container"),
     "container": ("containers", "Manage containers (ls, prune, and the commands above)"),
     "system": ("containers", "Manage minidocker (prune: reconcile records with the kernel)"),
+    "lab": ("lab", "Start JupyterLab on the lessons (url: its address; reset: remove what "
+                   "lessons left)"),
     "doctor": (None, "Check that this host can run containers, with a fix for each problem"),
     "version": (None, "Show the minidocker version"),
 }
