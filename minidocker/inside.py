@@ -98,7 +98,8 @@ def wait_for_host(channel: Channel, phase: str) -> None:
 class Child:
     """What the container's side of the start carries from one step to the next."""
 
-    __slots__ = ("spec", "lowers", "cdir", "channel", "cgroup", "slave", "user", "env", "exe")
+    __slots__ = ("spec", "lowers", "cdir", "channel", "cgroup", "slave", "user", "env", "exe",
+                 "fifo")
 
     def __init__(self, spec: Spec, lowers: list[str], cdir: str, channel: Channel,
                  cgroup: cgroups.Cgroup | None) -> None:
@@ -108,6 +109,7 @@ class Child:
         self.user: users.ExecUser | None = None
         self.env: dict[str, str] = {}
         self.exe = ""
+        self.fifo: int | None = None  # a bundle's exec fifo (minidocker-runtime create)
 
     @property
     def merged(self) -> str:
@@ -124,7 +126,11 @@ def join_cgroup(c: Child) -> None:
 
 def unshare_namespaces(c: Child) -> None:
     trace.step("namespaces", "the rest of the set, for this process itself")
-    namespaces.unshare([k for k in c.spec.namespaces if k not in ("pid", "user")])  # cloned
+    paths = c.spec.oci.namespace_paths if c.spec.oci is not None else {}
+    namespaces.unshare([k for k in c.spec.namespaces if k not in ("pid", "user", *paths)])
+    for kind, path in paths.items():  # a bundle's namespaces to join (pid and user: refused)
+        trace.step("namespaces", f"join {kind} at {path}")
+        namespaces.join_path(kind, path)
     if c.spec.network.get("mode") == "container":  # --network container:X: setns, not unshare
         from minidocker import networking
 
@@ -139,6 +145,11 @@ def become_userns_root(c: Child) -> None:
 
 
 def mount_rootfs(c: Child) -> None:
+    if c.spec.oci is not None:
+        from minidocker import ocicontainer
+
+        ocicontainer.mount_rootfs(c.spec.oci, c.merged, c.cgroup)
+        return
     trace.step("rootfs", "overlay, kernel filesystems, pivot_root")
     rootfs.make_mounts_private()
     from minidocker import graphdriver
@@ -159,7 +170,7 @@ def mount_cgroupfs(c: Child) -> None:
     """v2: the container's own cgroup2 tree, read-only, at /sys/fs/cgroup (as runc mounts it).
     A child born in its group by clone3 has no Cgroup to join: then the host is asked."""
     on_v2 = c.cgroup.version == 2 if c.cgroup is not None else cgroups.version() == 2
-    if on_v2 and "cgroup" in c.spec.namespaces:
+    if on_v2 and "cgroup" in c.spec.namespaces and c.spec.oci is None:  # a bundle: its table
         rootfs.mount_cgroup2(c.merged, writable=security.is_privileged(c.spec))
 
 
@@ -182,6 +193,11 @@ def mount_volumes(c: Child) -> None:
 
 
 def populate_dev(c: Child) -> None:
+    if c.spec.oci is not None:
+        from minidocker import ocicontainer
+
+        ocicontainer.make_devices(c.spec.oci, c.merged)
+        return
     security.populate_dev(c.spec, c.merged, rootfs.DEFAULT_DEVICES)
 
 
@@ -198,11 +214,21 @@ def open_console(c: Child) -> None:
 
 
 def pivot(c: Child) -> None:
-    rootfs.bind_files(c.merged, [(os.path.join(c.cdir, f), "/etc/" + f) for f in ETC_FILES])
+    if c.spec.oci is None:
+        rootfs.bind_files(c.merged, [(os.path.join(c.cdir, f), "/etc/" + f) for f in ETC_FILES])
+    else:  # a bundle's root holds its own /etc files; its exec fifo is reachable only now
+        from minidocker import ocicontainer
+
+        c.fifo = ocicontainer.open_fifo(c.cdir)
     rootfs.pivot_into(c.merged)
 
 
 def mask_paths(c: Child) -> None:
+    if c.spec.oci is not None:
+        from minidocker import ocicontainer  # imported before pivot_root, by pivot
+
+        ocicontainer.after_pivot(c.spec.oci)
+        return
     security.after_pivot(c.spec)
 
 
@@ -218,7 +244,8 @@ def make_root_readonly(c: Child) -> None:
 
 
 def set_hostname(c: Child) -> None:
-    if "uts" in c.spec.namespaces:  # with --uts host this would rename the host itself
+    # With --uts host this would rename the host itself; a bundle may name no hostname.
+    if "uts" in c.spec.namespaces and c.spec.hostname:
         trace.step("hostname")
         syscalls.sethostname(c.spec.hostname)
 
@@ -234,6 +261,8 @@ def find_user(c: Child) -> None:
     spec = c.spec
     trace.step("user", spec.user)
     c.user = users.lookup(spec.user)
+    if spec.oci is not None:  # a bundle's groups are exactly its gid and additionalGids
+        c.user = c.user._replace(groups=[c.user.gid, *spec.oci.additional_gids])
     c.env = dict(spec.env)
     c.env.setdefault("HOME", c.user.home)
     if not os.path.lexists(spec.workdir):
@@ -245,6 +274,16 @@ def find_user(c: Child) -> None:
 
 def set_up_stdio(c: Child) -> None:
     set_up_stdio_fds(c.spec, c.channel, c.slave)
+
+
+def wait_for_start(c: Child) -> None:
+    """A bundle's container (``minidocker-runtime create``): held here, set up, until
+    ``start`` (:func:`minidocker.ocicontainer.hold`)."""
+    if c.spec.oci is not None and c.fifo is not None:
+        from minidocker import ocicontainer
+
+        ocicontainer.hold(c.spec.oci, c.channel.report_fd, c.fifo)
+        c.fifo = None
 
 
 def start_init(c: Child) -> None:
@@ -310,6 +349,7 @@ CHILD_STEPS: tuple[Callable[[Child], None], ...] = (
     bring_up_network,    # 4. network       lo up
     find_user,           # 5. user          /etc/passwd, $HOME, the working directory
     set_up_stdio,        #    stdio         the pty, the supervisor's pipes, or ours
+    wait_for_start,      #    created       a bundle's: held until minidocker-runtime start
     start_init,          #    init          --init: PID 1 reaps, its child goes on
     confine,             #    security      rlimits, capabilities, seccomp, the user
     exec_command,        # 6. exec          execve: the command is running

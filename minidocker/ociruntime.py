@@ -35,6 +35,17 @@ import os
 import sys
 
 from minidocker.errors import MinidockerError, UsageError
+from minidocker.ocistate import (  # noqa: F401 -- the state's names, where tests find them
+    ID_CHARS,
+    STATUSES,
+    RuntimeError_,
+    check_id,
+    list_states,
+    read_state,
+    state_path,
+    write_state,
+)
+from minidocker.ocistate import now as _now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,28 +55,14 @@ if TYPE_CHECKING:
 PROG = "minidocker-runtime"
 VERSION = "0.1.0"
 DEFAULT_ROOT = "/run/minidocker-runtime"  # runc's is /run/runc: a tmpfs, gone at reboot
-STATUSES = ("creating", "created", "running", "stopped", "paused")
-NOT_YET = ("create", "start", "run", "kill", "delete", "exec", "ps", "pause", "resume",
-           "update")
-NOT_YET_MESSAGE = "not yet: needs the engine's create/start (issue 17 part 2)"
-# runc's rule for an ID: it names a directory under --root, so no "/" and no "..".
-ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-."
+NOT_YET = ("exec", "update")
+NOT_YET_MESSAGE = "not yet (issue 17 part 2)"
 SECCOMP_ARCHS = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM",
                  "SCMP_ARCH_AARCH64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390X",
                  "SCMP_ARCH_RISCV64")
 
 
-class RuntimeError_(MinidockerError):  # noqa: N801 -- not the builtin RuntimeError
-    """A refusal of the runtime's: runc's words where a caller matches on them."""
-
-
 # -- the log -------------------------------------------------------------------------------------
-
-def _now() -> str:
-    import time
-
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
 
 def log_line(level: str, msg: str, fmt: str = "text", when: str | None = None) -> str:
     """One record as runc's logrus writes it: JSON (``--log-format json``) or logfmt text."""
@@ -104,68 +101,6 @@ class Log:
     def debug(self, msg: str) -> None:
         if self.debugging:
             self._write("debug", msg)
-
-
-# -- state ---------------------------------------------------------------------------------------
-
-def check_id(cid: str) -> str:
-    if not cid or cid in (".", "..") or not set(cid) <= set(ID_CHARS):
-        raise RuntimeError_(f"invalid container id {cid!r}: want letters, digits and _+-.")
-    return cid
-
-
-def state_path(root: str, cid: str) -> str:
-    return os.path.join(root, check_id(cid), "state.json")
-
-
-def write_state(root: str, record: dict[str, Any]) -> None:
-    """Write ``<root>/<id>/state.json`` whole (a temporary file renamed over it)."""
-    path = state_path(root, record["id"])
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(record, f)
-    os.replace(path + ".tmp", path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's: it exists
-        return True
-    return True
-
-
-def read_state(root: str, cid: str) -> dict[str, Any]:
-    """The spec's state of ``cid``; its status as the process is now."""
-    try:
-        with open(state_path(root, cid), encoding="utf-8") as f:
-            record = json.load(f)
-    except FileNotFoundError:
-        raise RuntimeError_("container does not exist") from None  # runc's words: podman
-    except ValueError as exc:  # and containerd match "does not exist"
-        raise RuntimeError_(f"state of {cid}: not JSON: {exc}") from None
-    pid = record.get("pid") or 0
-    if record.get("status") in ("created", "running", "paused") and not (pid and _alive(pid)):
-        record["status"] = "stopped"
-    if record.get("status") == "stopped":
-        record["pid"] = 0
-    return record
-
-
-def list_states(root: str) -> list[dict[str, Any]]:
-    try:
-        names = sorted(os.listdir(root))
-    except FileNotFoundError:
-        return []
-    found = []
-    for name in names:
-        try:
-            found.append(read_state(root, name))
-        except RuntimeError_:  # not a container's directory, or one going away
-            continue
-    return found
 
 
 def _owner(root: str, cid: str) -> str:
@@ -303,6 +238,9 @@ def parser() -> Parser:
     listing.add_argument("-q", "--quiet", action="store_true")
     listing.add_argument("-f", "--format", default="table", choices=("table", "json"))
     listing.set_defaults(func=cmd_list)
+    from minidocker import ocicommands
+
+    ocicommands.add_commands(sub)
     for name in NOT_YET:  # their own flags are not parsed yet (parse_known_args leaves them)
         sub.add_parser(name, add_help=False, help="(issue 17 part 2)").set_defaults(
             func=cmd_not_yet)
@@ -342,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser().print_help()
             return 1
         args.root = os.path.abspath(args.root)
+        from minidocker.ocicommands import check_flags
+
+        check_flags(args)
         log.debug(f"{args.command}: {argv}")
         return int(args.func(args, log))
     except MinidockerError as exc:

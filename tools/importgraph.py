@@ -71,14 +71,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "netplan",
         "engine", "enter", "supervisor", "supervisor_loop", "supervisor_requests",
         "supervisor_streams", "supervisor_exits", "supervisor_adoption", "keeper", "client",
-        "attach", "runtimespec", "ocibundle",
+        "attach", "runtimespec", "ocibundle", "ocicontainer",
     ),
     "faces": (
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands",
         "commands.table", "commands.run", "commands.containers", "commands.listing",
         "commands.attaching", "commands.images", "commands.archives", "commands.changes",
         "commands.network", "commands.registry", "commands.resources", "commands.volumes",
-        "commands.build", "ociruntime",
+        "commands.build", "ociruntime", "ocistate", "ocicommands",
     ),
     "notebook helpers": (
         "lab", "overlaylab", "escapes",

@@ -331,6 +331,8 @@ def find(cid: str, parent: str = "", root: str = ROOT) -> Cgroup | None:
     if not any(os.path.isdir(p) for p in probes):
         return None
     v, paths = _placement(cid, parent, root)
+    if v == 1:  # a devices group is made only for device rules (minidocker.security)
+        paths["devices"] = os.path.join(root, "devices", under, cid)
     paths = {c: p for c, p in paths.items() if os.path.isdir(p)}
     if not paths:
         return None
