@@ -250,7 +250,7 @@ def test_pause_and_resume_freeze_the_container(rt: Runtime) -> None:
     pid = rt.state("c1")["pid"]
     assert rt("pause", "c1").returncode == 0
     assert rt.state("c1")["status"] == "paused"
-    wait_for(lambda: open(f"/proc/{pid}/stat").read().split(") ")[1][0] in "DS",
+    wait_for(lambda: Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "DS",
              what="frozen")
     assert rt("resume", "c1").returncode == 0
     assert rt.state("c1")["status"] == "running"
@@ -291,6 +291,19 @@ def test_sysctl_user_groups_and_env_are_exact(rt: Runtime) -> None:
         ["A=1", "PATH=/bin"]
 
 
+def read_until(fd: int, marker: bytes) -> bytes:
+    out = b""
+    while marker not in out:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # EIO: the last slave fd closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def test_the_console_socket_receives_a_working_pty(rt: Runtime, tmp_path: Path) -> None:
     rt.config(["sh", "-c", "tty; stty size; read line; echo got $line"],
               **{"process.terminal": True, "process.consoleSize": {"height": 30, "width": 100}})
@@ -310,16 +323,9 @@ def test_the_console_socket_receives_a_working_pty(rt: Runtime, tmp_path: Path) 
     try:
         assert os.isatty(master)
         assert rt("start", "c1").returncode == 0
-        os.write(master, b"hello\n")
-        out = b""
-        while b"got hello" not in out:
-            try:
-                chunk = os.read(master, 1024)
-            except OSError:  # EIO: the last slave fd closed
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = read_until(master, b"30 100")
+        os.write(master, b"hello\n")  # typed only now: the terminal echoes it
+        out += read_until(master, b"got hello")
     finally:
         os.close(master)
     text = out.decode().replace("\r", "")
