@@ -447,6 +447,30 @@ def exec(target: Target, process: Process, env_files: Sequence[str] = (),
         os.close(pidfd)
 
 
+def exec_bundle_process(target: Target, config: ContainerConfig, oci: OciSpec, *,
+                        detach: bool = False, console_socket: str = "",
+                        started: Callable[[int], None] | None = None) -> int:
+    """``minidocker-runtime exec``: the process of a bundle's ``process`` object (translated
+    into ``config`` and ``oci`` as at create) in the running container: exactly its args, env,
+    user, cwd, capabilities, rlimits and seccomp, nothing of the container's added. With
+    ``detach`` it keeps the caller's stdio (the engine's pipes) and returns once it runs."""
+    from minidocker import enter
+
+    c = check_exec(target)
+    process = config.process
+    plan = enter.ExecPlan(list(process.args), dict(e.partition("=")[::2] for e in process.env),
+                          process.user or "0", process.workdir or "/", process.tty, True,
+                          detach, _security_plan(config, c.layout.root, _say, oci))
+    plan.keep_stdio, plan.console_socket = True, console_socket
+    pidfd = c.pidfd()
+    if pidfd is None:
+        raise LifecycleError(f"container {c.id} is not running")
+    try:
+        return enter.exec_in(int(c.state["Pid"]), plan, c.cgroup(), started)
+    finally:
+        os.close(pidfd)
+
+
 def reconcile(layout: state.Layout) -> list[str]:
     """Make the records agree with the kernel; what was fixed, one line each.
 

@@ -26,6 +26,7 @@ every command finds it again without asking. The runtime's state, the spec's, is
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -35,8 +36,6 @@ from minidocker.ocistate import RuntimeError_, check_id, now, read_state, write_
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
-
     from minidocker.container import Started
     from minidocker.ociruntime import Log
 
@@ -63,15 +62,6 @@ def _write_pid_file(path: str, pid: int) -> None:
     with open(tmp, "w") as f:
         f.write(str(pid))
     os.replace(tmp, path)
-
-
-def _send_console(socket_path: str, master: int) -> None:
-    """The pty master over the unix socket, by SCM_RIGHTS, as runc sends it."""
-    import socket
-
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.connect(socket_path)
-        socket.send_fds(sock, [b"/dev/ptmx"], [master])
 
 
 def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Started:
@@ -107,13 +97,13 @@ def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Star
                                      layout=engine_layout(args.root))
         try:
             if started.master is not None:
-                if oci.console_size:
-                    from minidocker import tty
+                from minidocker import tty
 
+                if oci.console_size:
                     tty.set_winsize(started.master, oci.console_size.get("height", 0),
                                     oci.console_size.get("width", 0))
                 if args.console_socket:
-                    _send_console(args.console_socket, started.master)
+                    tty.send_to_console_socket(args.console_socket, started.master)
             if args.pid_file:
                 _write_pid_file(args.pid_file, started.pid)
             write_state(args.root, {**record, "status": "created", "pid": started.pid,
@@ -286,6 +276,56 @@ def cmd_resume(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
+def exec_document(args: argparse.Namespace, bundle: str) -> dict:
+    """The bundle's config.json with ``process`` replaced: by ``--process P.json``, else the
+    container's own process with runc exec's flags laid over it."""
+    with open(os.path.join(bundle, "config.json"), "rb") as f:
+        document = json.loads(f.read())
+    if args.process:
+        with open(args.process, "rb") as f:
+            document["process"] = json.loads(f.read())
+        return document
+    if not args.process_args:
+        raise RuntimeError_("exec: give the process as --process P.json or as arguments")
+    process = dict(document.get("process") or {})
+    process["args"] = list(args.process_args)
+    process["terminal"] = bool(args.tty)
+    process["env"] = list(process.get("env") or []) + list(args.env)
+    if args.cwd:
+        process["cwd"] = args.cwd
+    if args.user:
+        uid, _, gid = args.user.partition(":")
+        process["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+    document["process"] = process
+    return document
+
+
+def cmd_exec(args: argparse.Namespace, log: Log) -> int:
+    from minidocker import ocibundle
+
+    record = read_state(args.root, args.id)
+    if record.get("status") != "running":
+        raise RuntimeError_(f"cannot exec in a {record.get('status')} container")
+    try:
+        document = exec_document(args, record["bundle"])
+    except OSError as exc:
+        raise RuntimeError_(f"exec: {exc.filename}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise RuntimeError_(f"exec: the process is not JSON: {exc}") from None
+    config, oci = ocibundle.translate(document, record["bundle"])
+    if config.process.tty and not args.console_socket and args.detach:
+        raise RuntimeError_("cannot allocate tty if runc will detach without setting console "
+                            "socket")
+
+    def started(pid: int) -> None:
+        if args.pid_file:
+            _write_pid_file(args.pid_file, pid)
+
+    return engine.exec_bundle_process(_target(args.root, args.id), config, oci,
+                                      detach=args.detach, console_socket=args.console_socket,
+                                      started=started)
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The lifecycle commands, with runc's flags."""
     for name in ("create", "run"):
@@ -317,6 +357,18 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("id")
     p.add_argument("ps_args", nargs="*")
     p.set_defaults(func=cmd_ps)
+    p = sub.add_parser("exec", help="run a process in the running container")
+    p.add_argument("-p", "--process", default="")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("--pid-file", default="")
+    p.add_argument("--console-socket", default="")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("--cwd", default="")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-u", "--user", default="")
+    p.add_argument("id")
+    p.add_argument("process_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_exec)
     for name, func in (("pause", cmd_pause), ("resume", cmd_resume)):
         p = sub.add_parser(name, help=f"{name} every process in the container (freezer)")
         p.add_argument("id")
