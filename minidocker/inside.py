@@ -282,6 +282,11 @@ def wait_for_start(c: Child) -> None:
     if c.spec.oci is not None and c.fifo is not None:
         from minidocker import ocicontainer
 
+        # As runc: a command that is not there fails the create, where the engine hears it.
+        exe = find_executable(c.spec.argv[0], c.env.get("PATH", ""))
+        if not os.path.exists(exe):
+            raise ExecError(f'exec: "{c.spec.argv[0]}": stat {exe}: no such file or directory',
+                            EXIT_NOT_FOUND)
         ocicontainer.hold(c.spec.oci, c.channel.report_fd, c.fifo)
         c.fifo = None
 
