@@ -81,7 +81,9 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
         from minidocker import ocicontainer
 
         ocicontainer.check(oci)
-        image_id, image_config, lowers = "", {}, []
+        image_config: dict[str, Any] = {}
+        lowers: list[str] = []
+        image_id = ""
     else:
         try:
             image_id, image_config, lowers = imagecache.resolve(layout.root, config.image)

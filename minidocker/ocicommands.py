@@ -36,6 +36,7 @@ from minidocker.ocistate import RuntimeError_, check_id, now, read_state, write_
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
     from minidocker.container import Started
     from minidocker.ociruntime import Log
 
@@ -326,7 +327,7 @@ def cmd_exec(args: argparse.Namespace, log: Log) -> int:
                                       started=started)
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: Any) -> None:
     """The lifecycle commands, with runc's flags."""
     for name in ("create", "run"):
         p = sub.add_parser(name, help=f"{name} a container from a bundle")
