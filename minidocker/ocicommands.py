@@ -37,6 +37,7 @@ from minidocker.ocistate import RuntimeError_, check_id, now, read_state, write_
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
     from minidocker.container import Started
     from minidocker.ociruntime import Log
 
