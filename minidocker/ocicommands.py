@@ -36,6 +36,7 @@ from minidocker.ocistate import RuntimeError_, check_id, now, read_state, write_
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from minidocker.container import Started
@@ -48,9 +49,12 @@ def engine_layout(root: str) -> state.Layout:
 
 def engine_id(cid: str) -> str:
     """The engine's 64-hex ID for the runtime's ``cid``: the same every time."""
-    import hashlib
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]  # hashlib: OpenSSL, 15 ms
+    except ImportError:
+        from hashlib import sha256
 
-    return hashlib.sha256(cid.encode()).hexdigest()
+    return sha256(cid.encode()).hexdigest()
 
 
 def _target(root: str, cid: str) -> lifecycle.Container:
@@ -68,8 +72,6 @@ def _write_pid_file(path: str, pid: int) -> None:
 
 def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Started:
     """Make the container and leave it held; on any failure nothing is left behind."""
-    import shutil
-
     from minidocker import ocibundle
 
     cid = check_id(args.id)
@@ -117,9 +119,19 @@ def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Star
             os.close(started.pidfd)
             raise
     except BaseException:
-        shutil.rmtree(cdir, ignore_errors=True)
+        remove_state_dir(args.root, cid)
         raise
     return started
+
+
+def remove_state_dir(root: str, cid: str) -> None:
+    """``<root>/<id>``: its state.json (and a temporary one a writer left), then itself."""
+    cdir = os.path.join(root, check_id(cid))
+    for name in ("state.json", "state.json.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(cdir, name))
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(cdir)
 
 
 def oci_version(bundle: str) -> str:
@@ -208,12 +220,10 @@ def cmd_kill(args: argparse.Namespace, log: Log) -> int:
 
 
 def _delete(root: str, cid: str) -> None:
-    import shutil
-
     # LifecycleError: the engine's part is gone already (a delete that died half-way).
     with contextlib.suppress(lifecycle.LifecycleError):
         engine.remove(_target(root, cid), force=True)
-    shutil.rmtree(os.path.join(root, check_id(cid)), ignore_errors=True)
+    remove_state_dir(root, cid)
 
 
 def cmd_delete(args: argparse.Namespace, log: Log) -> int:
@@ -328,9 +338,11 @@ def cmd_exec(args: argparse.Namespace, log: Log) -> int:
                                       started=started)
 
 
-def add_commands(sub: Any) -> None:
-    """The lifecycle commands, with runc's flags."""
+def add_commands(sub: Any, want: Callable[..., bool]) -> None:
+    """The lifecycle commands, with runc's flags (``want(name, *aliases)``: build this one?)."""
     for name in ("create", "run"):
+        if not want(name):
+            continue
         p = sub.add_parser(name, help=f"{name} a container from a bundle")
         p.add_argument("-b", "--bundle", default=".")
         p.add_argument("--pid-file", default="")
@@ -342,39 +354,45 @@ def add_commands(sub: Any) -> None:
             p.add_argument("-d", "--detach", action="store_true")
         p.add_argument("id")
         p.set_defaults(func=cmd_create if name == "create" else cmd_run)
-    p = sub.add_parser("start", help="run the created container's process")
-    p.add_argument("id")
-    p.set_defaults(func=cmd_start)
-    p = sub.add_parser("kill", help="send a signal to the container's process")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("id")
-    p.add_argument("signal", nargs="?", default="SIGTERM")
-    p.set_defaults(func=cmd_kill)
-    p = sub.add_parser("delete", aliases=["rm"], help="remove a container")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("id")
-    p.set_defaults(func=cmd_delete)
-    p = sub.add_parser("ps", help="the processes in the container")
-    p.add_argument("-f", "--format", default="table", choices=("table", "json"))
-    p.add_argument("id")
-    p.add_argument("ps_args", nargs="*")
-    p.set_defaults(func=cmd_ps)
-    p = sub.add_parser("exec", help="run a process in the running container")
-    p.add_argument("-p", "--process", default="")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("--pid-file", default="")
-    p.add_argument("--console-socket", default="")
-    p.add_argument("-t", "--tty", action="store_true")
-    p.add_argument("--cwd", default="")
-    p.add_argument("-e", "--env", action="append", default=[])
-    p.add_argument("-u", "--user", default="")
-    p.add_argument("id")
-    p.add_argument("process_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_exec)
-    for name, func in (("pause", cmd_pause), ("resume", cmd_resume)):
-        p = sub.add_parser(name, help=f"{name} every process in the container (freezer)")
+    if want("start"):
+        p = sub.add_parser("start", help="run the created container's process")
         p.add_argument("id")
-        p.set_defaults(func=func)
+        p.set_defaults(func=cmd_start)
+    if want("kill"):
+        p = sub.add_parser("kill", help="send a signal to the container's process")
+        p.add_argument("-a", "--all", action="store_true")
+        p.add_argument("id")
+        p.add_argument("signal", nargs="?", default="SIGTERM")
+        p.set_defaults(func=cmd_kill)
+    if want("delete", "rm"):
+        p = sub.add_parser("delete", aliases=["rm"], help="remove a container")
+        p.add_argument("-f", "--force", action="store_true")
+        p.add_argument("id")
+        p.set_defaults(func=cmd_delete)
+    if want("ps"):
+        p = sub.add_parser("ps", help="the processes in the container")
+        p.add_argument("-f", "--format", default="table", choices=("table", "json"))
+        p.add_argument("id")
+        p.add_argument("ps_args", nargs="*")
+        p.set_defaults(func=cmd_ps)
+    if want("exec"):
+        p = sub.add_parser("exec", help="run a process in the running container")
+        p.add_argument("-p", "--process", default="")
+        p.add_argument("-d", "--detach", action="store_true")
+        p.add_argument("--pid-file", default="")
+        p.add_argument("--console-socket", default="")
+        p.add_argument("-t", "--tty", action="store_true")
+        p.add_argument("--cwd", default="")
+        p.add_argument("-e", "--env", action="append", default=[])
+        p.add_argument("-u", "--user", default="")
+        p.add_argument("id")
+        p.add_argument("process_args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=cmd_exec)
+    for name, func in (("pause", cmd_pause), ("resume", cmd_resume)):
+        if want(name):
+            p = sub.add_parser(name, help=f"{name} every process in the container (freezer)")
+            p.add_argument("id")
+            p.set_defaults(func=func)
 
 
 def check_flags(args: argparse.Namespace) -> None:
