@@ -97,7 +97,8 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
     cgroup_parent, cgroup_name = config.cgroup_parent, ""
     if oci is not None and oci.cgroups_path:
         cgroup_parent, cgroup_name = ocicontainer.cgroup_place(oci)
-    parent = cgroups.check_parent(cgroup_parent) if cgroup_parent else ""
+    parent = cgroups.check_parent(cgroup_parent) if cgroup_parent not in ("", "/") \
+        else cgroup_parent  # "/": a bundle's group right under the hierarchy's root
     for warning in cgroups.discard_unsupported(limits, parent):  # once the rest is valid
         say(f"WARNING: {warning}")  # inspect then shows what runs: a discarded weight is 0
     ns = config.namespaces

@@ -78,9 +78,13 @@ def check(oci: OciSpec) -> None:
         if hooks:
             raise UsageError(f"config.json: hooks.{name}: hooks are not supported yet")
     path = oci.cgroups_path
-    if path and (":" in path or len(path.strip("/").split("/")) < 2):
-        raise UsageError(f"config.json: linux.cgroupsPath {path!r}: want parent/name (a "
-                         "systemd slice:prefix:name is not supported)")
+    if ":" in path:
+        raise UsageError(f"config.json: linux.cgroupsPath {path!r}: a systemd "
+                         "slice:prefix:name is not supported")
+    parts = path.strip("/").split("/")
+    if path and (not path.strip("/") or any(p in ("", ".", "..") for p in parts)):
+        raise UsageError(f"config.json: linux.cgroupsPath {path!r}: want a path like "
+                         "/parent/name")
     for m in oci.mounts:
         if m.type == "cgroup" and not MS(m.flags) & MS.RDONLY:
             raise UsageError(f"config.json: mounts: a writable cgroup mount at "
@@ -88,11 +92,13 @@ def check(oci: OciSpec) -> None:
 
 
 def cgroup_place(oci: OciSpec) -> tuple[str, str]:
-    """``linux.cgroupsPath`` as (parent, name); ("", "") for minidocker's own place."""
+    """``linux.cgroupsPath`` as (parent, name); ("", "") for minidocker's own place. A path of
+    one component is right under each hierarchy's root (parent "/"). A relative path is taken
+    from the root too (runc: from the runtime's own group, which here is the root anyway)."""
     if not oci.cgroups_path:
         return "", ""
     parent, _, name = oci.cgroups_path.strip("/").rpartition("/")
-    return parent, name
+    return parent or "/", name
 
 
 def prepare(spec: Spec, layout: Layout) -> str:

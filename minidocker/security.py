@@ -403,8 +403,8 @@ def _add_v1_devices_group(cgroup: Any, spec: Spec) -> None:
     if not os.path.isdir(hierarchy):
         raise UsageError("--device with r/w-only access needs the devices cgroup, and this "
                          "host has none mounted")
-    parent = cgroups.check_parent(spec.cgroup_parent) if spec.cgroup_parent \
-        else cgroups.DEFAULT_PARENT
+    parent = "" if spec.cgroup_parent == "/" else cgroups.check_parent(spec.cgroup_parent) \
+        if spec.cgroup_parent else cgroups.DEFAULT_PARENT
     group = os.path.join(hierarchy, parent, spec.cgroup_name or spec.id)
     cgroups.make_parents(hierarchy, parent)
     syscalls.mkdir(group)
