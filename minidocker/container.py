@@ -276,7 +276,8 @@ def unshare_pid(s: Start) -> None:
         trace.step("unshare", "a new PID namespace for our next child")
         s.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         s.always.callback(return_to_own_pidns, s)
-        syscalls.unshare(namespaces.FLAGS["pid"])
+        paths = s.spec.oci.namespace_paths if s.spec.oci is not None else {}  # a bundle's
+        namespaces.new_or_join("pid", paths.get("pid", ""))
 
 
 def open_pipes(s: Start) -> None:

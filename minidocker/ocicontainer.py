@@ -67,7 +67,7 @@ _DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": s
 def check(oci: OciSpec) -> None:
     """Refuse, with one line naming the field, what the start cannot apply yet; nothing is
     made before this runs (the engine's plan calls it)."""
-    for kind in ("pid", "user", "mnt"):
+    for kind in ("user", "mnt"):
         if kind in oci.namespace_paths:
             raise UsageError(f"config.json: linux.namespaces: joining a {kind} namespace by "
                              "path is not supported yet")

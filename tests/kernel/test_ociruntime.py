@@ -396,3 +396,21 @@ def test_a_create_that_fails_in_the_start_leaves_nothing(rt: Runtime, tmp_path: 
     assert "missing" in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert not (tmp_path / "pid").exists()
     assert rt.left() == []
+
+
+def test_namespaces_are_joined_by_path(rt: Runtime, tmp_path: Path) -> None:
+    """linux.namespaces[].path: the second container is born in the first's PID namespace
+    (setns before the fork) and joins its network namespace (setns in the child)."""
+    rt.config(["sleep", "1000"])
+    assert rt("run", "-d", "first").returncode == 0
+    pid = rt.state("first")["pid"]
+    document = rt.config(["sh", "-c", "echo $$; readlink /proc/self/ns/net"])
+    document["linux"]["namespaces"] = [
+        {"type": n["type"], "path": f"/proc/{pid}/ns/{'net' if n['type'] == 'network' else 'pid'}"}
+        if n["type"] in ("pid", "network") else n for n in document["linux"]["namespaces"]]
+    (rt.bundle / "config.json").write_text(json.dumps(document))
+    result = rt("run", "second")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", os.readlink(f"/proc/{pid}/ns/net")]
+    assert rt("delete", "--force", "first").returncode == 0
+    assert rt.left() == []
