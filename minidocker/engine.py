@@ -421,6 +421,15 @@ def remove(target: Target, force: bool = False, volumes: bool = False) -> None:
                            start_time=c.state.get("StartTime"), volumes=volumes)
 
 
+def update(target: Target, limits: cgroups.CgroupLimits) -> None:
+    """``update``: new limits on the running container's cgroup (only the ones given)."""
+    c = _container(target)
+    cgroup = c.cgroup() if c.status() in ("running", "paused") else None
+    if cgroup is None:
+        raise LifecycleError(f"container {c.id[:12]} is not running")
+    cgroup.set_limits(cgroups.validate(limits, defaults=False))
+
+
 def check_exec(target: Target) -> lifecycle.Container:
     """The container ``exec`` may enter: running, not paused."""
     c = _container(target)

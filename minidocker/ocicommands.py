@@ -338,6 +338,34 @@ def cmd_exec(args: argparse.Namespace, log: Log) -> int:
                                       started=started)
 
 
+def cmd_update(args: argparse.Namespace, log: Log) -> int:
+    """New cgroup limits from a ``linux.resources`` document (``-r FILE``, ``-`` for stdin)."""
+    import sys
+
+    from minidocker import ocibundle
+
+    if not args.resources:
+        raise RuntimeError_("update: give the limits as --resources R.json (runc's other "
+                            "flags are not supported)")
+    read_state(args.root, args.id)
+    try:
+        if args.resources == "-":
+            document = json.loads(sys.stdin.read())
+        else:
+            with open(args.resources, "rb") as f:
+                document = json.loads(f.read())
+    except OSError as exc:
+        raise RuntimeError_(f"update: {exc.filename}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise RuntimeError_(f"update: the resources are not JSON: {exc}") from None
+    limits, rules = ocibundle.resources(document)
+    if rules:
+        raise RuntimeError_("update: linux.resources.devices: changing device rules is not "
+                            "supported")
+    engine.update(_target(args.root, args.id), limits)
+    return 0
+
+
 def add_commands(sub: Any, want: Callable[..., bool]) -> None:
     """The lifecycle commands, with runc's flags (``want(name, *aliases)``: build this one?)."""
     for name in ("create", "run"):
@@ -388,6 +416,11 @@ def add_commands(sub: Any, want: Callable[..., bool]) -> None:
         p.add_argument("id")
         p.add_argument("process_args", nargs=argparse.REMAINDER)
         p.set_defaults(func=cmd_exec)
+    if want("update"):
+        p = sub.add_parser("update", help="new cgroup limits for the running container")
+        p.add_argument("-r", "--resources", default="")
+        p.add_argument("id")
+        p.set_defaults(func=cmd_update)
     for name, func in (("pause", cmd_pause), ("resume", cmd_resume)):
         if want(name):
             p = sub.add_parser(name, help=f"{name} every process in the container (freezer)")

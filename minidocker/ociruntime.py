@@ -19,9 +19,10 @@ error goes there, as well as one line on stderr.
 read it; a ``created`` or ``running`` container whose process is gone reads ``stopped``, as in
 runc.
 
-This part has ``spec``, ``features``, ``state`` and ``list``. The commands that start, signal
-or change a container (``create``, ``start``, ``run``, ``kill``, ``delete``, ``exec``, ``ps``,
-``pause``, ``resume``, ``update``) need the engine's ``create``/``start`` and say so.
+This module has ``spec``, ``features``, ``state`` and ``list`` (:mod:`minidocker.ocistate`
+keeps the state). The commands that start, signal or change a container (``create``,
+``start``, ``run``, ``kill``, ``delete``, ``exec``, ``ps``, ``pause``, ``resume``,
+``update``) are :mod:`minidocker.ocicommands`, each a translation into the engine.
 
 Notebook: ``10_oci_runtime`` (to come). See the OCI runtime-spec ``runtime.md`` (the state and
 the operations) and runc's ``man/runc*.8.md``.
@@ -55,8 +56,6 @@ if TYPE_CHECKING:
 PROG = "minidocker-runtime"
 VERSION = "0.1.0"
 DEFAULT_ROOT = "/run/minidocker-runtime"  # runc's is /run/runc: a tmpfs, gone at reboot
-NOT_YET = ("update",)
-NOT_YET_MESSAGE = "not yet (issue 17 part 2)"
 SECCOMP_ARCHS = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM",
                  "SCMP_ARCH_AARCH64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390X",
                  "SCMP_ARCH_RISCV64")
@@ -159,8 +158,9 @@ def features() -> dict[str, Any]:
         },
         "annotations": {
             "org.minidocker.runtime.version": VERSION,
-            "org.minidocker.runtime.stage": "config.json is translated; create, start and run "
-                                            "need issue 17 part 2",
+            "org.minidocker.runtime.stage": "issue 17 part 2: the lifecycle, exec, ps, "
+                                            "pause/resume and update; no hooks or user "
+                                            "namespaces yet",
         },
     }
 
@@ -202,10 +202,6 @@ def cmd_list(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def cmd_not_yet(args: argparse.Namespace, log: Log) -> int:
-    raise RuntimeError_(f"{args.command}: {NOT_YET_MESSAGE}")
-
-
 # -- the command line ----------------------------------------------------------------------------
 
 class Parser(argparse.ArgumentParser):
@@ -216,7 +212,7 @@ class Parser(argparse.ArgumentParser):
 
 
 COMMANDS = ("spec", "features", "state", "list", "ls", "create", "run", "start", "kill",
-            "delete", "rm", "ps", "exec", "pause", "resume", *NOT_YET)
+            "delete", "rm", "ps", "exec", "pause", "resume", "update")
 
 
 def parser(only: str | None = None) -> Parser:
@@ -257,10 +253,6 @@ def parser(only: str | None = None) -> Parser:
     from minidocker import ocicommands
 
     ocicommands.add_commands(sub, want)
-    for name in NOT_YET:  # their own flags are not parsed yet (parse_known_args leaves them)
-        if want(name):
-            sub.add_parser(name, add_help=False, help="(issue 17 part 2)").set_defaults(
-                func=cmd_not_yet)
     return top
 
 
@@ -287,9 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     log, command = _log_flags(argv)
     try:
-        args, rest = parser(command).parse_known_args(argv)
-        if rest and args.command not in NOT_YET:
-            raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
+        args = parser(command).parse_args(argv)
         if args.version:
             from minidocker.runtimespec import SPEC_VERSION
 

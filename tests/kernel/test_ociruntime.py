@@ -414,3 +414,25 @@ def test_namespaces_are_joined_by_path(rt: Runtime, tmp_path: Path) -> None:
     assert result.stdout.split() == ["2", os.readlink(f"/proc/{pid}/ns/net")]
     assert rt("delete", "--force", "first").returncode == 0
     assert rt.left() == []
+
+
+def test_update_sets_new_limits_on_the_cgroup(rt: Runtime, tmp_path: Path) -> None:
+    from minidocker import cgroups
+
+    rt.config(["sleep", "1000"], **{"linux.resources": {"pids": {"limit": 100}}})
+    assert rt("run", "-d", "c1").returncode == 0
+    pid = rt.state("c1")["pid"]
+    resources = tmp_path / "r.json"
+    resources.write_text(json.dumps({"pids": {"limit": 42}}))
+    result = rt("update", "--resources", str(resources), "c1")
+    assert result.returncode == 0, result.stderr
+    if cgroups.version() == 2:
+        group = Path("/sys/fs/cgroup") / Path(f"/proc/{pid}/cgroup").read_text().split("::")[1]
+    else:
+        line = next(line for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                    if ":pids:" in line)
+        group = Path("/sys/fs/cgroup/pids") / line.split(":", 2)[2].lstrip("/")
+    assert (group / "pids.max").read_text().strip() == "42"
+    bad = rt("update", "--resources", str(tmp_path / "missing.json"), "c1")
+    assert bad.returncode == 1 and "missing.json" in bad.stderr
+    assert rt("delete", "--force", "c1").returncode == 0

@@ -100,15 +100,6 @@ def test_list_as_a_table_quietly_and_as_json(tmp_path, capsys) -> None:
     assert [c["id"] for c in listed] == ["a", "b"] and listed[0]["status"] == "created"
 
 
-@pytest.mark.parametrize("command", ociruntime.NOT_YET)
-def test_what_needs_the_engine_says_so_and_leaves_nothing(tmp_path, capsys, command) -> None:
-    code, out, err = run(capsys, "--root", str(tmp_path), command, "--bundle", str(tmp_path),
-                         "c1")
-    assert (code, out) == (1, "")
-    assert err == f"minidocker-runtime: {command}: not yet (issue 17 part 2)\n"
-    assert os.listdir(tmp_path) == []
-
-
 def test_errors_go_to_the_json_log_podman_reads(tmp_path, capsys) -> None:
     log = tmp_path / "log.json"
     run(capsys, "--root", str(tmp_path), "--log", str(log), "--log-format", "json",
