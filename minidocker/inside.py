@@ -277,8 +277,9 @@ def set_up_stdio(c: Child) -> None:
 
 
 def wait_for_start(c: Child) -> None:
-    """A bundle's container (``minidocker-runtime create``): held here, set up, until
-    ``start`` (:func:`minidocker.ocicontainer.hold`)."""
+    """A bundle's container (``minidocker-runtime create``): held here, confined and set up,
+    until ``start`` (:func:`minidocker.ocicontainer.hold`); only execve is left after it, so
+    once ``start`` returns, a signal finds the command's own handlers (as with runc)."""
     if c.spec.oci is not None and c.fifo is not None:
         from minidocker import ocicontainer
 
@@ -318,7 +319,7 @@ def confine(c: Child) -> None:
         syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; programs expect defaults
         signal.signal(sig, signal.SIG_DFL)
-    close_inherited_fds(keep=c.channel.report_fd)
+    close_inherited_fds(c.channel.report_fd, *([] if c.fifo is None else [c.fifo]))
 
 
 def exec_command(c: Child) -> None:
@@ -354,9 +355,9 @@ CHILD_STEPS: tuple[Callable[[Child], None], ...] = (
     bring_up_network,    # 4. network       lo up
     find_user,           # 5. user          /etc/passwd, $HOME, the working directory
     set_up_stdio,        #    stdio         the pty, the supervisor's pipes, or ours
-    wait_for_start,      #    created       a bundle's: held until minidocker-runtime start
     start_init,          #    init          --init: PID 1 reaps, its child goes on
     confine,             #    security      rlimits, capabilities, seccomp, the user
+    wait_for_start,      #    created       a bundle's: held until minidocker-runtime start
     exec_command,        # 6. exec          execve: the command is running
 )
 
@@ -371,15 +372,19 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
         step(c)
 
 
-def close_inherited_fds(keep: int) -> None:
-    """Close every fd above 2 but ``keep`` (the report pipe, closed by exec itself).
+def close_inherited_fds(keep: int, *more: int) -> None:
+    """Close every fd above 2 but ``keep`` (the report pipe, closed by exec itself) and
+    ``more`` (a bundle's exec fifo, closed before exec).
 
     An fd the caller left open without O_CLOEXEC would survive execve into the container; if it
     names a host directory, ``/proc/self/fd/N`` leads out of the container's root. That is
     runc's CVE-2024-21626, and why runc closes them too.
     """
-    os.closerange(3, keep)
-    os.closerange(keep + 1, 1 << 20)
+    low = 3
+    for fd in sorted((keep, *more)):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 def set_up_stdio_fds(spec: Spec, channel: Channel, slave: int | None) -> None:

@@ -18,9 +18,11 @@ step                         with a bundle
 ``populate_dev``             the default nodes and ``linux.devices`` made with mknod(2)
 ``pivot``                    the exec fifo opened (``O_PATH``) while its host path is in reach
 ``mask_paths``               ``linux.sysctl``, the domainname, then ``maskedPaths`` and
-                             ``readonlyPaths``, then ``rootfsPropagation`` on /
-``wait_for_start``           ``oomScoreAdj``, ``umask``; tell the runtime "created", then
-                             block opening the fifo until ``minidocker-runtime start`` reads it
+                             ``readonlyPaths``, ``rootfsPropagation`` on /, ``oomScoreAdj``
+                             and ``umask``
+``wait_for_start``           after ``confine`` (user, capabilities, seccomp): tell the runtime
+                             "created", then block opening the fifo until
+                             ``minidocker-runtime start`` reads it; only execve is left
 ============================ ===============================================================
 
 That last step is runc's ``exec.fifo``: ``create`` returns while the container's process,
@@ -107,7 +109,9 @@ def prepare(spec: Spec, layout: Layout) -> str:
     os.makedirs(layout.containers, exist_ok=True)
     os.mkdir(cdir, 0o710)
     os.mkdir(os.path.join(cdir, "merged"), 0o755)
-    os.mkfifo(os.path.join(cdir, FIFO), 0o622)  # written by the container's user, maybe not 0
+    fifo = os.path.join(cdir, FIFO)
+    os.mkfifo(fifo, 0o622)
+    os.chmod(fifo, 0o622)  # whatever the umask: the container's user, maybe not root, writes
     return cdir
 
 
@@ -222,16 +226,16 @@ def after_pivot(oci: OciSpec) -> None:
         from minidocker.runtimespec import PROPAGATION_FLAGS
 
         syscalls.mount(None, "/", None, PROPAGATION_FLAGS[oci.rootfs_propagation])
-
-
-def hold(oci: OciSpec, report_fd: int, fifo: int) -> None:
-    """The last of the setup as root, then wait for ``start``: say "created" on the report
-    pipe (the runtime's ``create`` returns on it), block in open(2) until ``start`` opens the
-    fifo to read, write one byte."""
-    if oci.oom_score_adj is not None:
+    if oci.oom_score_adj is not None:  # while still root: lowering it needs privilege
         syscalls.write_file("/proc/self/oom_score_adj", str(oci.oom_score_adj))
     if oci.umask is not None:
         os.umask(oci.umask)
+
+
+def hold(oci: OciSpec, report_fd: int, fifo: int) -> None:
+    """Wait for ``start``, confined already: say "created" on the report pipe (the runtime's
+    ``create`` returns on it), block in open(2) until ``start`` opens the fifo to read, write
+    one byte. The fifo's mode (0622) lets a process that is no longer root open it."""
     trace.step("created", "held before execve until minidocker-runtime start")
     os.write(report_fd, b"=\n")
     try:
