@@ -123,3 +123,11 @@ for runtime in "${RUNTIMES[@]}"; do
         done
     fi
 done
+
+# The suite's cgroupsPath parents (/cgrouptest, testdir/cgrouptest/...) stay behind, empty,
+# under every runtime: remove them, deepest first (rmdir removes only an empty group).
+for group in /sys/fs/cgroup/*/testdir/cgrouptest /sys/fs/cgroup/testdir/cgrouptest \
+             /sys/fs/cgroup/*/testdir /sys/fs/cgroup/testdir \
+             /sys/fs/cgroup/*/cgrouptest /sys/fs/cgroup/cgrouptest; do
+    [[ -d "$group" ]] && rmdir "$group" 2>/dev/null || true
+done
