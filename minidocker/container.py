@@ -127,6 +127,8 @@ def read_reports(fd: int, go_fd: int | None, pid: int,
             buf += chunk
             *lines, buf = buf.split(b"\n")
             for line in lines:
+                if line == b"=":  # held before execve (minidocker-runtime create): ready
+                    return error
                 if line.startswith(b"!"):
                     code, _, message = line[1:].decode().partition(" ")
                     error = (int(code), message)
@@ -246,8 +248,8 @@ def make_cgroup(s: Start) -> None:
     :mod:`minidocker.cgroups` for how the child gets in without a kernel grace period."""
     spec = s.spec
     trace.step("cgroup", "made and limited before fork")
-    s.cgroup = cgroups.create(spec.id, cgroups.CgroupLimits.from_dict(spec.resources),
-                              spec.cgroup_parent)
+    s.cgroup = cgroups.create(spec.cgroup_name or spec.id,
+                              cgroups.CgroupLimits.from_dict(spec.resources), spec.cgroup_parent)
     s.undo.callback(s.cgroup.destroy)
     security.device_cgroup(spec, s.cgroup)  # --device ...:r or :w: rules only a cgroup can say
 
@@ -274,7 +276,8 @@ def unshare_pid(s: Start) -> None:
         trace.step("unshare", "a new PID namespace for our next child")
         s.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         s.always.callback(return_to_own_pidns, s)
-        syscalls.unshare(namespaces.FLAGS["pid"])
+        paths = s.spec.oci.namespace_paths if s.spec.oci is not None else {}  # a bundle's
+        namespaces.new_or_join("pid", paths.get("pid", ""))
 
 
 def open_pipes(s: Start) -> None:
@@ -433,8 +436,6 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout,
         cgroup = started.cgroup
         try:
             if started.master is not None:
-                import contextlib
-
                 from minidocker import tty
 
                 tty.copy_winsize(1, started.master)
@@ -539,10 +540,12 @@ def release_cgroup(cdir: str, cid: str) -> None:
     try:
         from minidocker.state import read_json
 
-        parent = read_json(os.path.join(cdir, "config.json")).get("cgroup_parent")
+        record = read_json(os.path.join(cdir, "config.json"))
     except (OSError, ValueError):
-        parent = ""
-    cgroup = cgroups.find(cid, parent if isinstance(parent, str) else "")
+        record = {}
+    parent, name = record.get("cgroup_parent"), record.get("cgroup_name")  # bundles name theirs
+    cgroup = cgroups.find(name if isinstance(name, str) and name else cid,
+                          parent if isinstance(parent, str) else "")
     if cgroup is not None:
         trace.step("release", f"cgroup {cgroup}: kill what is left, wait until empty, rmdir")
         cgroup.destroy()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from minidocker.config import ContainerConfig, Process
+    from minidocker.runtimespec import OciSpec
     from minidocker.security import SecurityPlan
     from minidocker.spec import Spec
     from minidocker.userns import UsernsPlan
@@ -67,18 +68,32 @@ def _say(line: str) -> None:
 
 
 def plan(config: ContainerConfig, layout: state.Layout | None = None,
-         say: Callable[[str], None] = _say, cid: str = "") -> Plan:
+         say: Callable[[str], None] = _say, cid: str = "", oci: OciSpec | None = None) -> Plan:
     """Decide everything about the container ``config`` asks for; create nothing.
     ``say`` gets each line meant for the user's terminal (a warning); ``cid``: the ID the
-    caller chose (a client that must find the container again), else a new one."""
+    caller chose (a client that must find the container again), else a new one. ``oci``: what
+    a bundle says beyond the config (``minidocker-runtime``): its root filesystem replaces the
+    image (see :mod:`minidocker.ocicontainer`)."""
     from minidocker import namespaces, spec
 
     layout = layout or state.Layout()
     limits = _check(config)
-    image_id, image_config, lowers = resolve_image(config.image, layout, say)
+    if oci is not None:
+        from minidocker import ocicontainer
+
+        ocicontainer.check(oci)
+        image_config: dict[str, Any] = {}
+        lowers: list[str] = []
+        image_id = ""
+    else:
+        image_id, image_config, lowers = resolve_image(config.image, layout, say)
     network, implied_hostname = _network_plan(config, layout.root, image_config, say)
-    confinement = _security_plan(config, layout.root, say)
-    parent = cgroups.check_parent(config.cgroup_parent) if config.cgroup_parent else ""
+    confinement = _security_plan(config, layout.root, say, oci)
+    cgroup_parent, cgroup_name = config.cgroup_parent, ""
+    if oci is not None and oci.cgroups_path:
+        cgroup_parent, cgroup_name = ocicontainer.cgroup_place(oci)
+    parent = cgroups.check_parent(cgroup_parent) if cgroup_parent not in ("", "/") \
+        else cgroup_parent  # "/": a bundle's group right under the hierarchy's root
     for warning in cgroups.discard_unsupported(limits, parent):  # once the rest is valid
         say(f"WARNING: {warning}")  # inspect then shows what runs: a discarded weight is 0
     ns = config.namespaces
@@ -106,6 +121,10 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
         remove=config.auto_remove, namespaces=kinds, resources=limits.as_dict(),
         cgroup_parent=parent, network=network, security=confinement,
         stop_signal=config.stop_signal, mounts=mounted, read_only=config.read_only)
+    if oci is not None:  # the bundle's environment and hostname exactly: nothing added
+        made.env = dict(item.partition("=")[::2] for item in process.env)
+        made.hostname = config.hostname or ""
+        made.oci, made.cgroup_name = oci, cgroup_name
     return Plan(made, lowers, image_config)
 
 
@@ -181,18 +200,37 @@ def _network_plan(config: ContainerConfig, root: str, image_config: dict[str, An
     return made, implied
 
 
-def _security_plan(config: ContainerConfig, root: str,
-                   say: Callable[[str], None]) -> SecurityPlan:
+def _security_plan(config: ContainerConfig, root: str, say: Callable[[str], None],
+                   oci: OciSpec | None = None) -> SecurityPlan:
     from minidocker import security
 
     sec = config.security
-    return security.plan(cap_add=sec.cap_add, cap_drop=sec.cap_drop,
+    opts = list(sec.security_opt)
+    if oci is not None:  # the bundle's profile is compiled below, never Docker's default
+        opts = [o for o in opts if not o.startswith("seccomp")] + ["seccomp=unconfined"]
+    made = security.plan(cap_add=sec.cap_add, cap_drop=sec.cap_drop,
                          cap_ambient=sec.cap_ambient, privileged=sec.privileged,
-                         security_opt=sec.security_opt, ulimits=sec.ulimits,
+                         security_opt=opts, ulimits=sec.ulimits,
                          device=sec.devices, userns=sec.userns,
                          cache_dir=os.path.join(root, "cache", "seccomp"),
                          warn=lambda text: say(f"minidocker: warning: {text}"),
                          subids=sec.subids, say=lambda text: say(f"minidocker: {text}"))
+    if oci is not None:
+        from minidocker import capabilities
+
+        sets = {name: capabilities.to_mask(oci.capabilities.get(name, []))
+                for name in ("bounding", "permitted", "effective", "inheritable", "ambient")}
+        # The kernel raises an ambient capability only if it is permitted and inheritable;
+        # runc drops the others (with a warning), and so do we.
+        sets["ambient"] &= sets["permitted"] & sets["inheritable"]
+        made.exact = capabilities.CapSets(**sets)
+        if oci.seccomp is not None:
+            from minidocker import seccomp
+
+            made.seccomp = seccomp.compile_profile(
+                oci.seccomp, set(capabilities.to_names(sets["bounding"])),
+                where="linux.seccomp").program
+    return made
 
 
 def run(config: ContainerConfig, layout: state.Layout | None = None, *, cid: str = "",
@@ -216,13 +254,49 @@ def create(config: ContainerConfig, layout: state.Layout | None = None,
     return make(made, made.hostconfig(config), layout)
 
 
+def create_held(config: ContainerConfig, oci: OciSpec, *, cid: str,
+                layout: state.Layout, stdio: tuple[int, int, int] | None = None
+                ) -> container.Started:
+    """``minidocker-runtime create``: plan a bundle's container, make it, and start it up to
+    just before execve, where it waits for :func:`release` (see :mod:`minidocker.ocicontainer`).
+    Its process outlives this one (a runtime's ``create`` returns), so it is not tied to it.
+    On failure nothing is left: the start undoes itself, then the directory goes."""
+    made = plan(config, layout, _say, cid, oci)
+    spec = made.spec
+    cid = make(made, {}, layout, starting=True)
+    try:
+        return container.start(spec, [], layout.container(cid), stdio=stdio, tied=False)
+    except BaseException:
+        container.teardown(layout, cid, spec.name)
+        raise
+
+
+def release(target: Target) -> None:
+    """``minidocker-runtime start``: let the held process go on to its execve."""
+    from minidocker import ocicontainer
+
+    c = _container(target)
+    pidfd = c.pidfd()
+    if pidfd is None:
+        raise LifecycleError(f"container {c.id[:12]} is not running")
+    try:
+        ocicontainer.release(c.dir, pidfd)
+    finally:
+        os.close(pidfd)
+
+
 def make(made: Plan, hostconfig: dict[str, Any], layout: state.Layout,
          starting: bool = False) -> str:
     """What :func:`create` creates for a plan: the directory (:func:`container.prepare`), the
     name, and the records, which ``starting`` leaves to the start (it writes them while the
     container's process sets itself up: they are not needed before). Undone if it fails."""
     spec = made.spec
-    cdir = container.prepare(spec, layout, made.lowers)
+    if spec.oci is not None:
+        from minidocker import ocicontainer
+
+        cdir = ocicontainer.prepare(spec, layout)
+    else:
+        cdir = container.prepare(spec, layout, made.lowers)
     claimed = False
     try:
         layout.claim_name(spec.name, spec.id)
@@ -319,8 +393,9 @@ def _thaw(c: lifecycle.Container) -> None:
         cgroups.Cgroup.from_dict(record).thaw()
 
 
-def kill(target: Target, sig: int) -> None:
-    """``kill``: send ``sig``; with SIGKILL, return once it is gone and recorded."""
+def kill(target: Target, sig: int, recorded: bool = True) -> None:
+    """``kill``: send ``sig``; with SIGKILL, return once it is gone and (``recorded``: when its
+    parent records exits, which a bundle's container has not) its exit recorded."""
     c = _container(target)
     if c.status() not in ("running", "paused"):
         raise LifecycleError(f"cannot kill container: {c.ref}: container {c.id[:12]} is not "
@@ -337,7 +412,8 @@ def kill(target: Target, sig: int) -> None:
             signal.pidfd_send_signal(pidfd, sig)
         if sig == signal.SIGKILL:  # Docker's kill returns once a SIGKILLed container is gone
             _wait_pidfd(pidfd, RECORD_WAIT)
-            wait_recorded(c, pid)
+            if recorded:
+                wait_recorded(c, pid)
     finally:
         os.close(pidfd)
 
@@ -382,6 +458,15 @@ def remove(target: Target, force: bool = False, volumes: bool = False) -> None:
                            start_time=c.state.get("StartTime"), volumes=volumes)
 
 
+def update(target: Target, limits: cgroups.CgroupLimits) -> None:
+    """``update``: new limits on the running container's cgroup (only the ones given)."""
+    c = _container(target)
+    cgroup = c.cgroup() if c.status() in ("running", "paused") else None
+    if cgroup is None:
+        raise LifecycleError(f"container {c.id[:12]} is not running")
+    cgroup.set_limits(cgroups.validate(limits, defaults=False))
+
+
 def check_exec(target: Target) -> lifecycle.Container:
     """The container ``exec`` may enter: running, not paused."""
     c = _container(target)
@@ -407,6 +492,30 @@ def exec(target: Target, process: Process, env_files: Sequence[str] = (),
         raise LifecycleError(f"container {c.id} is not running")
     try:
         return enter.exec_in(int(c.state["Pid"]), plan, c.cgroup())
+    finally:
+        os.close(pidfd)
+
+
+def exec_bundle_process(target: Target, config: ContainerConfig, oci: OciSpec, *,
+                        detach: bool = False, console_socket: str = "",
+                        started: Callable[[int], None] | None = None) -> int:
+    """``minidocker-runtime exec``: the process of a bundle's ``process`` object (translated
+    into ``config`` and ``oci`` as at create) in the running container: exactly its args, env,
+    user, cwd, capabilities, rlimits and seccomp, nothing of the container's added. With
+    ``detach`` it keeps the caller's stdio (the engine's pipes) and returns once it runs."""
+    from minidocker import enter
+
+    c = check_exec(target)
+    process = config.process
+    plan = enter.ExecPlan(list(process.args), dict(e.partition("=")[::2] for e in process.env),
+                          process.user or "0", process.workdir or "/", process.tty, True,
+                          detach, _security_plan(config, c.layout.root, _say, oci))
+    plan.keep_stdio, plan.console_socket = True, console_socket
+    pidfd = c.pidfd()
+    if pidfd is None:
+        raise LifecycleError(f"container {c.id} is not running")
+    try:
+        return enter.exec_in(int(c.state["Pid"]), plan, c.cgroup(), started)
     finally:
         os.close(pidfd)
 

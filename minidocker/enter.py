@@ -42,7 +42,7 @@ from minidocker.errors import EXIT_CANNOT_INVOKE, ExecError, MinidockerError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 
@@ -51,13 +51,16 @@ class ExecPlan:
     is the container's own confinement, rebuilt from its record: an exec'd process gets the
     same capabilities, seccomp filter and limits as the container's first one."""
 
-    __slots__ = ("argv", "env", "user", "workdir", "tty", "interactive", "detach", "security")
+    __slots__ = ("argv", "env", "user", "workdir", "tty", "interactive", "detach", "security",
+                 "keep_stdio", "console_socket")
 
     def __init__(self, argv: list[str], env: dict[str, str], user: str, workdir: str,
                  tty: bool, interactive: bool, detach: bool, security: Any = None) -> None:
         self.argv, self.env, self.user, self.workdir = argv, env, user, workdir
         self.tty, self.interactive, self.detach = tty, interactive, detach
         self.security = security
+        self.keep_stdio = False  # -d, but on the caller's stdio (an OCI runtime's exec)
+        self.console_socket = ""  # -t: where the pty master goes (an OCI runtime's exec)
 
 
 def make_plan(config: dict[str, Any], argv: list[str], *, env: Sequence[str] = (),
@@ -100,13 +103,15 @@ def joinable(pid: int) -> list[str]:
     return [kind for kind, ns in theirs.items() if mine.get(kind) != ns]
 
 
-def exec_in(pid: int, plan: ExecPlan, cgroup: Any = None) -> int:
+def exec_in(pid: int, plan: ExecPlan, cgroup: Any = None,
+            started: Callable[[int], None] | None = None) -> int:
     """Run ``plan`` in the container whose first process is ``pid``; its exit code (0 at once
     with ``-d``). ``cgroup`` (a :class:`minidocker.cgroups.Cgroup`, if the container has one)
-    is joined first."""
+    is joined first. ``started`` is told the process's PID once it has exec'd."""
     kinds = joinable(pid)
     console = None
-    if plan.tty and not plan.detach:  # -d: nobody would be there to read the terminal
+    # -d: nobody would be there to read the terminal, unless it goes to a console socket
+    if plan.tty and (not plan.detach or plan.console_socket):
         import socket
 
         console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -152,6 +157,12 @@ def exec_in(pid: int, plan: ExecPlan, cgroup: Any = None) -> int:
         if error is not None:
             os.waitpid(child, 0)
             raise ExecError(error[1], error[0])
+        if started is not None:
+            started(child)
+        if master is not None and plan.console_socket:
+            tty.send_to_console_socket(plan.console_socket, master)
+            os.close(master)
+            master = None
         if plan.detach:
             return 0  # it runs on; the host's init reaps it when it ends
         if master is not None:
@@ -249,7 +260,7 @@ def _stdio(plan: ExecPlan, slave: int | None) -> None:
 
         tty.make_controlling(slave)
         return
-    if plan.detach:
+    if plan.detach and not plan.keep_stdio:
         null = os.open(os.devnull, os.O_RDWR)
         for target in (0, 1, 2):
             os.dup2(null, target)

@@ -98,7 +98,8 @@ def wait_for_host(channel: Channel, phase: str) -> None:
 class Child:
     """What the container's side of the start carries from one step to the next."""
 
-    __slots__ = ("spec", "lowers", "cdir", "channel", "cgroup", "slave", "user", "env", "exe")
+    __slots__ = ("spec", "lowers", "cdir", "channel", "cgroup", "slave", "user", "env", "exe",
+                 "fifo")
 
     def __init__(self, spec: Spec, lowers: list[str], cdir: str, channel: Channel,
                  cgroup: cgroups.Cgroup | None) -> None:
@@ -108,6 +109,7 @@ class Child:
         self.user: users.ExecUser | None = None
         self.env: dict[str, str] = {}
         self.exe = ""
+        self.fifo: int | None = None  # a bundle's exec fifo (minidocker-runtime create)
 
     @property
     def merged(self) -> str:
@@ -124,7 +126,11 @@ def join_cgroup(c: Child) -> None:
 
 def unshare_namespaces(c: Child) -> None:
     trace.step("namespaces", "the rest of the set, for this process itself")
-    namespaces.unshare([k for k in c.spec.namespaces if k not in ("pid", "user")])  # cloned
+    paths = c.spec.oci.namespace_paths if c.spec.oci is not None else {}
+    namespaces.unshare([k for k in c.spec.namespaces if k not in ("pid", "user", *paths)])
+    for kind, path in paths.items():  # a bundle's namespaces to join (pid and user: refused)
+        trace.step("namespaces", f"join {kind} at {path}")
+        namespaces.join_path(kind, path)
     if c.spec.network.get("mode") == "container":  # --network container:X: setns, not unshare
         from minidocker import networking
 
@@ -139,6 +145,11 @@ def become_userns_root(c: Child) -> None:
 
 
 def mount_rootfs(c: Child) -> None:
+    if c.spec.oci is not None:
+        from minidocker import ocicontainer
+
+        ocicontainer.mount_rootfs(c.spec.oci, c.merged, c.cgroup)
+        return
     trace.step("rootfs", "overlay, kernel filesystems, pivot_root")
     rootfs.make_mounts_private()
     from minidocker import graphdriver
@@ -159,7 +170,7 @@ def mount_cgroupfs(c: Child) -> None:
     """v2: the container's own cgroup2 tree, read-only, at /sys/fs/cgroup (as runc mounts it).
     A child born in its group by clone3 has no Cgroup to join: then the host is asked."""
     on_v2 = c.cgroup.version == 2 if c.cgroup is not None else cgroups.version() == 2
-    if on_v2 and "cgroup" in c.spec.namespaces:
+    if on_v2 and "cgroup" in c.spec.namespaces and c.spec.oci is None:  # a bundle: its table
         rootfs.mount_cgroup2(c.merged, writable=security.is_privileged(c.spec))
 
 
@@ -191,6 +202,11 @@ def mount_volumes(c: Child) -> None:
 
 
 def populate_dev(c: Child) -> None:
+    if c.spec.oci is not None:
+        from minidocker import ocicontainer
+
+        ocicontainer.make_devices(c.spec.oci, c.merged)
+        return
     security.populate_dev(c.spec, c.merged, rootfs.DEFAULT_DEVICES)
 
 
@@ -207,11 +223,21 @@ def open_console(c: Child) -> None:
 
 
 def pivot(c: Child) -> None:
-    rootfs.bind_files(c.merged, [(os.path.join(c.cdir, f), "/etc/" + f) for f in ETC_FILES])
+    if c.spec.oci is None:
+        rootfs.bind_files(c.merged, [(os.path.join(c.cdir, f), "/etc/" + f) for f in ETC_FILES])
+    else:  # a bundle's root holds its own /etc files; its exec fifo is reachable only now
+        from minidocker import ocicontainer
+
+        c.fifo = ocicontainer.open_fifo(c.cdir)
     rootfs.pivot_into(c.merged)
 
 
 def mask_paths(c: Child) -> None:
+    if c.spec.oci is not None:
+        from minidocker import ocicontainer  # imported before pivot_root, by pivot
+
+        ocicontainer.after_pivot(c.spec.oci)
+        return
     security.after_pivot(c.spec)
 
 
@@ -227,7 +253,8 @@ def make_root_readonly(c: Child) -> None:
 
 
 def set_hostname(c: Child) -> None:
-    if "uts" in c.spec.namespaces:  # with --uts host this would rename the host itself
+    # With --uts host this would rename the host itself; a bundle may name no hostname.
+    if "uts" in c.spec.namespaces and c.spec.hostname:
         trace.step("hostname")
         syscalls.sethostname(c.spec.hostname)
 
@@ -243,6 +270,8 @@ def find_user(c: Child) -> None:
     spec = c.spec
     trace.step("user", spec.user)
     c.user = users.lookup(spec.user)
+    if spec.oci is not None:  # a bundle's groups are exactly its gid and additionalGids
+        c.user = c.user._replace(groups=[c.user.gid, *spec.oci.additional_gids])
     c.env = dict(spec.env)
     c.env.setdefault("HOME", c.user.home)
     if not os.path.lexists(spec.workdir):
@@ -254,6 +283,22 @@ def find_user(c: Child) -> None:
 
 def set_up_stdio(c: Child) -> None:
     set_up_stdio_fds(c.spec, c.channel, c.slave)
+
+
+def wait_for_start(c: Child) -> None:
+    """A bundle's container (``minidocker-runtime create``): held here, confined and set up,
+    until ``start`` (:func:`minidocker.ocicontainer.hold`); only execve is left after it, so
+    once ``start`` returns, a signal finds the command's own handlers (as with runc)."""
+    if c.spec.oci is not None and c.fifo is not None:
+        from minidocker import ocicontainer
+
+        # As runc: a command that is not there fails the create, where the engine hears it.
+        exe = find_executable(c.spec.argv[0], c.env.get("PATH", ""))
+        if not os.path.exists(exe):
+            raise ExecError(f'exec: "{c.spec.argv[0]}": stat {exe}: no such file or directory',
+                            EXIT_NOT_FOUND)
+        ocicontainer.hold(c.spec.oci, c.channel.report_fd, c.fifo)
+        c.fifo = None
 
 
 def start_init(c: Child) -> None:
@@ -283,7 +328,7 @@ def confine(c: Child) -> None:
         syscalls.prctl(syscalls.PR.SET_PDEATHSIG, signal.SIGKILL)
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; programs expect defaults
         signal.signal(sig, signal.SIG_DFL)
-    close_inherited_fds(keep=c.channel.report_fd)
+    close_inherited_fds(c.channel.report_fd, *([] if c.fifo is None else [c.fifo]))
 
 
 def exec_command(c: Child) -> None:
@@ -321,6 +366,7 @@ CHILD_STEPS: tuple[Callable[[Child], None], ...] = (
     set_up_stdio,        #    stdio         the pty, the supervisor's pipes, or ours
     start_init,          #    init          --init: PID 1 reaps, its child goes on
     confine,             #    security      rlimits, capabilities, seccomp, the user
+    wait_for_start,      #    created       a bundle's: held until minidocker-runtime start
     exec_command,        # 6. exec          execve: the command is running
 )
 
@@ -335,15 +381,19 @@ def start_in_child(spec: Spec, lowers: list[str], cdir: str, channel: Channel,
         step(c)
 
 
-def close_inherited_fds(keep: int) -> None:
-    """Close every fd above 2 but ``keep`` (the report pipe, closed by exec itself).
+def close_inherited_fds(keep: int, *more: int) -> None:
+    """Close every fd above 2 but ``keep`` (the report pipe, closed by exec itself) and
+    ``more`` (a bundle's exec fifo, closed before exec).
 
     An fd the caller left open without O_CLOEXEC would survive execve into the container; if it
     names a host directory, ``/proc/self/fd/N`` leads out of the container's root. That is
     runc's CVE-2024-21626, and why runc closes them too.
     """
-    os.closerange(3, keep)
-    os.closerange(keep + 1, 1 << 20)
+    low = 3
+    for fd in sorted((keep, *more)):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 def set_up_stdio_fds(spec: Spec, channel: Channel, slave: int | None) -> None:

@@ -97,3 +97,21 @@ def join(pid: int, kinds: tuple[str, ...] | list[str]) -> None:
     finally:
         for _, fd in fds:
             os.close(fd)
+
+
+def new_or_join(kind: str, path: str = "") -> None:
+    """A new namespace of ``kind`` (unshare), or with ``path`` the one it names (setns)."""
+    if path:
+        join_path(kind, path)
+    else:
+        unshare([kind])
+
+
+def join_path(kind: str, path: str) -> None:
+    """Enter the namespace of ``kind`` that ``path`` names (a bind-mounted /proc/<pid>/ns/ file,
+    as an OCI bundle's ``linux.namespaces[].path``); setns checks it is of that kind."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.setns(fd, FLAGS[kind], path)
+    finally:
+        os.close(fd)

@@ -305,6 +305,11 @@ def _idmap(entry: Any, where: str) -> dict[str, int]:
     return {k: v or 0 for k, v in mapping.items()}
 
 
+def resources(value: Any) -> tuple[CgroupLimits, list[dict[str, Any]]]:
+    """``linux.resources`` alone (``minidocker-runtime update --resources R.json``)."""
+    return _resources(value, [])
+
+
 def _resources(value: Any, ignored: list[str]) -> tuple[CgroupLimits, list[dict[str, Any]]]:
     """The spec's cgroup resources in Docker's units (:class:`CgroupLimits`), and the device
     rules. The spec's ``memory.swap`` is memory plus swap, as Docker's ``--memory-swap``."""

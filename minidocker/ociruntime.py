@@ -19,9 +19,10 @@ error goes there, as well as one line on stderr.
 read it; a ``created`` or ``running`` container whose process is gone reads ``stopped``, as in
 runc.
 
-This part has ``spec``, ``features``, ``state`` and ``list``. The commands that start, signal
-or change a container (``create``, ``start``, ``run``, ``kill``, ``delete``, ``exec``, ``ps``,
-``pause``, ``resume``, ``update``) need the engine's ``create``/``start`` and say so.
+This module has ``spec``, ``features``, ``state`` and ``list`` (:mod:`minidocker.ocistate`
+keeps the state). The commands that start, signal or change a container (``create``,
+``start``, ``run``, ``kill``, ``delete``, ``exec``, ``ps``, ``pause``, ``resume``,
+``update``) are :mod:`minidocker.ocicommands`, each a translation into the engine.
 
 Notebook: ``10_oci_runtime`` (to come). See the OCI runtime-spec ``runtime.md`` (the state and
 the operations) and runc's ``man/runc*.8.md``.
@@ -35,6 +36,17 @@ import os
 import sys
 
 from minidocker.errors import MinidockerError, UsageError
+from minidocker.ocistate import (  # noqa: F401 -- the state's names, where tests find them
+    ID_CHARS,
+    STATUSES,
+    RuntimeError_,
+    check_id,
+    list_states,
+    read_state,
+    state_path,
+    write_state,
+)
+from minidocker.ocistate import now as _now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,28 +56,12 @@ if TYPE_CHECKING:
 PROG = "minidocker-runtime"
 VERSION = "0.1.0"
 DEFAULT_ROOT = "/run/minidocker-runtime"  # runc's is /run/runc: a tmpfs, gone at reboot
-STATUSES = ("creating", "created", "running", "stopped", "paused")
-NOT_YET = ("create", "start", "run", "kill", "delete", "exec", "ps", "pause", "resume",
-           "update")
-NOT_YET_MESSAGE = "not yet: needs the engine's create/start (issue 17 part 2)"
-# runc's rule for an ID: it names a directory under --root, so no "/" and no "..".
-ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-."
 SECCOMP_ARCHS = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM",
                  "SCMP_ARCH_AARCH64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390X",
                  "SCMP_ARCH_RISCV64")
 
 
-class RuntimeError_(MinidockerError):  # noqa: N801 -- not the builtin RuntimeError
-    """A refusal of the runtime's: runc's words where a caller matches on them."""
-
-
 # -- the log -------------------------------------------------------------------------------------
-
-def _now() -> str:
-    import time
-
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
 
 def log_line(level: str, msg: str, fmt: str = "text", when: str | None = None) -> str:
     """One record as runc's logrus writes it: JSON (``--log-format json``) or logfmt text."""
@@ -104,68 +100,6 @@ class Log:
     def debug(self, msg: str) -> None:
         if self.debugging:
             self._write("debug", msg)
-
-
-# -- state ---------------------------------------------------------------------------------------
-
-def check_id(cid: str) -> str:
-    if not cid or cid in (".", "..") or not set(cid) <= set(ID_CHARS):
-        raise RuntimeError_(f"invalid container id {cid!r}: want letters, digits and _+-.")
-    return cid
-
-
-def state_path(root: str, cid: str) -> str:
-    return os.path.join(root, check_id(cid), "state.json")
-
-
-def write_state(root: str, record: dict[str, Any]) -> None:
-    """Write ``<root>/<id>/state.json`` whole (a temporary file renamed over it)."""
-    path = state_path(root, record["id"])
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(record, f)
-    os.replace(path + ".tmp", path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's: it exists
-        return True
-    return True
-
-
-def read_state(root: str, cid: str) -> dict[str, Any]:
-    """The spec's state of ``cid``; its status as the process is now."""
-    try:
-        with open(state_path(root, cid), encoding="utf-8") as f:
-            record = json.load(f)
-    except FileNotFoundError:
-        raise RuntimeError_("container does not exist") from None  # runc's words: podman
-    except ValueError as exc:  # and containerd match "does not exist"
-        raise RuntimeError_(f"state of {cid}: not JSON: {exc}") from None
-    pid = record.get("pid") or 0
-    if record.get("status") in ("created", "running", "paused") and not (pid and _alive(pid)):
-        record["status"] = "stopped"
-    if record.get("status") == "stopped":
-        record["pid"] = 0
-    return record
-
-
-def list_states(root: str) -> list[dict[str, Any]]:
-    try:
-        names = sorted(os.listdir(root))
-    except FileNotFoundError:
-        return []
-    found = []
-    for name in names:
-        try:
-            found.append(read_state(root, name))
-        except RuntimeError_:  # not a container's directory, or one going away
-            continue
-    return found
 
 
 def _owner(root: str, cid: str) -> str:
@@ -224,8 +158,9 @@ def features() -> dict[str, Any]:
         },
         "annotations": {
             "org.minidocker.runtime.version": VERSION,
-            "org.minidocker.runtime.stage": "config.json is translated; create, start and run "
-                                            "need issue 17 part 2",
+            "org.minidocker.runtime.stage": "issue 17 part 2: the lifecycle, exec, ps, "
+                                            "pause/resume and update; no hooks or user "
+                                            "namespaces yet",
         },
     }
 
@@ -267,10 +202,6 @@ def cmd_list(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def cmd_not_yet(args: argparse.Namespace, log: Log) -> int:
-    raise RuntimeError_(f"{args.command}: {NOT_YET_MESSAGE}")
-
-
 # -- the command line ----------------------------------------------------------------------------
 
 class Parser(argparse.ArgumentParser):
@@ -280,7 +211,19 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def parser() -> Parser:
+COMMANDS = ("spec", "features", "state", "list", "ls", "create", "run", "start", "kill",
+            "delete", "rm", "ps", "exec", "pause", "resume", "update")
+
+
+def parser(only: str | None = None) -> Parser:
+    """runc's command line. ``only``: the command given, whose subparser alone is built (each
+    costs a millisecond or two of every start; ``--help`` builds them all)."""
+    if only not in COMMANDS:
+        only = None
+
+    def want(*names: str) -> bool:
+        return only is None or only in names
+
     top = Parser(prog=PROG, description="minidocker as an OCI runtime (runc's command line)")
     top.add_argument("--root", default=DEFAULT_ROOT, help="where container state is kept")
     top.add_argument("--log", default="", help="the log file (default: stderr)")
@@ -290,49 +233,53 @@ def parser() -> Parser:
                      help="accepted; cgroupsPath in systemd's form is refused at create")
     top.add_argument("-v", "--version", action="store_true")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
-    spec = sub.add_parser("spec", help="write a default config.json")
-    spec.add_argument("-b", "--bundle", default=".")
-    spec.add_argument("--rootless", action="store_true")
-    spec.set_defaults(func=cmd_spec)
-    sub.add_parser("features", help="what this runtime supports, as JSON").set_defaults(
-        func=cmd_features)
-    state = sub.add_parser("state", help="a container's state, as JSON")
-    state.add_argument("id")
-    state.set_defaults(func=cmd_state)
-    listing = sub.add_parser("list", aliases=["ls"], help="the containers under --root")
-    listing.add_argument("-q", "--quiet", action="store_true")
-    listing.add_argument("-f", "--format", default="table", choices=("table", "json"))
-    listing.set_defaults(func=cmd_list)
-    for name in NOT_YET:  # their own flags are not parsed yet (parse_known_args leaves them)
-        sub.add_parser(name, add_help=False, help="(issue 17 part 2)").set_defaults(
-            func=cmd_not_yet)
+    if want("spec"):
+        spec = sub.add_parser("spec", help="write a default config.json")
+        spec.add_argument("-b", "--bundle", default=".")
+        spec.add_argument("--rootless", action="store_true")
+        spec.set_defaults(func=cmd_spec)
+    if want("features"):
+        sub.add_parser("features", help="what this runtime supports, as JSON").set_defaults(
+            func=cmd_features)
+    if want("state"):
+        state = sub.add_parser("state", help="a container's state, as JSON")
+        state.add_argument("id")
+        state.set_defaults(func=cmd_state)
+    if want("list", "ls"):
+        listing = sub.add_parser("list", aliases=["ls"], help="the containers under --root")
+        listing.add_argument("-q", "--quiet", action="store_true")
+        listing.add_argument("-f", "--format", default="table", choices=("table", "json"))
+        listing.set_defaults(func=cmd_list)
+    from minidocker import ocicommands
+
+    ocicommands.add_commands(sub, want)
     return top
 
 
-def _log_flags(argv: Sequence[str]) -> Log:
+def _log_flags(argv: Sequence[str]) -> tuple[Log, str | None]:
     """``--log``, ``--log-format`` and ``--debug`` read before the rest, so that a command line
-    that does not parse is still reported in the log the engine reads."""
+    that does not parse is still reported in the log the engine reads; and the command."""
     found = {"--root": "", "--log": "", "--log-format": "text"}  # the flags with a value
     debug = False
+    command = None
     it = iter(argv)
     for word in it:
         if not word.startswith("-"):
+            command = word
             break  # the command: global flags come before it
         key, sep, value = word.partition("=")
         if key in found:
             found[key] = value if sep else next(it, "")
         debug = debug or word == "--debug"
     fmt = found["--log-format"] if found["--log-format"] in ("text", "json") else "text"
-    return Log(found["--log"], fmt, debug)
+    return Log(found["--log"], fmt, debug), command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    log = _log_flags(argv)
+    log, command = _log_flags(argv)
     try:
-        args, rest = parser().parse_known_args(argv)
-        if rest and args.command not in NOT_YET:
-            raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
+        args = parser(command).parse_args(argv)
         if args.version:
             from minidocker.runtimespec import SPEC_VERSION
 
@@ -342,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser().print_help()
             return 1
         args.root = os.path.abspath(args.root)
+        from minidocker.ocicommands import check_flags
+
+        check_flags(args)
         log.debug(f"{args.command}: {argv}")
         return int(args.func(args, log))
     except MinidockerError as exc:

@@ -59,7 +59,7 @@ class SecurityPlan:
     """Everything decided about a container's confinement, before anything is created."""
 
     __slots__ = ("privileged", "granted", "ambient", "seccomp", "no_new_privs", "ulimits",
-                 "devices", "apparmor", "userns", "options")
+                 "devices", "apparmor", "userns", "options", "exact")
 
     def __init__(self, *, privileged: bool = False, granted: int = 0, ambient: int = 0,
                  seccomp: bytes | None = None, no_new_privs: bool = False,
@@ -71,6 +71,9 @@ class SecurityPlan:
         self.seccomp, self.no_new_privs = seccomp, no_new_privs
         self.ulimits, self.devices = ulimits or [], devices or []
         self.apparmor, self.userns, self.options = apparmor, userns, options or {}
+        # The five sets given exactly (a bundle's process.capabilities), instead of the ones
+        # sets_for derives from the grant and the user.
+        self.exact: capabilities.CapSets | None = None
 
     def capabilities(self) -> list[str]:
         return capabilities.to_names(self.granted)
@@ -378,6 +381,10 @@ def device_cgroup(spec: Spec, cgroup: Any) -> Any:
     program on its v2 group. Every other container is protected by the ``nodev`` mounts alone,
     so it needs no devices group (and none is left for teardown to find)."""
     sec = spec.security
+    oci_rules = spec.oci.device_rules if spec.oci is not None else []
+    if oci_rules:
+        rules = devices.rules_for([])  # runc's way too: its defaults, then the bundle's
+        return _oci_device_rules(spec, cgroup, rules, oci_rules)
     if sec is None or sec.privileged or all(d.access == "rwm" for d in sec.devices):
         return cgroup
     rules = devices.rules_for(sec.devices)  # on failure the caller destroys the cgroup
@@ -392,6 +399,37 @@ def device_cgroup(spec: Spec, cgroup: Any) -> Any:
     return cgroup
 
 
+def _oci_device_rules(spec: Spec, cgroup: Any, defaults: list[tuple[str, int, int, str]],
+                      oci_rules: list[dict[str, Any]]) -> Any:
+    """A bundle's ``linux.resources.devices`` in order, then the default allow list (as runc
+    appends it): on v1 each rule is written to devices.allow or devices.deny as it comes;
+    v2's eBPF program is an allow list, so there a deny rule may only be the first,
+    deny-all one."""
+    allowed = []
+    for i, rule in enumerate(oci_rules):
+        entry = (rule["type"], rule["major"], rule["minor"], rule["access"])
+        if rule["allow"]:
+            allowed.append(entry)
+        elif cgroup.version == 2 and not (i == 0 and entry == ("a", -1, -1, "rwm")):
+            raise UsageError(f"config.json: linux.resources.devices[{i}]: a deny rule other "
+                             "than the first deny-all is not supported on cgroup v2")
+    if cgroup.version == 2:
+        trace.step("device filter", "an eBPF program: the bundle's rules and the defaults")
+        devices.attach_v2(cgroup.paths["unified"], allowed + defaults)
+        return cgroup
+    if "devices" not in cgroup.paths:
+        _add_v1_devices_group(cgroup, spec)
+    trace.step("devices cgroup", "the bundle's rules in order, then the default allow list")
+    group = cgroup.paths["devices"]
+    for rule in oci_rules:
+        syscalls.write_file(os.path.join(group, "devices.allow" if rule["allow"] else
+                                         "devices.deny"), devices.rule_text(
+            rule["type"], rule["major"], rule["minor"], rule["access"]))
+    for entry in defaults:
+        syscalls.write_file(os.path.join(group, "devices.allow"), devices.rule_text(*entry))
+    return cgroup
+
+
 def _add_v1_devices_group(cgroup: Any, spec: Spec) -> None:
     """cgroups.v1 makes no devices group: make one at the same place in that hierarchy."""
     from minidocker import cgroups
@@ -400,9 +438,9 @@ def _add_v1_devices_group(cgroup: Any, spec: Spec) -> None:
     if not os.path.isdir(hierarchy):
         raise UsageError("--device with r/w-only access needs the devices cgroup, and this "
                          "host has none mounted")
-    parent = cgroups.check_parent(spec.cgroup_parent) if spec.cgroup_parent \
-        else cgroups.DEFAULT_PARENT
-    group = os.path.join(hierarchy, parent, spec.id)
+    parent = "" if spec.cgroup_parent == "/" else cgroups.check_parent(spec.cgroup_parent) \
+        if spec.cgroup_parent else cgroups.DEFAULT_PARENT
+    group = os.path.join(hierarchy, parent, spec.cgroup_name or spec.id)
     cgroups.make_parents(hierarchy, parent)
     syscalls.mkdir(group)
     cgroup.paths["devices"] = group
@@ -456,7 +494,7 @@ def apply(plan: SecurityPlan | None, user: users.ExecUser, exe: str, argv0: str 
         from minidocker import lsm
 
         lsm.change_profile(plan.apparmor)  # now, so that exec keeps the parent-death signal
-    sets = capabilities.sets_for(plan.granted, user.uid, plan.ambient)
+    sets = plan.exact or capabilities.sets_for(plan.granted, user.uid, plan.ambient)
     capabilities.drop_bounding(sets.bounding)
     if user.uid != 0:
         capabilities.keep_caps(True)

@@ -32,11 +32,12 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
+    from minidocker.runtimespec import OciSpec
     from minidocker.security import SecurityPlan
 
 
 _OPTIONAL: dict[str, Any] = {"security": None, "stop_signal": "", "mounts": [],
-                             "read_only": False}
+                             "read_only": False, "cgroup_name": "", "oci": None}
 
 
 class Spec:
@@ -45,7 +46,7 @@ class Spec:
     __slots__ = ("id", "name", "image", "image_id", "argv", "env", "workdir", "user",
                  "hostname", "tty", "interactive", "init", "remove", "namespaces", "resources",
                  "cgroup_parent", "network", "security", "stop_signal", "mounts",
-                 "read_only")
+                 "read_only", "cgroup_name", "oci")
     id: str
     name: str
     image: str
@@ -67,6 +68,8 @@ class Spec:
     stop_signal: str  # what `stop` sends first: --stop-signal, else the image's STOPSIGNAL
     mounts: list[dict[str, Any]]  # -v, --mount, --tmpfs as host paths (container_mounts)
     read_only: bool  # --read-only: the root filesystem's own mount read-only
+    cgroup_name: str  # the group's own name under cgroup_parent ("": the ID)
+    oci: OciSpec | None  # a bundle's container (minidocker-runtime): what only it says
 
     def __init__(self, **fields: Any) -> None:
         for key in self.__slots__:
@@ -77,8 +80,8 @@ class Spec:
             raise TypeError(f"unknown fields: {sorted(fields)}")
 
     def as_dict(self) -> dict[str, Any]:
-        return {key: getattr(value, "as_dict", lambda v=value: v)()  # a plan records itself
-                for key in self.__slots__ for value in (getattr(self, key),)}
+        return {key: getattr(value, "as_dict", getattr(value, "to_dict", lambda v=value: v))()
+                for key in self.__slots__ for value in (getattr(self, key),)}  # plans: their own
 
     def __repr__(self) -> str:
         return "Spec(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"

@@ -56,6 +56,16 @@ def send_fd(sock: socket.socket, fd: int) -> None:
     socket.send_fds(sock, [b"pty"], [fd])
 
 
+def send_to_console_socket(path: str, fd: int) -> None:
+    """Send ``fd`` (a pty master) over the unix socket at ``path`` by SCM_RIGHTS, as runc does
+    with ``--console-socket``: the engine (podman's conmon, containerd's shim) listens there."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(path)
+        socket.send_fds(sock, [b"/dev/ptmx"], [fd])
+
+
 def recv_fd(sock: socket.socket) -> int | None:
     """The fd the other side sent, or None if it closed the socket without sending one."""
     _, fds, _, _ = socket.recv_fds(sock, 16, 1)

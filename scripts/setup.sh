@@ -25,6 +25,7 @@ APT_PACKAGES=(
     busybox-static
     iproute2 nftables
     runc crun
+    podman conmon fuse-overlayfs  # tests: podman --runtime minidocker-runtime
     skopeo umoci
     util-linux ca-certificates
     procps

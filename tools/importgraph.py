@@ -73,14 +73,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "netplan",
         "engine", "enter", "supervisor", "supervisor_loop", "supervisor_requests",
         "supervisor_streams", "supervisor_exits", "supervisor_adoption", "keeper", "client",
-        "attach", "runtimespec", "ocibundle",
+        "attach", "runtimespec", "ocibundle", "ocicontainer",
     ),
     "faces": (
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands", "commands.lab",
         "commands.table", "commands.run", "commands.containers", "commands.listing",
         "commands.attaching", "commands.images", "commands.archives", "commands.changes",
         "commands.network", "commands.registry", "commands.resources", "commands.volumes",
-        "commands.build", "ociruntime", "commit", "builder",
+        "commands.build", "ociruntime", "commit", "builder", "ocistate", "ocicommands",
     ),
     "notebook helpers": (
         "lab", "labcheck", "overlaylab", "escapes",

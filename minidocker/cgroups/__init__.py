@@ -196,7 +196,7 @@ def discard_unsupported(limits: CgroupLimits, parent: str = "", root: str = ROOT
         group = driver.weight_group(cgroup.paths)
     else:
         driver = Cgroup(version(root), {}).driver()
-        group = driver.weight_parent(root, check_parent(parent) if parent else DEFAULT_PARENT)
+        group = driver.weight_parent(root, _under(parent))
     if group is not None and driver.weight_file(group) is not None:
         return []
     from minidocker import trace
@@ -309,10 +309,19 @@ class Cgroup:
                     raise
 
 
+def _under(parent: str) -> str:
+    """Where groups go in each hierarchy: ``--cgroup-parent`` (checked), minidocker's own
+    parent, or with "/" the hierarchy's root itself (an OCI bundle's ``cgroupsPath`` of one
+    component, such as ``/cgrouptest``; not a flag's value: ``check_parent`` refuses it)."""
+    if parent == "/":
+        return ""
+    return check_parent(parent) if parent else DEFAULT_PARENT
+
+
 def _placement(cid: str, parent: str, root: str) -> tuple[int, dict[str, str]]:
     """Where the container's group is (or would be): (version, paths), without touching it."""
     v = version(root)
-    parent = check_parent(parent) if parent else DEFAULT_PARENT
+    parent = _under(parent)
     if v == 2:
         return 2, {"unified": os.path.join(root, parent, cid)}
     from minidocker.cgroups import v1
@@ -325,12 +334,14 @@ def find(cid: str, parent: str = "", root: str = ROOT) -> Cgroup | None:
 
     Every ``run`` asks when its container exits, so a miss costs only a few stat(2) calls.
     """
-    under = check_parent(parent) if parent else DEFAULT_PARENT
+    under = _under(parent)
     probes = [os.path.join(root, under, cid)] + [os.path.join(root, c, under, cid)
                                                  for c in ("pids", "memory", "freezer")]
     if not any(os.path.isdir(p) for p in probes):
         return None
     v, paths = _placement(cid, parent, root)
+    if v == 1:  # a devices group is made only for device rules (minidocker.security)
+        paths["devices"] = os.path.join(root, "devices", under, cid)
     paths = {c: p for c, p in paths.items() if os.path.isdir(p)}
     if not paths:
         return None
@@ -344,7 +355,7 @@ def create(cid: str, limits: CgroupLimits, parent: str = "", root: str = ROOT,
     On failure, everything made so far is removed again before the error propagates.
     """
     v = cgroup_version or version(root)
-    named = check_parent(parent) if parent else DEFAULT_PARENT
+    named = _under(parent)
     cgroup = Cgroup(v, {})
     driver = cgroup.driver()
     try:

@@ -100,28 +100,18 @@ def test_list_as_a_table_quietly_and_as_json(tmp_path, capsys) -> None:
     assert [c["id"] for c in listed] == ["a", "b"] and listed[0]["status"] == "created"
 
 
-@pytest.mark.parametrize("command", ociruntime.NOT_YET)
-def test_what_needs_the_engine_says_so_and_leaves_nothing(tmp_path, capsys, command) -> None:
-    code, out, err = run(capsys, "--root", str(tmp_path), command, "--bundle", str(tmp_path),
-                         "c1")
-    assert (code, out) == (1, "")
-    assert err == (f"minidocker-runtime: {command}: not yet: needs the engine's create/start "
-                   "(issue 17 part 2)\n")
-    assert os.listdir(tmp_path) == []
-
-
 def test_errors_go_to_the_json_log_podman_reads(tmp_path, capsys) -> None:
     log = tmp_path / "log.json"
     run(capsys, "--root", str(tmp_path), "--log", str(log), "--log-format", "json",
         "state", "nope")
     run(capsys, "--log-format=json", f"--log={log}", "--root", str(tmp_path), "bogus")
     run(capsys, "--log", str(log), "--log-format", "json", "--root", str(tmp_path),
-        "create", "c1")
+        "create", "--bundle", str(tmp_path / "nowhere"), "c1")
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["level"] for r in records] == ["error"] * 3
     assert records[0]["msg"] == "container does not exist"
     assert "invalid choice: 'bogus'" in records[1]["msg"]
-    assert records[2]["msg"].startswith("create: not yet")
+    assert records[2]["msg"].startswith("config.json: cannot open ")
     assert all(set(r) == {"level", "msg", "time"} and r["time"].endswith("Z") for r in records)
     assert log.read_text().startswith('{"level":"error","msg":')  # logrus' compact form
 
@@ -153,3 +143,18 @@ def test_the_console_script(tmp_path) -> None:
     done = subprocess.run([script, "--root", str(tmp_path), "features"], capture_output=True,
                           text=True, check=True)
     assert json.loads(done.stdout)["linux"]["cgroup"]["v1"] is True
+
+
+def test_a_create_that_fails_leaves_nothing(tmp_path, capsys) -> None:
+    """A bundle refused before anything starts: one line naming the field, no state left."""
+    bundle = tmp_path / "bundle"
+    (bundle / "rootfs").mkdir(parents=True)
+    (bundle / "config.json").write_text('{"ociVersion": "1.0.2", "root": {"path": "rootfs"}, '
+                                        '"process": {"args": ["true"]}, "linux": {"namespaces": '
+                                        '[{"type": "mount"}, {"type": "time"}]}}')
+    root = tmp_path / "root"
+    code, out, err = run(capsys, "--root", str(root), "create", "--bundle", str(bundle), "c1")
+    assert (code, out) == (1, "")
+    assert err == ("minidocker-runtime: config.json: linux.namespaces[1].type: the time "
+                   "namespace is not supported\n")
+    assert not root.exists() or os.listdir(root) == []

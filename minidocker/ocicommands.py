@@ -1,0 +1,436 @@
+"""``minidocker-runtime``'s lifecycle commands: create, start, run, kill, delete, ps, pause,
+resume, exec and update, each a thin translation into :mod:`minidocker.engine`.
+
+The runtime-spec's lifecycle (``runtime.md``), as runc runs it:
+
+=========== ==================================================================================
+command     what happens
+=========== ==================================================================================
+``create``  the bundle is read and translated (:mod:`minidocker.ocibundle`), the engine starts
+            the container up to just before execve (:func:`minidocker.engine.create_held`),
+            ``--pid-file`` is written, the pty master goes to ``--console-socket``; the state
+            is ``created``
+``start``   the held process goes on to execve (:func:`minidocker.engine.release`): ``running``
+``run``     create, then start; in the foreground it waits and exits with the container's code
+``kill``    a signal to the container's first process (``--all``: to every process in its
+            cgroup)
+``delete``  everything the container holds goes (:func:`minidocker.engine.remove`); a running
+            one only with ``--force``
+=========== ==================================================================================
+
+The engine keeps its own records of the container under ``<root>/.engine`` (a
+:class:`~minidocker.state.Layout`), by an ID derived from the runtime's (sha256 of it), so that
+every command finds it again without asking. The runtime's state, the spec's, is
+``<root>/<id>/state.json`` (:mod:`minidocker.ociruntime`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+
+from minidocker import engine, lifecycle, procfs, state
+from minidocker.ocistate import RuntimeError_, check_id, now, read_state, write_state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from minidocker.container import Started
+    from minidocker.ociruntime import Log
+
+
+def engine_layout(root: str) -> state.Layout:
+    return state.Layout(os.path.join(root, ".engine"))
+
+
+def engine_id(cid: str) -> str:
+    """The engine's 64-hex ID for the runtime's ``cid``: the same every time."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]  # hashlib: OpenSSL, 15 ms
+    except ImportError:
+        from hashlib import sha256
+
+    return sha256(cid.encode()).hexdigest()
+
+
+def _target(root: str, cid: str) -> lifecycle.Container:
+    return lifecycle.Container(engine_layout(root), engine_id(cid))
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    """Whole or not at all (a temporary file renamed over it), as runc writes it."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.replace(tmp, path)
+
+
+def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Started:
+    """Make the container and leave it held; on any failure nothing is left behind."""
+    from minidocker import ocibundle
+
+    cid = check_id(args.id)
+    cdir = os.path.join(args.root, cid)
+    if os.path.lexists(cdir):
+        raise RuntimeError_(f"container with id exists: {cid}")  # runc's words
+    config, oci = ocibundle.read_bundle(args.bundle)
+    for name in oci.ignored:
+        log.debug(f"config.json: {name} is not in the spec: ignored")
+    if config.process.tty and not args.console_socket and not foreground:
+        raise RuntimeError_("cannot allocate tty if runc will detach without setting console "
+                            "socket")  # runc's words
+    if args.console_socket and not config.process.tty:
+        raise RuntimeError_("cannot use console socket if runc will not detach or allocate tty")
+    config.process.interactive = True  # stdin is the caller's: the engine's pipe, a terminal
+    os.makedirs(args.root, 0o711, exist_ok=True)
+    try:
+        os.mkdir(cdir, 0o700)  # the claim: of two creates of one ID, one fails here
+    except FileExistsError:
+        raise RuntimeError_(f"container with id exists: {cid}") from None
+    try:
+        record = {"ociVersion": oci_version(args.bundle), "id": cid, "status": "creating",
+                  "pid": 0, "bundle": oci.bundle, "created": now(),
+                  "annotations": oci.annotations, "engine": engine_id(cid)}
+        write_state(args.root, record)
+        started = engine.create_held(config, oci, cid=engine_id(cid),
+                                     layout=engine_layout(args.root))
+        try:
+            if started.master is not None:
+                from minidocker import tty
+
+                if oci.console_size:
+                    tty.set_winsize(started.master, oci.console_size.get("height", 0),
+                                    oci.console_size.get("width", 0))
+                if args.console_socket:
+                    tty.send_to_console_socket(args.console_socket, started.master)
+            if args.pid_file:
+                _write_pid_file(args.pid_file, started.pid)
+            write_state(args.root, {**record, "status": "created", "pid": started.pid,
+                                    "start_time": procfs.process_start_time(started.pid)})
+        except BaseException:
+            engine.remove(engine_id(cid), force=True)
+            if started.master is not None:
+                os.close(started.master)
+            os.close(started.pidfd)
+            raise
+    except BaseException:
+        remove_state_dir(args.root, cid)
+        raise
+    return started
+
+
+def remove_state_dir(root: str, cid: str) -> None:
+    """``<root>/<id>``: its state.json (and a temporary one a writer left), then itself."""
+    cdir = os.path.join(root, check_id(cid))
+    for name in ("state.json", "state.json.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(cdir, name))
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(cdir)
+
+
+def oci_version(bundle: str) -> str:
+    from minidocker.runtimespec import SPEC_VERSION
+
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            version = json.loads(f.read()).get("ociVersion")
+    except (OSError, ValueError, AttributeError):
+        return SPEC_VERSION
+    return version if isinstance(version, str) else SPEC_VERSION
+
+
+def cmd_create(args: argparse.Namespace, log: Log) -> int:
+    started = create(args, log)
+    if started.master is not None:
+        os.close(started.master)
+    os.close(started.pidfd)
+    return 0
+
+
+def start(args: argparse.Namespace) -> None:
+    record = read_state(args.root, args.id)
+    status = record.get("status")
+    if status != "created":
+        raise RuntimeError_("cannot start a container that has stopped" if status == "stopped"
+                            else f"cannot start a container in the {status} state")
+    engine.release(_target(args.root, args.id))
+    write_state(args.root, {**record, "status": "running"})
+
+
+def cmd_start(args: argparse.Namespace, log: Log) -> int:
+    start(args)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, log: Log) -> int:
+    """create + start; in the foreground, wait for it, delete it, exit with its code."""
+    from minidocker import init
+
+    started = create(args, log, foreground=not args.detach)
+    try:
+        try:
+            start(args)
+        except BaseException:
+            _delete(args.root, args.id)
+            raise
+        if args.detach:
+            return 0
+        init.proxy_signals(started.pid)
+        if started.master is not None and not args.console_socket:
+            from minidocker import tty
+
+            interactive = os.isatty(0)
+            tty.copy_winsize(0, started.master)
+            with tty.raw_mode(0) if interactive else contextlib.nullcontext():
+                tty.relay(started.master, started.pidfd, 0 if interactive else None)
+        _, status = os.waitpid(started.pid, 0)
+        _delete(args.root, args.id)
+        return init.exit_code(status)
+    finally:
+        os.close(started.pidfd)
+        if started.master is not None:
+            os.close(started.master)
+
+
+def cmd_kill(args: argparse.Namespace, log: Log) -> int:
+    from minidocker.lifecycle import LifecycleError, parse_signal
+
+    record = read_state(args.root, args.id)
+    if record.get("status") == "stopped":
+        raise RuntimeError_("container not running")  # runc's words
+    try:
+        sig = parse_signal(args.signal)
+    except LifecycleError as exc:
+        raise RuntimeError_(str(exc)) from None
+    if args.all:
+        c = lifecycle.Container(engine_layout(args.root), engine_id(args.id))
+        cgroup = c.cgroup()
+        for pid in cgroup.pids() if cgroup is not None else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        return 0
+    engine.kill(_target(args.root, args.id), sig, recorded=False)
+    return 0
+
+
+def _delete(root: str, cid: str) -> None:
+    # LifecycleError: the engine's part is gone already (a delete that died half-way).
+    with contextlib.suppress(lifecycle.LifecycleError):
+        engine.remove(_target(root, cid), force=True)
+    remove_state_dir(root, cid)
+
+
+def cmd_delete(args: argparse.Namespace, log: Log) -> int:
+    try:
+        record = read_state(args.root, args.id)
+    except RuntimeError_:
+        if args.force:  # runc: deleting what is not there is done, with --force
+            return 0
+        raise
+    status = record.get("status")
+    if status in ("running", "paused") and not args.force:
+        raise RuntimeError_(f"cannot delete container {args.id} that is not stopped: {status}")
+    _delete(args.root, args.id)
+    return 0
+
+
+def _cgroup(root: str, cid: str) -> object:
+    read_state(root, cid)  # "container does not exist"
+    c = lifecycle.Container(engine_layout(root), engine_id(cid))
+    cgroup = c.cgroup()
+    if cgroup is None:
+        raise RuntimeError_("container not running")
+    return cgroup
+
+
+def cmd_ps(args: argparse.Namespace, log: Log) -> int:
+    pids = sorted(_cgroup(args.root, args.id).pids())  # type: ignore[attr-defined]
+    if args.format == "json":
+        print(json.dumps(pids))
+        return 0
+    import subprocess
+
+    out = subprocess.run(["ps", *(args.ps_args or ["-ef"])], capture_output=True, text=True,
+                         check=False)
+    if out.returncode != 0:
+        raise RuntimeError_(f"ps: {out.stderr.strip()}")
+    lines = out.stdout.splitlines()
+    column = lines[0].split().index("PID") if lines and "PID" in lines[0].split() else 1
+    print(lines[0] if lines else "")
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > column and fields[column].isdigit() and int(fields[column]) in pids:
+            print(line)
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace, log: Log) -> int:
+    record = read_state(args.root, args.id)
+    if record.get("status") != "running":
+        raise RuntimeError_(f"container not running: {record.get('status')}")
+    _cgroup(args.root, args.id).freeze()  # type: ignore[attr-defined]
+    write_state(args.root, {**record, "status": "paused"})
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace, log: Log) -> int:
+    record = read_state(args.root, args.id)
+    if record.get("status") != "paused":
+        raise RuntimeError_("container not paused")
+    _cgroup(args.root, args.id).thaw()  # type: ignore[attr-defined]
+    write_state(args.root, {**record, "status": "running"})
+    return 0
+
+
+def exec_document(args: argparse.Namespace, bundle: str) -> dict:
+    """The bundle's config.json with ``process`` replaced: by ``--process P.json``, else the
+    container's own process with runc exec's flags laid over it."""
+    with open(os.path.join(bundle, "config.json"), "rb") as f:
+        document = json.loads(f.read())
+    if args.process:
+        with open(args.process, "rb") as f:
+            document["process"] = json.loads(f.read())
+        return document
+    if not args.process_args:
+        raise RuntimeError_("exec: give the process as --process P.json or as arguments")
+    process = dict(document.get("process") or {})
+    process["args"] = list(args.process_args)
+    process["terminal"] = bool(args.tty)
+    process["env"] = list(process.get("env") or []) + list(args.env)
+    if args.cwd:
+        process["cwd"] = args.cwd
+    if args.user:
+        uid, _, gid = args.user.partition(":")
+        process["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+    document["process"] = process
+    return document
+
+
+def cmd_exec(args: argparse.Namespace, log: Log) -> int:
+    from minidocker import ocibundle
+
+    record = read_state(args.root, args.id)
+    if record.get("status") != "running":
+        raise RuntimeError_(f"cannot exec in a {record.get('status')} container")
+    try:
+        document = exec_document(args, record["bundle"])
+    except OSError as exc:
+        raise RuntimeError_(f"exec: {exc.filename}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise RuntimeError_(f"exec: the process is not JSON: {exc}") from None
+    config, oci = ocibundle.translate(document, record["bundle"])
+    if config.process.tty and not args.console_socket and args.detach:
+        raise RuntimeError_("cannot allocate tty if runc will detach without setting console "
+                            "socket")
+
+    def started(pid: int) -> None:
+        if args.pid_file:
+            _write_pid_file(args.pid_file, pid)
+
+    return engine.exec_bundle_process(_target(args.root, args.id), config, oci,
+                                      detach=args.detach, console_socket=args.console_socket,
+                                      started=started)
+
+
+def cmd_update(args: argparse.Namespace, log: Log) -> int:
+    """New cgroup limits from a ``linux.resources`` document (``-r FILE``, ``-`` for stdin)."""
+    import sys
+
+    from minidocker import ocibundle
+
+    if not args.resources:
+        raise RuntimeError_("update: give the limits as --resources R.json (runc's other "
+                            "flags are not supported)")
+    read_state(args.root, args.id)
+    try:
+        if args.resources == "-":
+            document = json.loads(sys.stdin.read())
+        else:
+            with open(args.resources, "rb") as f:
+                document = json.loads(f.read())
+    except OSError as exc:
+        raise RuntimeError_(f"update: {exc.filename}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise RuntimeError_(f"update: the resources are not JSON: {exc}") from None
+    limits, rules = ocibundle.resources(document)
+    if rules:
+        raise RuntimeError_("update: linux.resources.devices: changing device rules is not "
+                            "supported")
+    engine.update(_target(args.root, args.id), limits)
+    return 0
+
+
+def add_commands(sub: Any, want: Callable[..., bool]) -> None:
+    """The lifecycle commands, with runc's flags (``want(name, *aliases)``: build this one?)."""
+    for name in ("create", "run"):
+        if not want(name):
+            continue
+        p = sub.add_parser(name, help=f"{name} a container from a bundle")
+        p.add_argument("-b", "--bundle", default=".")
+        p.add_argument("--pid-file", default="")
+        p.add_argument("--console-socket", default="")
+        p.add_argument("--no-pivot", action="store_true", help="refused")
+        p.add_argument("--no-new-keyring", action="store_true", help="accepted: no keyring")
+        p.add_argument("--preserve-fds", type=int, default=0, help="only 0")
+        if name == "run":
+            p.add_argument("-d", "--detach", action="store_true")
+        p.add_argument("id")
+        p.set_defaults(func=cmd_create if name == "create" else cmd_run)
+    if want("start"):
+        p = sub.add_parser("start", help="run the created container's process")
+        p.add_argument("id")
+        p.set_defaults(func=cmd_start)
+    if want("kill"):
+        p = sub.add_parser("kill", help="send a signal to the container's process")
+        p.add_argument("-a", "--all", action="store_true")
+        p.add_argument("id")
+        p.add_argument("signal", nargs="?", default="SIGTERM")
+        p.set_defaults(func=cmd_kill)
+    if want("delete", "rm"):
+        p = sub.add_parser("delete", aliases=["rm"], help="remove a container")
+        p.add_argument("-f", "--force", action="store_true")
+        p.add_argument("id")
+        p.set_defaults(func=cmd_delete)
+    if want("ps"):
+        p = sub.add_parser("ps", help="the processes in the container")
+        p.add_argument("-f", "--format", default="table", choices=("table", "json"))
+        p.add_argument("id")
+        p.add_argument("ps_args", nargs="*")
+        p.set_defaults(func=cmd_ps)
+    if want("exec"):
+        p = sub.add_parser("exec", help="run a process in the running container")
+        p.add_argument("-p", "--process", default="")
+        p.add_argument("-d", "--detach", action="store_true")
+        p.add_argument("--pid-file", default="")
+        p.add_argument("--console-socket", default="")
+        p.add_argument("-t", "--tty", action="store_true")
+        p.add_argument("--cwd", default="")
+        p.add_argument("-e", "--env", action="append", default=[])
+        p.add_argument("-u", "--user", default="")
+        p.add_argument("id")
+        p.add_argument("process_args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=cmd_exec)
+    if want("update"):
+        p = sub.add_parser("update", help="new cgroup limits for the running container")
+        p.add_argument("-r", "--resources", default="")
+        p.add_argument("id")
+        p.set_defaults(func=cmd_update)
+    for name, func in (("pause", cmd_pause), ("resume", cmd_resume)):
+        if want(name):
+            p = sub.add_parser(name, help=f"{name} every process in the container (freezer)")
+            p.add_argument("id")
+            p.set_defaults(func=func)
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """runc's flags this runtime takes but cannot honour: refused, never ignored."""
+    if getattr(args, "no_pivot", False):
+        raise RuntimeError_("--no-pivot is not supported")
+    if getattr(args, "preserve_fds", 0):
+        raise RuntimeError_("--preserve-fds is not supported yet")
