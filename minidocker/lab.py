@@ -137,7 +137,9 @@ class Lab:
         *sandbox host* whose bridge, veths and nft rules vanish with it (lesson 06); without
         it, containers get ``--network none`` unless told otherwise, so a lesson never changes
         the host's interfaces or firewall."""
-        self.root = tempfile.mkdtemp(prefix=STATE_ROOT_PREFIX)
+        # $MINIDOCKER_LAB_TAG: a test session marks its labs (and so their netns) as its own
+        self.root = tempfile.mkdtemp(
+            prefix=STATE_ROOT_PREFIX + os.environ.get("MINIDOCKER_LAB_TAG", ""))
         self._scratch = os.path.join(self.root, "lab")  # trace files and background output
         os.mkdir(self._scratch)
         self.netns = ""

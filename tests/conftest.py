@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 TEST_ROOT_MARK = f"mdtest{os.getpid()}-"  # this session's state roots; others may run beside us
+# Labs the tests start (lesson runs, the lab command) carry the mark too, so the leak check
+# counts their netns, and never the netns of a lesson someone else runs beside us.
+os.environ["MINIDOCKER_LAB_TAG"] = TEST_ROOT_MARK
 # This machine's network is never touched: `minidocker run` without --network gets `none` in
 # tests (dockerd's --bridge=none); tests/kernel/test_network.py gives its sandbox hosts bridge.
 os.environ["MINIDOCKER_DEFAULT_NETWORK"] = "none"
@@ -134,12 +137,14 @@ def stop_minidocker(root: Path) -> list[str]:
 
 
 def _netns() -> set[str]:
-    """Named network namespaces, but those of other sessions (``mdtest<their pid>-``)."""
+    """Named network namespaces, but those of other sessions (``mdtest<their pid>-``) and of
+    lessons run outside this session (``mdlab-*`` without our mark)."""
     try:
         names = os.listdir("/run/netns")
     except FileNotFoundError:
         return set()
-    return {n for n in names if TEST_ROOT_MARK in n or "mdtest" not in n}
+    return {n for n in names
+            if TEST_ROOT_MARK in n or not ("mdtest" in n or n.startswith("mdlab-"))}
 
 
 @pytest.fixture(scope="session", autouse=True)
