@@ -14,5 +14,5 @@ def host_end(pid):
 
 # Exercise 06.3: a network of your own
 bench.cli("network", "create", "--subnet", "10.77.0.0/24", "ex-net").check()
-ex_c = bench.start("--network", "ex-net", "--ip", "10.77.0.50", "busybox", "sleep", "600",
+ex_c = bench.start("--network", "ex-net", "--ip", "10.77.0.50", "busybox", "sleep", "3600",
                    name="ex-c")
