@@ -62,6 +62,7 @@ IFF_UP = 0x1
 AF_INET = 2
 SOCK_DGRAM = 2
 ENODEV = 19
+EEXIST = 17
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
 HOSTS = """127.0.0.1\tlocalhost
@@ -223,7 +224,14 @@ def configure_inside(nl: Netlink, iface: Interface) -> None:
                    broadcast(iface.address, iface.prefixlen))
     nl.set_up(index, iface.ifname)
     if iface.gateway:
-        nl.add_default_route(iface.gateway, index)
+        try:
+            nl.add_default_route(iface.gateway, index)
+        except OSError as exc:
+            if exc.errno != EEXIST:
+                raise
+            # `network connect` of a second network: as Docker, the container keeps the
+            # default route it has, and reaches the new network through its subnet's route.
+            trace.note(f"{iface.ifname}: a default route exists already; kept")
 
 
 def occupied(nl: Netlink) -> list[tuple[str, int]]:

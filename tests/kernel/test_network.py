@@ -410,6 +410,25 @@ def test_ip_on_a_user_network_and_connect_disconnect(sandbox: Sandbox) -> None:
     del inside
 
 
+def test_connecting_a_second_routed_network_keeps_the_first_default_route(sandbox: Sandbox
+                                                                          ) -> None:
+    """Docker keeps a container's default route when it joins another network; the second
+    network's gateway must not make `network connect` fail (it used to: EEXIST)."""
+    sandbox.md("network", "create", "--subnet", "10.46.0.0/24", "front", check=True)
+    sandbox.md("network", "create", "--subnet", "10.47.0.0/24", "side", check=True)
+    sandbox.start("run", "--rm", "--name", "two", "--network", "front", "busybox",
+                  "sleep", "60")
+    _, pid = sandbox.container("two")
+    connected = sandbox.md("network", "connect", "side", "two")
+    assert connected.returncode == 0, connected.stderr
+    routes = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "ip", "-4", "route"],
+                            text=True, capture_output=True, check=True).stdout
+    assert re.search(r"^default via 10\.46\.0\.1 dev eth0", routes, re.M), routes
+    assert "default via 10.47.0.1" not in routes
+    assert re.search(r"^10\.47\.0\.0/24 dev eth1", routes, re.M), routes
+    sandbox.md("network", "disconnect", "side", "two", check=True)
+
+
 # -- failures leave nothing ---------------------------------------------------------------------
 
 def settled(sandbox: Sandbox) -> tuple[list[str], str, str, list[str]]:
