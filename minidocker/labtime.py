@@ -45,9 +45,10 @@ if TYPE_CHECKING:
 MECHANISM = {
     **dict.fromkeys(("unshare", "fork", "namespaces", "die-with-parent", "hostname", "setns",
                      "userns"), "namespaces"),                                    # 01
-    **dict.fromkeys(("cgroup", "reclaim"), "cgroups"),                            # 02
+    **dict.fromkeys(("cgroup", "reclaim", "devices cgroup", "device filter"), "cgroups"),  # 02
     **dict.fromkeys(("prepare", "rootfs", "mounts", "devices", "masks", "read-only", "seed",
-                     "volumes", "unlist"), "rootfs/overlay"),                     # 04, 08
+                     "volumes", "detached mounts", "idmapped rootfs", "unlist"),
+                    "rootfs/overlay"),                                            # 04, 08
     **dict.fromkeys(("ports", "host", "bridge", "address", "veth", "inside", "publish",
                      "network", "release"), "network"),                           # 06
     **dict.fromkeys(("security", "user"), "security"),                            # 03
