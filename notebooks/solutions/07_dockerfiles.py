@@ -14,3 +14,10 @@ RUN sleep 1 && echo slow > /slow
 COPY . /ctx
 CMD ["cat", "/slow", "/ctx/notes.txt"]
 """
+
+# Exercise 07.3: a .dockerignore that keeps secrets/ and the *.log files out, but logs/keep.log in
+ignore = """\
+secrets
+**/*.log
+!logs/keep.log
+"""
