@@ -66,17 +66,6 @@ if TYPE_CHECKING:
     from minidocker.state import Layout
 
 
-def resolv_conf(host_text: str) -> str:
-    """The host's resolv.conf without loopback nameservers (they mean nothing in a new netns),
-    falling back to public resolvers as Docker does."""
-    lines = [line for line in host_text.splitlines()
-             if not (line.split()[:1] == ["nameserver"] and len(line.split()) > 1
-                     and (line.split()[1].startswith("127.") or line.split()[1] == "::1"))]
-    if not any(line.startswith("nameserver") for line in lines):
-        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-    return "\n".join(lines) + "\n"
-
-
 def prepare(spec: Spec, layout: Layout, lowers: list[str]) -> str:
     """Create the container's directory and files; returns it."""
     from minidocker import graphdriver
@@ -105,7 +94,7 @@ def prepare(spec: Spec, layout: Layout, lowers: list[str]) -> str:
         host_resolv = ""
     files = {"hostname": spec.hostname + "\n",
              "hosts": network.HOSTS,
-             "resolv.conf": resolv_conf(host_resolv)}
+             "resolv.conf": network.resolv_conf(host_resolv)}
     if len(spec.network) > 1 or spec.network.get("mode", "none") != "none":
         from minidocker import networking  # --add-host, --dns, host and container: modes
 

@@ -284,6 +284,17 @@ def rewrite_in_place(path: str, text: str) -> None:
         os.close(fd)
 
 
+def resolv_conf(host_text: str) -> str:
+    """The host's resolv.conf without loopback nameservers (they mean nothing in a new netns),
+    falling back to public resolvers as Docker does."""
+    lines = [line for line in host_text.splitlines()
+             if not (line.split()[:1] == ["nameserver"] and len(line.split()) > 1
+                     and (line.split()[1].startswith("127.") or line.split()[1] == "::1"))]
+    if not any(line.startswith("nameserver") for line in lines):
+        lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
+    return "\n".join(lines) + "\n"
+
+
 def resolv_conf_text(host_text: str, dns: Iterable[str], search: Iterable[str],
                      options: Iterable[str]) -> str:
     """resolv.conf: ``--dns`` replaces the nameservers, ``--dns-search`` the search list,

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from minidocker import container, namespaces, overlay, rootfs, syscalls, trace
+from minidocker import container, namespaces, network, overlay, rootfs, syscalls, trace
 from minidocker.errors import ExecError, RootfsError
 
 
@@ -59,9 +59,9 @@ def test_overlay_options_put_the_top_layer_first():
 
 
 def test_resolv_conf_drops_loopback_nameservers():
-    text = container.resolv_conf("nameserver 127.0.0.53\nsearch lan\n")
+    text = network.resolv_conf("nameserver 127.0.0.53\nsearch lan\n")
     assert "127.0.0.53" not in text and "search lan" in text and "nameserver 8.8.8.8" in text
-    assert container.resolv_conf("nameserver 10.0.0.1\n") == "nameserver 10.0.0.1\n"
+    assert network.resolv_conf("nameserver 10.0.0.1\n") == "nameserver 10.0.0.1\n"
 
 
 def test_find_executable(tmp_path):
