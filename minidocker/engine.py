@@ -264,8 +264,14 @@ def create_held(config: ContainerConfig, oci: OciSpec, *, cid: str,
     made = plan(config, layout, _say, cid, oci)
     spec = made.spec
     cid = make(made, {}, layout, starting=True)
+    steps = []
+    if any(oci.hooks.get(name) for name in ("prestart", "createRuntime")):
+        from minidocker.ocihooks import RuntimeHooks  # run when the child asks: ?hooks
+
+        steps.append(RuntimeHooks(oci))
     try:
-        return container.start(spec, [], layout.container(cid), stdio=stdio, tied=False)
+        return container.start(spec, [], layout.container(cid), stdio=stdio, tied=False,
+                               host_steps=steps)
     except BaseException:
         container.teardown(layout, cid, spec.name)
         raise

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from minidocker.state import Layout
 
 FIFO = "exec.fifo"
+PIPE_BUF = 4096  # a write up to this size reaches a pipe's reader whole (pipe(7))
 # mount_setattr(2)'s MOUNT_ATTR_* for the runtime-spec's recursive options: (set, clear).
 _ATIME_MASK = 0x70
 RECURSIVE_ATTRS: dict[str, tuple[int, int]] = {
@@ -76,9 +77,6 @@ def check(oci: OciSpec) -> None:
     if oci.uid_mappings or oci.gid_mappings:
         raise UsageError("config.json: linux.uidMappings: user namespaces are not supported "
                          "by minidocker-runtime yet")
-    for name, hooks in oci.hooks.items():
-        if hooks:
-            raise UsageError(f"config.json: hooks.{name}: hooks are not supported yet")
     path = oci.cgroups_path
     if ":" in path:
         raise UsageError(f"config.json: linux.cgroupsPath {path!r}: a systemd "
@@ -206,6 +204,24 @@ def make_devices(oci: OciSpec, merged: str) -> None:
         os.umask(old_umask)
 
 
+def runtime_hooks(oci: OciSpec) -> bool:
+    """Has the bundle ``prestart`` or ``createRuntime`` hooks, for the runtime to run?"""
+    return any(oci.hooks.get(name) for name in ("prestart", "createRuntime"))
+
+
+def create_container_hooks(oci: OciSpec) -> bytes:
+    """Before pivot_root, in the container's namespaces: its ``createContainer`` hooks. Returns
+    the state its ``startContainer`` hooks will read, rendered now: its host PID is
+    ``/proc/self`` while /proc is still the runtime's, and ``json`` is gone after pivot_root."""
+    if not (oci.hooks.get("createContainer") or oci.hooks.get("startContainer")):
+        return b""
+    from minidocker import ocihooks  # and with it everything its hooks need after pivot_root
+
+    created = ocihooks.state_of(oci, int(os.readlink("/proc/self")), "created")
+    ocihooks.run("createContainer", oci.hooks.get("createContainer") or [], created)
+    return created
+
+
 def open_fifo(cdir: str) -> int:
     """Before pivot_root: the fifo, by a path only reachable now (O_PATH: opening it to write
     would block here)."""
@@ -232,10 +248,11 @@ def after_pivot(oci: OciSpec) -> None:
         os.umask(oci.umask)
 
 
-def hold(oci: OciSpec, report_fd: int, fifo: int) -> None:
+def hold(oci: OciSpec, report_fd: int, fifo: int, hook_state: bytes = b"") -> None:
     """Wait for ``start``, confined already: say "created" on the report pipe (the runtime's
-    ``create`` returns on it), block in open(2) until ``start`` opens the fifo to read, write
-    one byte. The fifo's mode (0622) lets a process that is no longer root open it."""
+    ``create`` returns on it), block in open(2) until ``start`` opens the fifo to read, run the
+    ``startContainer`` hooks, write one byte (or ``!`` and why a hook failed: ``start`` fails
+    with it). The fifo's mode (0622) lets a process that is no longer root open it."""
     trace.step("created", "held before execve until minidocker-runtime start")
     os.write(report_fd, b"=\n")
     try:
@@ -243,6 +260,14 @@ def hold(oci: OciSpec, report_fd: int, fifo: int) -> None:
     finally:
         os.close(fifo)
     try:
+        if oci.hooks.get("startContainer"):
+            from minidocker import ocihooks  # imported before pivot_root
+
+            try:
+                ocihooks.run("startContainer", oci.hooks["startContainer"], hook_state)
+            except MinidockerError as exc:
+                os.write(writer, b"!" + str(exc).encode()[:PIPE_BUF - 1])
+                raise
         os.write(writer, b"0")
     finally:
         os.close(writer)
@@ -266,11 +291,13 @@ def release(cdir: str, pidfd: int) -> None:
             ready = dict(poller.poll())
             if reader in ready:
                 try:
-                    data = os.read(reader, 1)
+                    data = os.read(reader, PIPE_BUF)
                 except BlockingIOError:
                     continue
                 if data == b"0":
                     break
+                if data.startswith(b"!"):  # a startContainer hook failed; the process exits
+                    raise MinidockerError(data[1:].decode(errors="replace"))
                 raise MinidockerError("the container's process closed its fifo without "
                                       "writing to it")
             if pidfd in ready:

@@ -130,7 +130,7 @@ class OciSpec(Record):
                  "gid_mappings", "capabilities", "additional_gids", "umask", "console_size",
                  "oom_score_adj", "domainname", "mounts", "masked_paths", "readonly_paths",
                  "sysctl", "devices", "device_rules", "cgroups_path", "seccomp", "hooks",
-                 "annotations", "ignored")
+                 "annotations", "ignored", "container_id")
     NESTED = {"mounts": OciMount}
 
     def __init__(self, bundle: str = "", rootfs: str = "", rootfs_propagation: str = "",
@@ -148,7 +148,7 @@ class OciSpec(Record):
                  seccomp: dict[str, Any] | None = None,
                  hooks: Mapping[str, list[dict[str, Any]]] | None = None,
                  annotations: Mapping[str, str] | None = None,
-                 ignored: list[str] | None = None) -> None:
+                 ignored: list[str] | None = None, container_id: str = "") -> None:
         self.bundle, self.rootfs, self.rootfs_propagation = bundle, rootfs, rootfs_propagation
         self.namespace_paths = dict(namespace_paths or {})  # kind ("net") -> path to join
         self.uid_mappings = list(uid_mappings or [])  # {containerID, hostID, size}
@@ -170,6 +170,7 @@ class OciSpec(Record):
         self.hooks = dict(hooks or {})  # name -> [{path, args, env, timeout}]
         self.annotations = dict(annotations or {})
         self.ignored = list(ignored or [])  # properties the spec does not define
+        self.container_id = container_id  # the runtime's ID, for the hooks' state
 
 
 # -- the default document ---------------------------------------------------------------------

@@ -43,8 +43,6 @@ def test_cgroups_path_is_a_parent_and_a_name(path, place) -> None:
     (OciSpec(uid_mappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
      "config.json: linux.uidMappings: user namespaces are not supported by minidocker-runtime "
      "yet"),
-    (OciSpec(hooks={"poststop": [{"path": "/bin/true"}]}),
-     "config.json: hooks.poststop: hooks are not supported yet"),
     (OciSpec(cgroups_path="system.slice:libpod:abc"),
      "config.json: linux.cgroupsPath 'system.slice:libpod:abc': a systemd slice:prefix:name "
      "is not supported"),
