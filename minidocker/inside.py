@@ -105,7 +105,7 @@ class Child:
     """What the container's side of the start carries from one step to the next."""
 
     __slots__ = ("spec", "lowers", "cdir", "channel", "cgroup", "slave", "user", "env", "exe",
-                 "fifo", "hook_state")
+                 "fifo", "hook_state", "sources")
 
     def __init__(self, spec: Spec, lowers: list[str], cdir: str, channel: Channel,
                  cgroup: cgroups.Cgroup | None) -> None:
@@ -117,6 +117,7 @@ class Child:
         self.exe = ""
         self.fifo: int | None = None  # a bundle's exec fifo (minidocker-runtime create)
         self.hook_state = b""  # a bundle's state JSON for its startContainer hooks
+        self.sources: dict[str, int] = {}  # a bundle's in a user namespace: fds to bind from
 
     @property
     def merged(self) -> str:
@@ -148,6 +149,10 @@ def unshare_namespaces(c: Child) -> None:
 
 
 def become_userns_root(c: Child) -> None:
+    if c.spec.oci is not None and "user" in c.spec.namespaces:  # still host uid 0: open now
+        from minidocker import ocicontainer
+
+        c.sources = ocicontainer.userns_sources(c.spec.oci)
     c.cdir = security.enter_userns(c.spec, c.cdir)  # --userns private: root of its own ns
 
 
@@ -155,7 +160,7 @@ def mount_rootfs(c: Child) -> None:
     if c.spec.oci is not None:
         from minidocker import ocicontainer
 
-        ocicontainer.mount_rootfs(c.spec.oci, c.merged, c.cgroup)
+        ocicontainer.mount_rootfs(c.spec.oci, c.merged, c.cgroup, c.sources)
         return
     trace.step("rootfs", "overlay, kernel filesystems, pivot_root")
     rootfs.make_mounts_private()
@@ -212,7 +217,7 @@ def populate_dev(c: Child) -> None:
     if c.spec.oci is not None:
         from minidocker import ocicontainer
 
-        ocicontainer.make_devices(c.spec.oci, c.merged)
+        ocicontainer.make_devices(c.spec.oci, c.merged, "user" in c.spec.namespaces)
         return
     security.populate_dev(c.spec, c.merged, rootfs.DEFAULT_DEVICES)
 

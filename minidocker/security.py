@@ -232,6 +232,8 @@ def userns_link(spec: Spec, cdir: str, lowers: list[str]
     mapping = spec.security.userns if spec.security is not None else None
     if mapping is None:
         return [], None
+    if spec.oci is not None:  # a bundle's: the child binds its own root; only the maps
+        return [lambda pid: _map_bundle(pid, cdir, mapping)], None
     import socket
 
     from minidocker import graphdriver, userns
@@ -271,6 +273,14 @@ def userns_link(spec: Spec, cdir: str, lowers: list[str]
             parent_end.close()
 
     return [userns_step], child_end
+
+
+def _map_bundle(pid: int, cdir: str, mapping: UsernsPlan) -> None:
+    from minidocker import userns
+
+    trace.step("userns", f"map the child's ids: uid {mapping.uid_map.line()}")
+    userns.write_maps(pid, mapping)
+    os.chown(cdir, -1, mapping.gid_map.outside)  # its root may enter it (0710), no one else
 
 
 def enter_userns(spec: Spec, cdir: str) -> str:

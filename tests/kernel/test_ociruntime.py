@@ -358,11 +358,6 @@ BAD = [
      "config.json: process.capabilities.bounding: unknown capability 'CAP_NOPE'"),
     ("a relative hook", {"hooks": {"prestart": [{"path": "true"}]}},
      "config.json: hooks.prestart[0].path 'true' is not an absolute path"),
-    ("uid mappings", {"linux.namespaces": [{"type": "mount"}, {"type": "user"}],
-                      "linux.uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
-                      "linux.gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]},
-     "config.json: linux.uidMappings: user namespaces are not supported by "
-     "minidocker-runtime yet"),
 ]
 
 
