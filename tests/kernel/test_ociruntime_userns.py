@@ -13,7 +13,10 @@ import json
 import pytest
 
 from tests.conftest import needs_root
-from tests.kernel.test_ociruntime import Runtime, busybox_rootfs, rt  # noqa: F401
+from tests.kernel import test_ociruntime as oci
+from tests.kernel.test_ociruntime import Runtime
+
+busybox_rootfs, rt = oci.busybox_rootfs, oci.rt  # its fixtures, shared
 
 pytestmark = [needs_root, pytest.mark.kernel]
 
