@@ -83,6 +83,12 @@ def check(oci: OciSpec) -> None:
             raise UsageError(f"config.json: linux.namespaces: joining a "
                              f"{sorted(oci.namespace_paths)[0]} namespace by path together with "
                              "a new user namespace is not supported")
+    if oci.memory_v1:
+        from minidocker import cgroups
+
+        if cgroups.version() == 2:
+            raise UsageError("config.json: linux.resources.memory: kernel, kernelTCP, "
+                             "swappiness and disableOOMKiller have no cgroup v2 file")
     path = oci.cgroups_path
     if ":" in path:
         raise UsageError(f"config.json: linux.cgroupsPath {path!r}: a systemd "
@@ -131,6 +137,15 @@ def cgroup_place(oci: OciSpec) -> tuple[str, str]:
         return "", ""
     parent, _, name = oci.cgroups_path.strip("/").rpartition("/")
     return parent or "/", name
+
+
+def set_memory_v1(oci: OciSpec, cgroup: Cgroup) -> None:
+    """The bundle's v1-only memory settings, before fork (kmem limits cannot change once a
+    task is in the group, on the kernels that still enforce them: Linux 6.x takes the write
+    to ``memory.kmem.limit_in_bytes`` and enforces nothing)."""
+    trace.step("cgroup", ", ".join(f"{f}={v}" for f, v in oci.memory_v1.items()))
+    for file, value in oci.memory_v1.items():
+        syscalls.write_file(os.path.join(cgroup.paths["memory"], file), value)
 
 
 def prepare(spec: Spec, layout: Layout) -> str:

@@ -391,6 +391,10 @@ def device_cgroup(spec: Spec, cgroup: Any) -> Any:
     program on its v2 group. Every other container is protected by the ``nodev`` mounts alone,
     so it needs no devices group (and none is left for teardown to find)."""
     sec = spec.security
+    if spec.oci is not None and spec.oci.memory_v1:  # a bundle's v1-only memory knobs too
+        from minidocker import ocicontainer
+
+        ocicontainer.set_memory_v1(spec.oci, cgroup)
     oci_rules = spec.oci.device_rules if spec.oci is not None else []
     if oci_rules:
         rules = devices.rules_for([])  # runc's way too: its defaults, then the bundle's
