@@ -36,10 +36,7 @@ from minidocker import (
     syscalls,
     trace,
 )
-from minidocker.errors import (
-    ExecError,
-    MinidockerError,
-)
+from minidocker.errors import ExecError, MinidockerError
 
 # The container's side lives in minidocker.inside; its names stay readable from here, where
 # notebooks, enter and the tests have always found them.
@@ -123,7 +120,7 @@ def read_reports(fd: int, go_fd: int | None, pid: int,
                     error = (int(code), message)
                 elif line.startswith(b"?") and go_fd is not None:
                     trace.step("host", f"while the child waits after {line[1:].decode()}")
-                    for step in host_steps:
+                    for step in inside.host_steps_for(line[1:].decode(), host_steps):
                         step(pid)
                     os.write(go_fd, b"g")
                 elif trace._sink is not None:

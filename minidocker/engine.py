@@ -210,14 +210,16 @@ def _security_plan(config: ContainerConfig, root: str, say: Callable[[str], None
         opts = [o for o in opts if not o.startswith("seccomp")] + ["seccomp=unconfined"]
     made = security.plan(cap_add=sec.cap_add, cap_drop=sec.cap_drop,
                          cap_ambient=sec.cap_ambient, privileged=sec.privileged,
-                         security_opt=opts, ulimits=sec.ulimits,
-                         device=sec.devices, userns=sec.userns,
+                         security_opt=opts, ulimits=sec.ulimits,  # a bundle maps its own:
+                         device=sec.devices, userns=sec.userns if oci is None else None,
                          cache_dir=os.path.join(root, "cache", "seccomp"),
                          warn=lambda text: say(f"minidocker: warning: {text}"),
                          subids=sec.subids, say=lambda text: say(f"minidocker: {text}"))
     if oci is not None:
-        from minidocker import capabilities
+        from minidocker import capabilities, ocicontainer
 
+        if oci.uid_mappings:
+            made.userns = ocicontainer.userns_plan(oci)
         sets = {name: capabilities.to_mask(oci.capabilities.get(name, []))
                 for name in ("bounding", "permitted", "effective", "inheritable", "ambient")}
         # The kernel raises an ambient capability only if it is permitted and inheritable;
@@ -264,8 +266,14 @@ def create_held(config: ContainerConfig, oci: OciSpec, *, cid: str,
     made = plan(config, layout, _say, cid, oci)
     spec = made.spec
     cid = make(made, {}, layout, starting=True)
+    steps = []
+    if any(oci.hooks.get(name) for name in ("prestart", "createRuntime")):
+        from minidocker.ocihooks import RuntimeHooks  # run when the child asks: ?hooks
+
+        steps.append(RuntimeHooks(oci))
     try:
-        return container.start(spec, [], layout.container(cid), stdio=stdio, tied=False)
+        return container.start(spec, [], layout.container(cid), stdio=stdio, tied=False,
+                               host_steps=steps)
     except BaseException:
         container.teardown(layout, cid, spec.name)
         raise

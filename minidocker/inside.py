@@ -41,7 +41,7 @@ from minidocker.errors import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from minidocker.spec import Spec
 
@@ -91,15 +91,21 @@ def wait_for_host(channel: Channel, phase: str) -> None:
     os.write(channel.report_fd, f"?{phase}\n".encode())
     if os.read(channel.go_fd, 1) != b"g":
         raise MinidockerError(f"the host-side steps after {phase} failed")
-    os.close(channel.go_fd)
-    channel.go_fd = None
+    # Kept open: a bundle's hooks ask again (?hooks) before pivot_root; confine closes it.
+
+
+def host_steps_for(phase: str, steps: Sequence[Callable[[int], None]]
+                   ) -> list[Callable[[int], None]]:
+    """The host's steps to run when the child asks ``?phase``: a step names its phase in a
+    ``phase`` attribute (a bundle's hooks: ``hooks``), else it is ``namespaces``'."""
+    return [step for step in steps if getattr(step, "phase", "namespaces") == phase]
 
 
 class Child:
     """What the container's side of the start carries from one step to the next."""
 
     __slots__ = ("spec", "lowers", "cdir", "channel", "cgroup", "slave", "user", "env", "exe",
-                 "fifo")
+                 "fifo", "hook_state", "sources")
 
     def __init__(self, spec: Spec, lowers: list[str], cdir: str, channel: Channel,
                  cgroup: cgroups.Cgroup | None) -> None:
@@ -110,6 +116,8 @@ class Child:
         self.env: dict[str, str] = {}
         self.exe = ""
         self.fifo: int | None = None  # a bundle's exec fifo (minidocker-runtime create)
+        self.hook_state = b""  # a bundle's state JSON for its startContainer hooks
+        self.sources: dict[str, int] = {}  # a bundle's in a user namespace: fds to bind from
 
     @property
     def merged(self) -> str:
@@ -141,6 +149,10 @@ def unshare_namespaces(c: Child) -> None:
 
 
 def become_userns_root(c: Child) -> None:
+    if c.spec.oci is not None and "user" in c.spec.namespaces:  # still host uid 0: open now
+        from minidocker import ocicontainer
+
+        c.sources = ocicontainer.userns_sources(c.spec.oci)
     c.cdir = security.enter_userns(c.spec, c.cdir)  # --userns private: root of its own ns
 
 
@@ -148,7 +160,7 @@ def mount_rootfs(c: Child) -> None:
     if c.spec.oci is not None:
         from minidocker import ocicontainer
 
-        ocicontainer.mount_rootfs(c.spec.oci, c.merged, c.cgroup)
+        ocicontainer.mount_rootfs(c.spec.oci, c.merged, c.cgroup, c.sources)
         return
     trace.step("rootfs", "overlay, kernel filesystems, pivot_root")
     rootfs.make_mounts_private()
@@ -205,7 +217,7 @@ def populate_dev(c: Child) -> None:
     if c.spec.oci is not None:
         from minidocker import ocicontainer
 
-        ocicontainer.make_devices(c.spec.oci, c.merged)
+        ocicontainer.make_devices(c.spec.oci, c.merged, "user" in c.spec.namespaces)
         return
     security.populate_dev(c.spec, c.merged, rootfs.DEFAULT_DEVICES)
 
@@ -228,6 +240,9 @@ def pivot(c: Child) -> None:
     else:  # a bundle's root holds its own /etc files; its exec fifo is reachable only now
         from minidocker import ocicontainer
 
+        if ocicontainer.runtime_hooks(c.spec.oci):  # prestart, createRuntime: by the runtime
+            wait_for_host(c.channel, "hooks")
+        c.hook_state = ocicontainer.create_container_hooks(c.spec.oci)
         c.fifo = ocicontainer.open_fifo(c.cdir)
     rootfs.pivot_into(c.merged)
 
@@ -297,7 +312,7 @@ def wait_for_start(c: Child) -> None:
         if not os.path.exists(exe):
             raise ExecError(f'exec: "{c.spec.argv[0]}": stat {exe}: no such file or directory',
                             EXIT_NOT_FOUND)
-        ocicontainer.hold(c.spec.oci, c.channel.report_fd, c.fifo)
+        ocicontainer.hold(c.spec.oci, c.channel.report_fd, c.fifo, c.hook_state)
         c.fifo = None
 
 

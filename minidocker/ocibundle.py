@@ -41,6 +41,7 @@ from minidocker.runtimespec import (
     IPC_SYSCTLS,
     KNOWN,
     KNOWN_UNSUPPORTED_NAMESPACES,
+    MEMORY_V1_FILES,
     MOUNT_FLAGS,
     MOUNT_TYPES,
     NAMESPACE_KINDS,
@@ -165,6 +166,8 @@ def translate(document: Any, bundle: str) -> tuple[ContainerConfig, OciSpec]:
     _check_keys(linux, "linux", spec.ignored)
     _namespaces(linux, config, spec)
     config.resources, spec.device_rules = _resources(linux.get("resources"), spec.ignored)
+    spec.memory_v1 = _memory_v1(_object(_object(linux.get("resources"), "linux.resources")
+                                        .get("memory"), "linux.resources.memory"))
     spec.cgroups_path = _str(linux.get("cgroupsPath"), "linux.cgroupsPath")
     spec.mounts = [_mount(m, f"mounts[{i}]", bundle)
                    for i, m in enumerate(_list(doc.get("mounts"), "mounts"))]
@@ -307,7 +310,33 @@ def _idmap(entry: Any, where: str) -> dict[str, int]:
 
 def resources(value: Any) -> tuple[CgroupLimits, list[dict[str, Any]]]:
     """``linux.resources`` alone (``minidocker-runtime update --resources R.json``)."""
+    memory = _object(_object(value, "linux.resources").get("memory"), "linux.resources.memory")
+    if _memory_v1(memory):
+        raise BundleError(f"linux.resources.memory.{sorted(set(memory) & set(MEMORY_V1_FILES))[0]}"
+                          ": not supported by update")
     return _resources(value, [])
+
+
+def _memory_v1(memory: Mapping[str, Any]) -> dict[str, str]:
+    """``kernel``, ``kernelTCP`` (bytes, -1 unlimited), ``swappiness`` (0-100) and
+    ``disableOOMKiller``: values for the v1 memory files that hold them (runc's)."""
+    found = {}
+    for key, file in MEMORY_V1_FILES.items():
+        where = f"linux.resources.memory.{key}"
+        value = memory.get(key)
+        if key == "disableOOMKiller":
+            if value is not None and not isinstance(value, bool):
+                raise BundleError(f"{where} must be true or false")
+            if value:
+                found[file] = "1"
+            continue
+        number = _int(value, where)
+        if number is None:
+            continue
+        if key == "swappiness" and not 0 <= number <= 100:
+            raise BundleError(f"{where} {number} is outside 0..100")
+        found[file] = str(number)
+    return found
 
 
 def _resources(value: Any, ignored: list[str]) -> tuple[CgroupLimits, list[dict[str, Any]]]:

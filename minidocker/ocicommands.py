@@ -87,15 +87,17 @@ def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Star
     if args.console_socket and not config.process.tty:
         raise RuntimeError_("cannot use console socket if runc will not detach or allocate tty")
     config.process.interactive = True  # stdin is the caller's: the engine's pipe, a terminal
+    oci.container_id = cid
     os.makedirs(args.root, 0o711, exist_ok=True)
     try:
         os.mkdir(cdir, 0o700)  # the claim: of two creates of one ID, one fails here
     except FileExistsError:
         raise RuntimeError_(f"container with id exists: {cid}") from None
+    record = {"ociVersion": oci_version(args.bundle), "id": cid, "status": "creating",
+              "pid": 0, "bundle": oci.bundle, "created": now(), "annotations": oci.annotations,
+              "engine": engine_id(cid), "hooks": {k: oci.hooks[k] for k in ("poststart",
+                                                  "poststop") if oci.hooks.get(k)}}
     try:
-        record = {"ociVersion": oci_version(args.bundle), "id": cid, "status": "creating",
-                  "pid": 0, "bundle": oci.bundle, "created": now(),
-                  "annotations": oci.annotations, "engine": engine_id(cid)}
         write_state(args.root, record)
         started = engine.create_held(config, oci, cid=engine_id(cid),
                                      layout=engine_layout(args.root))
@@ -120,8 +122,16 @@ def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Star
             raise
     except BaseException:
         remove_state_dir(args.root, cid)
+        _hooks("poststop", record, "stopped", log)  # the spec: a failed create, then these
         raise
     return started
+
+
+def _hooks(name: str, record: dict[str, Any], status: str, log: Log) -> None:
+    if record.get("hooks"):
+        from minidocker import ocihooks
+
+        ocihooks.run_recorded(name, record, status, log.warn)
 
 
 def remove_state_dir(root: str, cid: str) -> None:
@@ -153,7 +163,7 @@ def cmd_create(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def start(args: argparse.Namespace) -> None:
+def start(args: argparse.Namespace, log: Log) -> None:
     record = read_state(args.root, args.id)
     status = record.get("status")
     if status != "created":
@@ -161,10 +171,11 @@ def start(args: argparse.Namespace) -> None:
                             else f"cannot start a container in the {status} state")
     engine.release(_target(args.root, args.id))
     write_state(args.root, {**record, "status": "running"})
+    _hooks("poststart", record, "running", log)
 
 
 def cmd_start(args: argparse.Namespace, log: Log) -> int:
-    start(args)
+    start(args, log)
     return 0
 
 
@@ -175,9 +186,9 @@ def cmd_run(args: argparse.Namespace, log: Log) -> int:
     started = create(args, log, foreground=not args.detach)
     try:
         try:
-            start(args)
+            start(args, log)
         except BaseException:
-            _delete(args.root, args.id)
+            _delete(args.root, args.id, log)
             raise
         if args.detach:
             return 0
@@ -190,7 +201,7 @@ def cmd_run(args: argparse.Namespace, log: Log) -> int:
             with tty.raw_mode(0) if interactive else contextlib.nullcontext():
                 tty.relay(started.master, started.pidfd, 0 if interactive else None)
         _, status = os.waitpid(started.pid, 0)
-        _delete(args.root, args.id)
+        _delete(args.root, args.id, log)
         return init.exit_code(status)
     finally:
         os.close(started.pidfd)
@@ -219,11 +230,17 @@ def cmd_kill(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def _delete(root: str, cid: str) -> None:
+def _delete(root: str, cid: str, log: Log) -> None:
+    """Everything the container holds goes, then its ``poststop`` hooks run."""
+    try:
+        record = read_state(root, cid)
+    except RuntimeError_:
+        record = {}
     # LifecycleError: the engine's part is gone already (a delete that died half-way).
     with contextlib.suppress(lifecycle.LifecycleError):
         engine.remove(_target(root, cid), force=True)
     remove_state_dir(root, cid)
+    _hooks("poststop", {**record, "pid": 0}, "stopped", log)
 
 
 def cmd_delete(args: argparse.Namespace, log: Log) -> int:
@@ -236,7 +253,7 @@ def cmd_delete(args: argparse.Namespace, log: Log) -> int:
     status = record.get("status")
     if status in ("running", "paused") and not args.force:
         raise RuntimeError_(f"cannot delete container {args.id} that is not stopped: {status}")
-    _delete(args.root, args.id)
+    _delete(args.root, args.id, log)
     return 0
 
 

@@ -46,12 +46,16 @@ from minidocker.syscalls import MS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from minidocker.cgroups import Cgroup
     from minidocker.runtimespec import OciMount, OciSpec
     from minidocker.spec import Spec
     from minidocker.state import Layout
+    from minidocker.userns import UsernsPlan
 
 FIFO = "exec.fifo"
+PIPE_BUF = 4096  # a write up to this size reaches a pipe's reader whole (pipe(7))
 # mount_setattr(2)'s MOUNT_ATTR_* for the runtime-spec's recursive options: (set, clear).
 _ATIME_MASK = 0x70
 RECURSIVE_ATTRS: dict[str, tuple[int, int]] = {
@@ -74,11 +78,17 @@ def check(oci: OciSpec) -> None:
             raise UsageError(f"config.json: linux.namespaces: joining a {kind} namespace by "
                              "path is not supported yet")
     if oci.uid_mappings or oci.gid_mappings:
-        raise UsageError("config.json: linux.uidMappings: user namespaces are not supported "
-                         "by minidocker-runtime yet")
-    for name, hooks in oci.hooks.items():
-        if hooks:
-            raise UsageError(f"config.json: hooks.{name}: hooks are not supported yet")
+        userns_plan(oci)
+        if oci.namespace_paths:  # owned by the host's user namespace: not ours to join
+            raise UsageError(f"config.json: linux.namespaces: joining a "
+                             f"{sorted(oci.namespace_paths)[0]} namespace by path together with "
+                             "a new user namespace is not supported")
+    if oci.memory_v1:
+        from minidocker import cgroups
+
+        if cgroups.version() == 2:
+            raise UsageError("config.json: linux.resources.memory: kernel, kernelTCP, "
+                             "swappiness and disableOOMKiller have no cgroup v2 file")
     path = oci.cgroups_path
     if ":" in path:
         raise UsageError(f"config.json: linux.cgroupsPath {path!r}: a systemd "
@@ -93,6 +103,32 @@ def check(oci: OciSpec) -> None:
                              f"{m.destination} is not supported")
 
 
+def userns_plan(oci: OciSpec) -> UsernsPlan:
+    """``linux.uidMappings``/``gidMappings`` as the engine's user namespace plan: one line each
+    (what :class:`~minidocker.userns.UsernsPlan` holds), mapping the container's root."""
+    from minidocker.userns import IdMap, UsernsPlan
+
+    maps = []
+    for field, entries in (("uidMappings", oci.uid_mappings), ("gidMappings", oci.gid_mappings)):
+        if len(entries) != 1:
+            raise UsageError(f"config.json: linux.{field}: {len(entries)} mappings; "
+                             "minidocker-runtime maps one range")
+        m = entries[0]
+        if not m["containerID"] <= 0 < m["containerID"] + m["size"]:
+            raise UsageError(f"config.json: linux.{field}: the container's root (0) is not "
+                             "mapped")
+        maps.append(IdMap(m["containerID"], m["hostID"], m["size"]))
+    return UsernsPlan(maps[0], maps[1])
+
+
+def userns_sources(oci: OciSpec) -> dict[str, int]:
+    """In a new user namespace, before its root takes over (still the host's uid 0, so the
+    bundle's directories open, however closed): ``O_PATH`` fds of the root filesystem and the
+    bind sources, to mount through ``/proc/self/fd`` (runc's "mount fds")."""
+    paths = [oci.rootfs] + [m.source for m in oci.mounts if m.type == "bind"]
+    return {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in dict.fromkeys(paths)}
+
+
 def cgroup_place(oci: OciSpec) -> tuple[str, str]:
     """``linux.cgroupsPath`` as (parent, name); ("", "") for minidocker's own place. A path of
     one component is right under each hierarchy's root (parent "/"). A relative path is taken
@@ -101,6 +137,15 @@ def cgroup_place(oci: OciSpec) -> tuple[str, str]:
         return "", ""
     parent, _, name = oci.cgroups_path.strip("/").rpartition("/")
     return parent or "/", name
+
+
+def set_memory_v1(oci: OciSpec, cgroup: Cgroup) -> None:
+    """The bundle's v1-only memory settings, before fork (kmem limits cannot change once a
+    task is in the group, on the kernels that still enforce them: Linux 6.x takes the write
+    to ``memory.kmem.limit_in_bytes`` and enforces nothing)."""
+    trace.step("cgroup", ", ".join(f"{f}={v}" for f, v in oci.memory_v1.items()))
+    for file, value in oci.memory_v1.items():
+        syscalls.write_file(os.path.join(cgroup.paths["memory"], file), value)
 
 
 def prepare(spec: Spec, layout: Layout) -> str:
@@ -117,21 +162,31 @@ def prepare(spec: Spec, layout: Layout) -> str:
 
 # -- the container's side ------------------------------------------------------------------
 
-def mount_rootfs(oci: OciSpec, merged: str, cgroup: Cgroup | None) -> None:
-    """``root.path`` bind-mounted at ``merged``, then the bundle's mount table."""
+def mount_rootfs(oci: OciSpec, merged: str, cgroup: Cgroup | None,
+                 sources: dict[str, int] | None = None) -> None:
+    """``root.path`` bind-mounted at ``merged``, then the bundle's mount table. ``sources``:
+    fds opened before (:func:`userns_sources`) to bind from instead of the paths."""
     trace.step("rootfs", f"bind {oci.rootfs}, then the bundle's {len(oci.mounts)} mounts")
+    sources = sources or {}
+
+    def source(path: str) -> str:
+        return f"/proc/self/fd/{sources[path]}" if path in sources else path
+
     rootfs.make_mounts_private()
-    syscalls.mount(oci.rootfs, merged, None, MS.BIND | MS.REC)
-    mount_table(merged, oci.mounts, cgroup)
+    syscalls.mount(source(oci.rootfs), merged, None, MS.BIND | MS.REC)
+    mount_table(merged, oci.mounts, cgroup, source)
+    for fd in sources.values():
+        os.close(fd)
 
 
-def mount_table(root: str, mounts: list[OciMount], cgroup: Cgroup | None) -> None:
+def mount_table(root: str, mounts: list[OciMount], cgroup: Cgroup | None,
+                source: Callable[[str], str] = str) -> None:
     for m in mounts:
         where = rootfs.secure_join(root, m.destination)
         flags = MS(m.flags)
         if m.type == "bind":
-            _make_target(where, os.path.isdir(m.source))
-            syscalls.mount(m.source, where, None, MS.BIND | (flags & MS.REC))
+            _make_target(where, os.path.isdir(source(m.source)))
+            syscalls.mount(source(m.source), where, None, MS.BIND | (flags & MS.REC))
             if flags & ~(MS.BIND | MS.REC):  # the flags need a remount of the bind
                 syscalls.mount(None, where, None, MS.BIND | MS.REMOUNT | _kept(where) |
                                (flags & ~MS.REC))
@@ -181,16 +236,24 @@ def _mount_cgroup(where: str, cgroup: Cgroup | None, flags: MS) -> None:
                    MS.NOEXEC, "mode=755")
 
 
-def make_devices(oci: OciSpec, merged: str) -> None:
+def make_devices(oci: OciSpec, merged: str, userns: bool = False) -> None:
     """A /dev tmpfs in the table gets the default nodes (the spec's list, as runc makes them)
-    and ``linux.devices``, with mknod(2)."""
+    and ``linux.devices``, with mknod(2); in a user namespace, which may not mknod, the host's
+    own nodes bind-mounted (as runc does there)."""
     if not any(m.destination == "/dev" and m.type == "tmpfs" for m in oci.mounts):
         if oci.devices:
             raise UsageError("config.json: linux.devices need a tmpfs mounted at /dev")
         return
     dev = rootfs.secure_join(merged, "/dev")
+    trace.step("devices", f"the defaults and {len(oci.devices)} from linux.devices" +
+               (", bound from the host" if userns else ""))
+    if userns:
+        for path in [p for p, _, _ in rootfs.DEFAULT_DEVICES] + [d["path"] for d in oci.devices]:
+            _bind_host_node(path, rootfs.secure_join(merged, path))
+        for link, target in rootfs.DEFAULT_SYMLINKS:
+            os.symlink(target, rootfs.secure_join(merged, link))
+        return
     rootfs.create_devices(dev)
-    trace.step("devices", f"the defaults and {len(oci.devices)} from linux.devices")
     old_umask = os.umask(0)
     try:
         for d in oci.devices:
@@ -204,6 +267,31 @@ def make_devices(oci: OciSpec, merged: str) -> None:
             os.chown(where, d["uid"] or 0, d["gid"] or 0)
     finally:
         os.umask(old_umask)
+
+
+def _bind_host_node(host_path: str, where: str) -> None:
+    os.makedirs(os.path.dirname(where), 0o755, exist_ok=True)
+    if not os.path.lexists(where):
+        os.close(os.open(where, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    syscalls.mount(host_path, where, None, MS.BIND)
+
+
+def runtime_hooks(oci: OciSpec) -> bool:
+    """Has the bundle ``prestart`` or ``createRuntime`` hooks, for the runtime to run?"""
+    return any(oci.hooks.get(name) for name in ("prestart", "createRuntime"))
+
+
+def create_container_hooks(oci: OciSpec) -> bytes:
+    """Before pivot_root, in the container's namespaces: its ``createContainer`` hooks. Returns
+    the state its ``startContainer`` hooks will read, rendered now: its host PID is
+    ``/proc/self`` while /proc is still the runtime's, and ``json`` is gone after pivot_root."""
+    if not (oci.hooks.get("createContainer") or oci.hooks.get("startContainer")):
+        return b""
+    from minidocker import ocihooks  # and with it everything its hooks need after pivot_root
+
+    created = ocihooks.state_of(oci, int(os.readlink("/proc/self")), "created")
+    ocihooks.run("createContainer", oci.hooks.get("createContainer") or [], created)
+    return created
 
 
 def open_fifo(cdir: str) -> int:
@@ -232,10 +320,11 @@ def after_pivot(oci: OciSpec) -> None:
         os.umask(oci.umask)
 
 
-def hold(oci: OciSpec, report_fd: int, fifo: int) -> None:
+def hold(oci: OciSpec, report_fd: int, fifo: int, hook_state: bytes = b"") -> None:
     """Wait for ``start``, confined already: say "created" on the report pipe (the runtime's
-    ``create`` returns on it), block in open(2) until ``start`` opens the fifo to read, write
-    one byte. The fifo's mode (0622) lets a process that is no longer root open it."""
+    ``create`` returns on it), block in open(2) until ``start`` opens the fifo to read, run the
+    ``startContainer`` hooks, write one byte (or ``!`` and why a hook failed: ``start`` fails
+    with it). The fifo's mode (0622) lets a process that is no longer root open it."""
     trace.step("created", "held before execve until minidocker-runtime start")
     os.write(report_fd, b"=\n")
     try:
@@ -243,6 +332,14 @@ def hold(oci: OciSpec, report_fd: int, fifo: int) -> None:
     finally:
         os.close(fifo)
     try:
+        if oci.hooks.get("startContainer"):
+            from minidocker import ocihooks  # imported before pivot_root
+
+            try:
+                ocihooks.run("startContainer", oci.hooks["startContainer"], hook_state)
+            except MinidockerError as exc:
+                os.write(writer, b"!" + str(exc).encode()[:PIPE_BUF - 1])
+                raise
         os.write(writer, b"0")
     finally:
         os.close(writer)
@@ -266,11 +363,13 @@ def release(cdir: str, pidfd: int) -> None:
             ready = dict(poller.poll())
             if reader in ready:
                 try:
-                    data = os.read(reader, 1)
+                    data = os.read(reader, PIPE_BUF)
                 except BlockingIOError:
                     continue
                 if data == b"0":
                     break
+                if data.startswith(b"!"):  # a startContainer hook failed; the process exits
+                    raise MinidockerError(data[1:].decode(errors="replace"))
                 raise MinidockerError("the container's process closed its fifo without "
                                       "writing to it")
             if pidfd in ready:

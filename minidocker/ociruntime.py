@@ -97,6 +97,13 @@ class Log:
                 print(f"{PROG}: writing the log {self.path}: {exc.strerror}", file=sys.stderr)
         print(f"{PROG}: {msg}", file=sys.stderr)
 
+    def warn(self, msg: str) -> None:
+        """A failure the operation goes on after (a poststart or poststop hook's)."""
+        try:
+            self._write("warning", msg)
+        except OSError:
+            print(f"{PROG}: warning: {msg}", file=sys.stderr)
+
     def debug(self, msg: str) -> None:
         if self.debugging:
             self._write("debug", msg)
@@ -158,9 +165,9 @@ def features() -> dict[str, Any]:
         },
         "annotations": {
             "org.minidocker.runtime.version": VERSION,
-            "org.minidocker.runtime.stage": "issue 17 part 2: the lifecycle, exec, ps, "
-                                            "pause/resume and update; no hooks or user "
-                                            "namespaces yet",
+            "org.minidocker.runtime.stage": "issue 17 part 3: the lifecycle, exec, ps, "
+                                            "pause/resume, update, hooks and user "
+                                            "namespaces",
         },
     }
 

@@ -61,6 +61,10 @@ RECURSIVE_OPTIONS = ("rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexe
                      "rnodiratime", "rdiratime", "rrelatime", "rnorelatime", "rnoatime",
                      "ratime", "rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow")
 UNSUPPORTED_MOUNT_OPTIONS = ("tmpcopyup", "idmap", "ridmap")
+# linux.resources.memory's fields that only cgroup v1 has a file for (OciSpec.memory_v1).
+MEMORY_V1_FILES = {"kernel": "memory.kmem.limit_in_bytes",
+                   "kernelTCP": "memory.kmem.tcp.limit_in_bytes",
+                   "swappiness": "memory.swappiness", "disableOOMKiller": "memory.oom_control"}
 # Sysctls a container may set: each belongs to a namespace it must have (runc's rule).
 IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
@@ -72,8 +76,7 @@ UNSUPPORTED = {
     "linux": ("intelRdt", "mountLabel", "personality", "timeOffsets", "memoryPolicy",
               "netDevices"),
     "linux.resources": ("hugepageLimits", "network", "rdma", "unified"),
-    "linux.resources.memory": ("kernel", "kernelTCP", "swappiness", "disableOOMKiller",
-                               "useHierarchy", "checkBeforeUpdate"),
+    "linux.resources.memory": ("useHierarchy", "checkBeforeUpdate"),
     "linux.resources.cpu": ("realtimeRuntime", "realtimePeriod", "idle", "burst"),
     "linux.resources.blockIO": ("leafWeight", "weightDevice", "throttleReadBpsDevice",
                                 "throttleWriteBpsDevice", "throttleReadIOPSDevice",
@@ -92,7 +95,8 @@ KNOWN = {
               "resources", "sysctl", "seccomp", "rootfsPropagation", "maskedPaths",
               "readonlyPaths"),
     "linux.resources": ("devices", "memory", "cpu", "pids", "blockIO"),
-    "linux.resources.memory": ("limit", "reservation", "swap"),
+    "linux.resources.memory": ("limit", "reservation", "swap", "kernel", "kernelTCP",
+                               "swappiness", "disableOOMKiller"),
     "linux.resources.cpu": ("shares", "quota", "period", "cpus", "mems"),
     "linux.resources.blockIO": ("weight",),
     "linux.seccomp": ("defaultAction", "defaultErrnoRet", "architectures", "syscalls"),
@@ -130,7 +134,7 @@ class OciSpec(Record):
                  "gid_mappings", "capabilities", "additional_gids", "umask", "console_size",
                  "oom_score_adj", "domainname", "mounts", "masked_paths", "readonly_paths",
                  "sysctl", "devices", "device_rules", "cgroups_path", "seccomp", "hooks",
-                 "annotations", "ignored")
+                 "annotations", "ignored", "container_id", "memory_v1")
     NESTED = {"mounts": OciMount}
 
     def __init__(self, bundle: str = "", rootfs: str = "", rootfs_propagation: str = "",
@@ -148,7 +152,8 @@ class OciSpec(Record):
                  seccomp: dict[str, Any] | None = None,
                  hooks: Mapping[str, list[dict[str, Any]]] | None = None,
                  annotations: Mapping[str, str] | None = None,
-                 ignored: list[str] | None = None) -> None:
+                 ignored: list[str] | None = None, container_id: str = "",
+                 memory_v1: Mapping[str, str] | None = None) -> None:
         self.bundle, self.rootfs, self.rootfs_propagation = bundle, rootfs, rootfs_propagation
         self.namespace_paths = dict(namespace_paths or {})  # kind ("net") -> path to join
         self.uid_mappings = list(uid_mappings or [])  # {containerID, hostID, size}
@@ -170,6 +175,8 @@ class OciSpec(Record):
         self.hooks = dict(hooks or {})  # name -> [{path, args, env, timeout}]
         self.annotations = dict(annotations or {})
         self.ignored = list(ignored or [])  # properties the spec does not define
+        self.container_id = container_id  # the runtime's ID, for the hooks' state
+        self.memory_v1 = dict(memory_v1 or {})  # v1 file -> value: kmem, swappiness, oom
 
 
 # -- the default document ---------------------------------------------------------------------

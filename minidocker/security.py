@@ -232,6 +232,8 @@ def userns_link(spec: Spec, cdir: str, lowers: list[str]
     mapping = spec.security.userns if spec.security is not None else None
     if mapping is None:
         return [], None
+    if spec.oci is not None:  # a bundle's: the child binds its own root; only the maps
+        return [lambda pid: _map_bundle(pid, cdir, mapping)], None
     import socket
 
     from minidocker import graphdriver, userns
@@ -271,6 +273,14 @@ def userns_link(spec: Spec, cdir: str, lowers: list[str]
             parent_end.close()
 
     return [userns_step], child_end
+
+
+def _map_bundle(pid: int, cdir: str, mapping: UsernsPlan) -> None:
+    from minidocker import userns
+
+    trace.step("userns", f"map the child's ids: uid {mapping.uid_map.line()}")
+    userns.write_maps(pid, mapping)
+    os.chown(cdir, -1, mapping.gid_map.outside)  # its root may enter it (0710), no one else
 
 
 def enter_userns(spec: Spec, cdir: str) -> str:
@@ -381,6 +391,10 @@ def device_cgroup(spec: Spec, cgroup: Any) -> Any:
     program on its v2 group. Every other container is protected by the ``nodev`` mounts alone,
     so it needs no devices group (and none is left for teardown to find)."""
     sec = spec.security
+    if spec.oci is not None and spec.oci.memory_v1:  # a bundle's v1-only memory knobs too
+        from minidocker import ocicontainer
+
+        ocicontainer.set_memory_v1(spec.oci, cgroup)
     oci_rules = spec.oci.device_rules if spec.oci is not None else []
     if oci_rules:
         rules = devices.rules_for([])  # runc's way too: its defaults, then the bundle's

@@ -73,7 +73,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "netplan",
         "engine", "enter", "supervisor", "supervisor_loop", "supervisor_requests",
         "supervisor_streams", "supervisor_exits", "supervisor_adoption", "keeper", "client",
-        "attach", "runtimespec", "ocibundle", "ocicontainer",
+        "attach", "runtimespec", "ocibundle", "ocicontainer", "ocihooks",
     ),
     "faces": (
         "cli", "__main__", "flags", "gotemplate", "humanize", "doctor", "commands", "commands.lab",

@@ -356,13 +356,8 @@ BAD = [
      "config.json: mounts[0].destination is missing"),
     ("unknown capability", {"process.capabilities": {"bounding": ["CAP_NOPE"]}},
      "config.json: process.capabilities.bounding: unknown capability 'CAP_NOPE'"),
-    ("a hook", {"hooks": {"prestart": [{"path": "/bin/true"}]}},
-     "config.json: hooks.prestart: hooks are not supported yet"),
-    ("uid mappings", {"linux.namespaces": [{"type": "mount"}, {"type": "user"}],
-                      "linux.uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
-                      "linux.gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]},
-     "config.json: linux.uidMappings: user namespaces are not supported by "
-     "minidocker-runtime yet"),
+    ("a relative hook", {"hooks": {"prestart": [{"path": "true"}]}},
+     "config.json: hooks.prestart[0].path 'true' is not an absolute path"),
 ]
 
 
@@ -436,3 +431,36 @@ def test_update_sets_new_limits_on_the_cgroup(rt: Runtime, tmp_path: Path) -> No
     bad = rt("update", "--resources", str(tmp_path / "missing.json"), "c1")
     assert bad.returncode == 1 and "missing.json" in bad.stderr
     assert rt("delete", "--force", "c1").returncode == 0
+
+
+MEMORY_V1 = {"kernelTCP": 50593792, "swappiness": 10, "disableOOMKiller": True}
+
+
+def test_the_v1_memory_knobs_are_written_or_refused_on_v2(rt: Runtime) -> None:
+    """kernel, kernelTCP, swappiness, disableOOMKiller: v1 files of their own; none on v2."""
+    from minidocker import cgroups
+
+    rt.config(["sleep", "1000"], **{"linux.resources": {"memory": {"limit": 64 << 20,
+                                                                   **MEMORY_V1}}})
+    if cgroups.version() == 2:
+        result = rt("create", "c1")
+        assert (result.returncode, result.stderr) == (
+            1, "minidocker-runtime: config.json: linux.resources.memory: kernel, kernelTCP, "
+               "swappiness and disableOOMKiller have no cgroup v2 file\n")
+        assert rt.left() == []
+        return
+    assert rt("run", "-d", "c1").returncode == 0
+    pid = rt.state("c1")["pid"]
+    line = next(line for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                if ":memory:" in line)
+    group = Path("/sys/fs/cgroup/memory") / line.split(":", 2)[2].lstrip("/")
+    assert (group / "memory.kmem.tcp.limit_in_bytes").read_text().strip() == "50593792"
+    assert (group / "memory.swappiness").read_text().strip() == "10"
+    assert "oom_kill_disable 1" in (group / "memory.oom_control").read_text()
+    resources = rt.bundle / "r.json"
+    resources.write_text(json.dumps({"memory": {"swappiness": 20}}))
+    refused = rt("update", "--resources", str(resources), "c1")
+    assert refused.stderr == ("minidocker-runtime: config.json: linux.resources.memory."
+                              "swappiness: not supported by update\n")
+    assert rt("delete", "--force", "c1").returncode == 0
+    assert rt.left() == []

@@ -40,11 +40,17 @@ def test_cgroups_path_is_a_parent_and_a_name(path, place) -> None:
      "config.json: linux.namespaces: joining a user namespace by path is not supported yet"),
     (OciSpec(namespace_paths={"mnt": "/proc/1/ns/mnt"}),
      "config.json: linux.namespaces: joining a mnt namespace by path is not supported yet"),
-    (OciSpec(uid_mappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
-     "config.json: linux.uidMappings: user namespaces are not supported by minidocker-runtime "
-     "yet"),
-    (OciSpec(hooks={"poststop": [{"path": "/bin/true"}]}),
-     "config.json: hooks.poststop: hooks are not supported yet"),
+    (OciSpec(uid_mappings=[{"containerID": 0, "hostID": 1000, "size": 1}],
+             gid_mappings=[{"containerID": 0, "hostID": 1000, "size": 1}] * 2),
+     "config.json: linux.gidMappings: 2 mappings; minidocker-runtime maps one range"),
+    (OciSpec(uid_mappings=[{"containerID": 5, "hostID": 1000, "size": 1}],
+             gid_mappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
+     "config.json: linux.uidMappings: the container's root (0) is not mapped"),
+    (OciSpec(uid_mappings=[{"containerID": 0, "hostID": 1000, "size": 1}],
+             gid_mappings=[{"containerID": 0, "hostID": 1000, "size": 1}],
+             namespace_paths={"net": "/run/netns/x"}),
+     "config.json: linux.namespaces: joining a net namespace by path together with a new "
+     "user namespace is not supported"),
     (OciSpec(cgroups_path="system.slice:libpod:abc"),
      "config.json: linux.cgroupsPath 'system.slice:libpod:abc': a systemd slice:prefix:name "
      "is not supported"),
