@@ -125,6 +125,11 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
         made.env = dict(item.partition("=")[::2] for item in process.env)
         made.hostname = config.hostname or ""
         made.oci, made.cgroup_name = oci, cgroup_name
+    if config.healthcheck is not None or image_config.get("Healthcheck"):
+        from minidocker import health
+
+        asked = config.healthcheck.as_docker() if config.healthcheck is not None else None
+        made.healthcheck = health.merge(asked, image_config.get("Healthcheck"))
     return Plan(made, lowers, image_config)
 
 
@@ -174,6 +179,10 @@ def _check(config: ContainerConfig) -> cgroups.CgroupLimits:
     Docker's defaults (a copy: the config stays as asked)."""
     if config.restart.name != "no" and config.auto_remove:
         raise UsageError("conflicting options: --restart and --rm")
+    if config.healthcheck is not None:
+        from minidocker import health
+
+        health.validate(config.healthcheck.as_docker())
     if config.stop_signal:
         try:
             lifecycle.parse_signal(config.stop_signal)
@@ -478,9 +487,10 @@ def check_exec(target: Target) -> lifecycle.Container:
 
 
 def exec(target: Target, process: Process, env_files: Sequence[str] = (),
-         detach: bool = False) -> int:
+         detach: bool = False, started: Callable[[int], None] | None = None) -> int:
     """``exec``: run ``process`` in the running container's namespaces, cgroup and
-    confinement (:mod:`minidocker.enter`); its exit code (0 once started, with ``detach``)."""
+    confinement (:mod:`minidocker.enter`); its exit code (0 once started, with ``detach``).
+    ``started`` is told its PID once it runs (the supervisor's health checks time it)."""
     from minidocker import enter
 
     c = check_exec(target)
@@ -491,7 +501,7 @@ def exec(target: Target, process: Process, env_files: Sequence[str] = (),
     if pidfd is None:
         raise LifecycleError(f"container {c.id} is not running")
     try:
-        return enter.exec_in(int(c.state["Pid"]), plan, c.cgroup())
+        return enter.exec_in(int(c.state["Pid"]), plan, c.cgroup(), started)
     finally:
         os.close(pidfd)
 
