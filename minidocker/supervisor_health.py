@@ -187,17 +187,27 @@ class Health(Loop):
             code, output = -1, check.error
         result = {"Start": timefmt.format_time(check.start_ns), "End": timefmt.now(),
                   "ExitCode": code, "Output": output}
-        try:
-            self._record(monitor, result, check.start_ns - monitor.started_ns)
-        except MinidockerError:  # removed meanwhile
-            self.monitors.pop(monitor.cid, None)
-            return
-        if self.monitors.get(monitor.cid) is monitor:
-            self._schedule(monitor)
+        self._record(monitor, result, check.start_ns - monitor.started_ns)
 
     def _record(self, monitor: Monitor, result: dict[str, Any], since_start_ns: int) -> None:
-        with lifecycle.locked(monitor.cdir):
-            record = lifecycle.read(monitor.cdir, "state")
+        """Add ``result`` to the record, then schedule the next check. The container's lock
+        is only *tried*: ``rm -f`` holds it while it waits for the container's init to die,
+        and that init waits (in the kernel) until every process of its PID namespace has been
+        reaped, the command of a killed check too, which is ours to reap: waiting for the lock
+        here would wait for ourselves."""
+        if self.monitors.get(monitor.cid) is not monitor:
+            return  # stopped meanwhile: nothing to record
+        try:
+            fd = _try_lock(monitor.cdir)
+        except FileNotFoundError:  # removed meanwhile
+            self.monitors.pop(monitor.cid, None)
+            return
+        if fd is None:  # busy: reap what we must, and try again soon
+            self.reap_strays()
+            self.later(0.05, lambda: self._record(monitor, result, since_start_ns))
+            return
+        try:
+            record = lifecycle.read(monitor.cdir, "state", {})
             if record.get("Status") not in ("running", "paused") or \
                     int(record.get("Pid") or 0) != monitor.pid:
                 self.monitors.pop(monitor.cid, None)  # it ended: the result is stale
@@ -206,9 +216,12 @@ class Health(Loop):
             record["Health"] = health.record(record.get("Health") or health.initial(None),
                                              result, monitor.config, since_start_ns)
             lifecycle.write(monitor.cdir, "state", record)
+        finally:
+            os.close(fd)  # (closing the descriptor releases its flock)
         monitor.status = record["Health"]["Status"]
         if monitor.status != before:
             log(f"{monitor.cid[:12]} health_status: {monitor.status}")
+        self._schedule(monitor)
 
     def _end_check(self, check: Check) -> int:
         """Read what is left, reap the check's process, close its descriptors; its code."""
@@ -228,6 +241,27 @@ class Health(Loop):
             os.close(fd)
         check.pidfd = -1
         return code if code >= 0 else 128 - code
+
+
+def _try_lock(cdir: str) -> int | None:
+    """The container's lock (flock(2) on its directory, as :func:`minidocker.state.lock_container`
+    takes it) if it is free now: its descriptor, or None if someone holds it.
+    FileNotFoundError if the container is gone (or was renamed away to be removed)."""
+    import fcntl
+
+    fd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    try:
+        if os.stat(cdir).st_ino != os.fstat(fd).st_ino:
+            raise FileNotFoundError(cdir)
+    except FileNotFoundError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _kill_group(check: Check) -> None:
@@ -252,6 +286,8 @@ def _check_child(layout: state.Layout, cid: str, argv: list[str], out: int, ctl:
     code = 125
     try:
         os.setpgid(0, 0)  # a group of its own: killpg ends it and what it started
+        with open("/proc/self/comm", "w") as comm:  # not to be taken for the supervisor
+            comm.write("md-healthcheck")
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         null = os.open(os.devnull, os.O_RDONLY)
