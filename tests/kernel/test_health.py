@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import CLI, needs_root
-from tests.kernel.test_lifecycle import inspect, run_d, wait_for
+from tests.kernel.test_lifecycle import alive, inspect, run_d, supervisor_pid, wait_for
 
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb09]
 
@@ -187,3 +188,18 @@ def test_bad_health_options_store_nothing(cli, flag, value, words):
     assert result.returncode == 125, result.stderr
     assert len(result.stderr.splitlines()) == 1 and words in result.stderr, result.stderr
     assert cli("ps", "-aq").stdout == ""
+
+
+def test_a_new_supervisor_resumes_the_checks_of_what_it_re_adopts(cli):
+    cid = run_d(cli, "--health-cmd", "cat /ready", *FAST, "--health-retries", "1",
+                "busybox", "sleep", "60")
+    wait_for(lambda: health(cli, cid).get("Status") == "unhealthy", what="unhealthy")
+    old = supervisor_pid(cli.root)
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: not alive(old), what="the supervisor's death")
+    assert cli("exec", cid, "touch", "/ready").returncode == 0
+    time.sleep(0.3)
+    assert health(cli, cid)["Status"] == "unhealthy"  # nobody checks while none runs
+    cli("start", cid, check=True)  # any command that needs a supervisor starts one
+    wait_for(lambda: health(cli, cid).get("Status") == "healthy", what="checked again")
+    assert health(cli, cid)["Log"][-1]["Output"] == ""
