@@ -130,6 +130,7 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
 
         asked = config.healthcheck.as_docker() if config.healthcheck is not None else None
         made.healthcheck = health.merge(asked, image_config.get("Healthcheck"))
+        made.shell = list(image_config.get("Shell") or []) or None  # CMD-SHELL's
     return Plan(made, lowers, image_config)
 
 
@@ -243,14 +244,15 @@ def _security_plan(config: ContainerConfig, root: str, say: Callable[[str], None
 
 
 def run(config: ContainerConfig, layout: state.Layout | None = None, *, cid: str = "",
-        stdio: tuple[int, int, int] | None = None, say: Callable[[str], None] = _say) -> int:
+        stdio: tuple[int, int, int] | None = None, say: Callable[[str], None] = _say,
+        made: Plan | None = None) -> int:
     """Run ``config``'s container in the foreground of this process; its exit code
     (``minidocker run`` without ``-d``). This process is the container's parent, so it must
     not be a threaded one (a Jupyter kernel): it unshares a PID namespace for its child.
     ``cid``: the ID to give it (the builder finds its files by it afterwards); ``stdio``: the
-    fds that become its 0, 1 and 2 (None: ours)."""
+    fds that become its 0, 1 and 2 (None: ours); ``made``: :func:`plan`'s, if made already."""
     layout = layout or state.Layout()
-    made = plan(config, layout, say, cid)
+    made = made or plan(config, layout, say, cid)
     return container.run(made.spec, made.lowers, layout, stdio=stdio)
 
 

@@ -84,9 +84,11 @@ class Health(Loop):
     """Health checks: a mixin of :class:`minidocker.supervisor.Supervisor`."""
 
     def health_start(self, box: Box, config: dict[str, Any] | None,
-                     started_ns: int | None = None, status: str = health.STARTING) -> None:
-        """Watch ``box``'s health, if its config has a check to run."""
-        argv = health.probe_argv(config)
+                     started_ns: int | None = None, status: str = health.STARTING,
+                     shell: list[str] | None = None) -> None:
+        """Watch ``box``'s health, if its config has a check to run (``shell``: the image's
+        SHELL, which runs a ``CMD-SHELL`` check)."""
+        argv = health.probe_argv(config, shell)
         if config is None or argv is None:
             return
         self.health_stop(box.id)

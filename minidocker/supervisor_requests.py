@@ -243,7 +243,7 @@ class Requests(Loop):
             box.cgroup = getattr(started, "cgroup", None)
             self.boxes[cid] = box
             self._watch_box(box, ours)
-            self.health_start(box, spec.healthcheck)
+            self.health_start(box, spec.healthcheck, shell=spec.shell)
         if attach:
             self.join(box, *attach)
         self.keep(box)

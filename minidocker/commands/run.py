@@ -302,15 +302,21 @@ def cmd_run(argv: list[str], create: bool = False) -> int:
         from minidocker import client  # light: run -d is a start-up path too
 
         return client.run_detached(config, start=not create)
-    checked = config.healthcheck is not None and config.healthcheck.test != ["NONE"]
-    if config.restart.name != "no" or checked:  # the supervisor starts it (and checks its
-        # health: only a long-lived parent can); we attach
+    if config.restart.name != "no":  # the supervisor starts it; we attach
         from minidocker.commands import attaching
 
         return attaching.run_supervised(config)
     from minidocker import engine  # the start sequence: only a foreground run needs it here
 
-    return engine.run(config)
+    made = engine.plan(config)
+    if made.spec.healthcheck is not None:  # a health check needs a parent that stays: the
+        from minidocker import health  # supervisor starts it (it plans it again); we attach
+
+        if health.probe_argv(made.spec.healthcheck) is not None:
+            from minidocker.commands import attaching
+
+            return attaching.run_supervised(config)
+    return engine.run(config, made=made)
 
 
 def cmd_create(argv: list[str]) -> int:

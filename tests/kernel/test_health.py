@@ -172,10 +172,24 @@ def test_checks_stop_with_the_container_and_leave_nothing(cli):
     wait_for(lambda: not checks_of(cli.root), what="no check process left")
 
 
-def test_a_foreground_run_with_a_check_is_supervised(cli):
+def test_a_foreground_run_with_a_check_is_supervised(cli, tmp_path):
     result = cli("run", "--rm", "--health-cmd", "true", *FAST, "busybox",
                  "sh", "-c", "sleep 0.3; echo done; exit 4")
     assert (result.returncode, result.stdout) == (4, "done\n"), result.stderr
+    assert "created" in (cli.root / "supervisor" / "log").read_text()
+    # the image's HEALTHCHECK too; CMD-SHELL runs through the image's SHELL, as in Docker
+    (tmp_path / "Dockerfile").write_text(
+        'FROM busybox\nSHELL ["/bin/echo", "said"]\nHEALTHCHECK --interval=50ms CMD hello\n')
+    assert cli("build", "-q", "-t", "echoing", str(tmp_path)).returncode == 0
+    fg = cli.popen("run", "--name", "fg", "echoing", "sleep", "60")
+    try:
+        wait_for(lambda: cli("ps", "-q", "-f", "name=fg", "-f", "health=healthy").stdout,
+                 what="the foreground container checked")
+        assert health(cli, "fg")["Log"][-1]["Output"] == "said hello\n"
+    finally:
+        cli("rm", "-f", "fg")
+        assert fg.wait(timeout=10) == 137
+    assert cli("run", "--rm", "--no-healthcheck", "echoing", "true").returncode == 0
 
 
 @pytest.mark.parametrize(("flag", "value", "words"), [

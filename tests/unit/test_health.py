@@ -79,6 +79,8 @@ def test_durations_below_one_millisecond_are_refused_as_dockers_daemon_does():
 def test_what_a_check_runs():
     assert health.probe_argv({"Test": ["CMD", "cat", "/x"]}) == ["cat", "/x"]
     assert health.probe_argv({"Test": ["CMD-SHELL", "a | b"]}) == ["/bin/sh", "-c", "a | b"]
+    assert health.probe_argv({"Test": ["CMD-SHELL", "x"]}, ["/bin/bash", "-ec"]) == \
+        ["/bin/bash", "-ec", "x"]  # the image's SHELL
     for off in (None, {}, {"Test": []}, {"Test": ["NONE"]}, {"Test": ["HTTP", "x"]}):
         assert health.probe_argv(off) is None
 
