@@ -120,6 +120,9 @@ class Health(Loop):
     def _due(self, monitor: Monitor, generation: int) -> None:
         if self.monitors.get(monitor.cid) is not monitor or monitor.generation != generation:
             return
+        if lifecycle.read(monitor.cdir, "state", {}).get("Paused"):
+            self._schedule(monitor)  # a frozen container is not checked (Docker's rule)
+            return
         check = _fork_check(self.layout, monitor.cid, monitor.argv)
         monitor.check = check
         self.watch(check.out, lambda: None if self._on_output(check) else None)

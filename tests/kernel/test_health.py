@@ -217,3 +217,16 @@ def test_a_new_supervisor_resumes_the_checks_of_what_it_re_adopts(cli):
     cli("start", cid, check=True)  # any command that needs a supervisor starts one
     wait_for(lambda: health(cli, cid).get("Status") == "healthy", what="checked again")
     assert health(cli, cid)["Log"][-1]["Output"] == ""
+
+
+def test_a_paused_container_is_not_checked(cli):
+    cid = run_d(cli, "--health-cmd", "true", *FAST, "busybox", "sleep", "60")
+    wait_for(lambda: health(cli, cid).get("Status") == "healthy", what="healthy")
+    assert cli("pause", cid).returncode == 0
+    time.sleep(0.2)  # a check in flight ends (or times out) meanwhile
+    before = health(cli, cid)["Log"]
+    time.sleep(0.5)
+    assert health(cli, cid)["Log"] == before
+    assert cli("unpause", cid).returncode == 0
+    wait_for(lambda: health(cli, cid)["Log"] != before, what="checked again")
+    assert health(cli, cid)["Status"] == "healthy"
