@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from minidocker.ports import PortMapping
 
 __all__ = ["ContainerConfig", "Process", "Namespaces", "Resources", "NetworkConfig", "Mount",
-           "Security", "RestartPolicy"]
+           "Security", "RestartPolicy", "Healthcheck"]
 
 
 class Process(Record):
@@ -149,14 +149,46 @@ class RestartPolicy(Record):
         return {"Name": self.name, "MaximumRetryCount": self.maximum_retry_count}
 
 
+class Healthcheck(Record):
+    """Docker's ``HealthConfig`` as the caller asked it (``run``'s ``--health-*``): ``test``
+    (``[]``: the image's; ``["NONE"]``: none), durations in nanoseconds and ``retries``, each
+    0 to take the image's (see :func:`minidocker.health.merge`)."""
+
+    __slots__ = ("test", "interval", "timeout", "start_period", "start_interval", "retries")
+
+    def __init__(self, test: Sequence[str] = (), interval: int = 0, timeout: int = 0,
+                 start_period: int = 0, start_interval: int = 0, retries: int = 0) -> None:
+        self.test = list(test)
+        self.interval = interval
+        self.timeout = timeout
+        self.start_period = start_period
+        self.start_interval = start_interval
+        self.retries = retries
+
+    def as_docker(self) -> dict[str, Any]:
+        """Under Docker's field names, as the image config and ``inspect`` have them."""
+        return {"Test": list(self.test), "Interval": self.interval, "Timeout": self.timeout,
+                "StartPeriod": self.start_period, "StartInterval": self.start_interval,
+                "Retries": self.retries}
+
+    @classmethod
+    def from_docker(cls, fields: Mapping[str, Any]) -> Healthcheck:
+        return cls(test=fields.get("Test") or (), interval=int(fields.get("Interval") or 0),
+                   timeout=int(fields.get("Timeout") or 0),
+                   start_period=int(fields.get("StartPeriod") or 0),
+                   start_interval=int(fields.get("StartInterval") or 0),
+                   retries=int(fields.get("Retries") or 0))
+
+
 class ContainerConfig(Record):
     """The engine's one input: everything about a container a caller may ask for."""
 
     __slots__ = ("image", "process", "name", "hostname", "namespaces", "resources",
                  "cgroup_parent", "network", "mounts", "security", "restart", "labels",
-                 "auto_remove", "stop_signal", "read_only", "volumes_from")
+                 "auto_remove", "stop_signal", "read_only", "volumes_from", "healthcheck")
     NESTED = {"process": Process, "namespaces": Namespaces, "network": NetworkConfig,
-              "mounts": Mount, "security": Security, "restart": RestartPolicy}
+              "mounts": Mount, "security": Security, "restart": RestartPolicy,
+              "healthcheck": Healthcheck}
 
     def __init__(self, image: str, process: Process | None = None, name: str = "",
                  hostname: str | None = None, namespaces: Namespaces | None = None,
@@ -165,7 +197,8 @@ class ContainerConfig(Record):
                  security: Security | None = None, restart: RestartPolicy | None = None,
                  labels: Mapping[str, str] | None = None, auto_remove: bool = False,
                  stop_signal: str = "", read_only: bool = False,
-                 volumes_from: Sequence[str] = ()) -> None:
+                 volumes_from: Sequence[str] = (),
+                 healthcheck: Healthcheck | None = None) -> None:
         self.image = image
         self.process = process or Process()
         self.name = name  # "": a random one, as Docker picks
@@ -182,6 +215,7 @@ class ContainerConfig(Record):
         self.stop_signal = stop_signal  # --stop-signal; "": the image's STOPSIGNAL, or SIGTERM
         self.read_only = read_only  # --read-only: the root filesystem mounted read-only
         self.volumes_from = list(volumes_from)  # --volumes-from C[:ro|:rw], as typed
+        self.healthcheck = healthcheck  # --health-*; None: the image's HEALTHCHECK, if any
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> ContainerConfig:

@@ -125,6 +125,12 @@ def plan(config: ContainerConfig, layout: state.Layout | None = None,
         made.env = dict(item.partition("=")[::2] for item in process.env)
         made.hostname = config.hostname or ""
         made.oci, made.cgroup_name = oci, cgroup_name
+    if config.healthcheck is not None or image_config.get("Healthcheck"):
+        from minidocker import health
+
+        asked = config.healthcheck.as_docker() if config.healthcheck is not None else None
+        made.healthcheck = health.merge(asked, image_config.get("Healthcheck"))
+        made.shell = list(image_config.get("Shell") or []) or None  # CMD-SHELL's
     return Plan(made, lowers, image_config)
 
 
@@ -174,6 +180,10 @@ def _check(config: ContainerConfig) -> cgroups.CgroupLimits:
     Docker's defaults (a copy: the config stays as asked)."""
     if config.restart.name != "no" and config.auto_remove:
         raise UsageError("conflicting options: --restart and --rm")
+    if config.healthcheck is not None:
+        from minidocker import health
+
+        health.validate(config.healthcheck.as_docker())
     if config.stop_signal:
         try:
             lifecycle.parse_signal(config.stop_signal)
@@ -236,14 +246,15 @@ def _security_plan(config: ContainerConfig, root: str, say: Callable[[str], None
 
 
 def run(config: ContainerConfig, layout: state.Layout | None = None, *, cid: str = "",
-        stdio: tuple[int, int, int] | None = None, say: Callable[[str], None] = _say) -> int:
+        stdio: tuple[int, int, int] | None = None, say: Callable[[str], None] = _say,
+        made: Plan | None = None) -> int:
     """Run ``config``'s container in the foreground of this process; its exit code
     (``minidocker run`` without ``-d``). This process is the container's parent, so it must
     not be a threaded one (a Jupyter kernel): it unshares a PID namespace for its child.
     ``cid``: the ID to give it (the builder finds its files by it afterwards); ``stdio``: the
-    fds that become its 0, 1 and 2 (None: ours)."""
+    fds that become its 0, 1 and 2 (None: ours); ``made``: :func:`plan`'s, if made already."""
     layout = layout or state.Layout()
-    made = plan(config, layout, say, cid)
+    made = made or plan(config, layout, say, cid)
     return container.run(made.spec, made.lowers, layout, stdio=stdio)
 
 
@@ -486,9 +497,10 @@ def check_exec(target: Target) -> lifecycle.Container:
 
 
 def exec(target: Target, process: Process, env_files: Sequence[str] = (),
-         detach: bool = False) -> int:
+         detach: bool = False, started: Callable[[int], None] | None = None) -> int:
     """``exec``: run ``process`` in the running container's namespaces, cgroup and
-    confinement (:mod:`minidocker.enter`); its exit code (0 once started, with ``detach``)."""
+    confinement (:mod:`minidocker.enter`); its exit code (0 once started, with ``detach``).
+    ``started`` is told its PID once it runs (the supervisor's health checks time it)."""
     from minidocker import enter
 
     c = check_exec(target)
@@ -499,7 +511,7 @@ def exec(target: Target, process: Process, env_files: Sequence[str] = (),
     if pidfd is None:
         raise LifecycleError(f"container {c.id} is not running")
     try:
-        return enter.exec_in(int(c.state["Pid"]), plan, c.cgroup())
+        return enter.exec_in(int(c.state["Pid"]), plan, c.cgroup(), started)
     finally:
         os.close(pidfd)
 

@@ -242,13 +242,18 @@ def human_duration(seconds: float) -> str:
 
 
 def status_text(record: Record, current: str, at_ns: int | None = None) -> str:
-    """``ps``'s STATUS column: "Up 5 minutes", "Exited (0) 2 seconds ago", "Created"."""
+    """``ps``'s STATUS column: "Up 5 minutes", "Up 3 seconds (healthy)", "Exited (0) 2
+    seconds ago", "Created"."""
     at_ns = time.time_ns() if at_ns is None else at_ns
 
     def since(field: str) -> str:
         return human_duration((at_ns - parse_time(record.get(field) or "")) / 1e9)
 
     if current == "running":
+        if record.get("Health"):  # only then: the health module
+            from minidocker import health
+
+            return f"Up {since('StartedAt')}{health.ps_suffix(record['Health'])}"
         return f"Up {since('StartedAt')}"
     if current == "paused":
         return f"Up {since('StartedAt')} (Paused)"

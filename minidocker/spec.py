@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 
 _OPTIONAL: dict[str, Any] = {"security": None, "stop_signal": "", "mounts": [],
-                             "read_only": False, "cgroup_name": "", "oci": None}
+                             "read_only": False, "cgroup_name": "", "oci": None,
+                             "healthcheck": None, "shell": None}
 
 
 class Spec:
@@ -46,7 +47,7 @@ class Spec:
     __slots__ = ("id", "name", "image", "image_id", "argv", "env", "workdir", "user",
                  "hostname", "tty", "interactive", "init", "remove", "namespaces", "resources",
                  "cgroup_parent", "network", "security", "stop_signal", "mounts",
-                 "read_only", "cgroup_name", "oci")
+                 "read_only", "cgroup_name", "oci", "healthcheck", "shell")
     id: str
     name: str
     image: str
@@ -70,6 +71,8 @@ class Spec:
     read_only: bool  # --read-only: the root filesystem's own mount read-only
     cgroup_name: str  # the group's own name under cgroup_parent ("": the ID)
     oci: OciSpec | None  # a bundle's container (minidocker-runtime): what only it says
+    healthcheck: dict[str, Any] | None  # Docker's HealthConfig, run's over the image's
+    shell: list[str] | None  # the image's SHELL, for a CMD-SHELL check (None: /bin/sh -c)
 
     def __init__(self, **fields: Any) -> None:
         for key in self.__slots__:

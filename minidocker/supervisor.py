@@ -25,7 +25,8 @@ re-parented to it rather than to the host's init, and it reaps them. It is singl
 - its **stdout/stderr** pipes, or its pty master with ``-t`` (lines go to its json-file log,
   see :mod:`minidocker.logs`, and to any ``attach``-ed client);
 - the **socket** ``ROOT/supervisor/sock``, where the CLI asks for things (below);
-- **timers**: restart back-off, and reaping orphans.
+- **timers**: restart back-off, reaping orphans, and health checks (each check an ``exec``
+  in a process of its own: :mod:`minidocker.supervisor_health`).
 
 A container costs it a few file descriptors and a small object: no process of its own (podman
 keeps one ``conmon`` per container, ~2 MiB each; an idle Python process would cost 8-11 MiB).
@@ -81,7 +82,8 @@ the supervisor's parts are mixins, one module each, on :class:`minidocker.superv
 - :mod:`minidocker.supervisor_requests`: the protocol, ``create``, ``start``, ``attach``;
 - :mod:`minidocker.supervisor_streams`: stdio, json-file logs, the keeper;
 - :mod:`minidocker.supervisor_exits`: how a container ends, ``--restart``;
-- :mod:`minidocker.supervisor_adoption`: re-adoption when a supervisor starts.
+- :mod:`minidocker.supervisor_adoption`: re-adoption when a supervisor starts;
+- :mod:`minidocker.supervisor_health`: health checks (``HEALTHCHECK``, ``--health-cmd``).
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ import time
 from minidocker import client, lifecycle, state, syscalls
 from minidocker.supervisor_adoption import Adoption
 from minidocker.supervisor_exits import Exits
+from minidocker.supervisor_health import Health
 from minidocker.supervisor_loop import (
     FRAME,
     MAX_CLIENT_BACKLOG,
@@ -123,7 +126,7 @@ __all__ = [
 ]
 
 
-class Supervisor(Requests, Streams, Exits, Adoption, Loop):
+class Supervisor(Requests, Streams, Exits, Adoption, Health, Loop):
     """The supervisor: the loop below, and its parts (each a module: see "Where the code is"
     above)."""
 
@@ -177,6 +180,7 @@ class Supervisor(Requests, Streams, Exits, Adoption, Loop):
         for box in list(self.boxes.values()):  # what has ended is recorded (and released)
             if _readable(box.pidfd):
                 self.exited(box)
+        self.health_shutdown()  # checks in flight are killed; the next supervisor resumes them
         log("shutting down" + (f"; {len(self.boxes)} containers keep running"
                                if self.boxes else ""))
         with contextlib.suppress(FileNotFoundError):

@@ -116,6 +116,11 @@ class Adoption(Loop):
         self.boxes[cid] = box
         self._watch_box(box, ours)
         self.keep(box)
+        checked = record.get("Health") or {}  # its health checks go on where they were
+        config = lifecycle.read(cdir, "config", {})
+        self.health_start(box, config.get("healthcheck"),
+                          lifecycle.parse_time(str(record.get("StartedAt") or "")) or None,
+                          str(checked.get("Status") or "starting"), config.get("shell"))
         log(f"re-adopted {cid[:12]} (PID {box.pid})")
 
 

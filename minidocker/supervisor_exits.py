@@ -31,6 +31,7 @@ class Exits(Loop):
         remove or forget it."""
         if self.boxes.get(box.id) is not box or not _readable(box.pidfd):
             return  # a stale event for a reused descriptor number
+        self.health_stop(box.id)  # a check in flight is killed: its result would be stale
         for fd in list(box.streams):
             while fd in box.streams and _readable(fd):
                 self.on_output(box, fd)
@@ -116,7 +117,8 @@ class Exits(Loop):
 
     def reap_strays(self) -> None:
         """wait(2) for every exited child that is not a container we watch: as a subreaper
-        we inherit orphans from below (under ``--pid host``, say), and our keeper is ours."""
+        we inherit orphans from below (under ``--pid host``, say, or the command of a killed
+        health check), and our keeper is ours."""
         ours = {box.pid: box for box in self.boxes.values() if box.child}
         while True:
             try:
@@ -128,5 +130,7 @@ class Exits(Loop):
             box = ours.pop(info.si_pid, None)
             if box is not None:
                 self.exited(box)  # its pidfd event has not come round yet
+            elif info.si_pid in self.checks:
+                self.checks[info.si_pid]()  # a health check's process: its end, recorded
             else:
                 os.waitpid(info.si_pid, 0)

@@ -104,6 +104,8 @@ class Loop:
         self.in_select = False
         self._seq = 0
         self.keeper: Any = None
+        self.monitors: dict[str, Any] = {}  # health checks (supervisor_health.Monitor), by ID
+        self.checks: dict[int, Callable[[], None]] = {}  # PID of a check in flight -> its end
         self.root_ino = os.stat(layout.root).st_ino
 
     def guarded(self, callback: Callable[..., None], *args: int, fd: int | None = None) -> None:
@@ -199,6 +201,12 @@ class Loop:
         # supervisor_exits: ends and restarts
         def exited(self, box: Box) -> None: ...
         def restart(self, cid: str) -> None: ...
+        def reap_strays(self) -> None: ...
+        # supervisor_health: health checks
+        def health_start(self, box: Box, config: dict[str, Any] | None,
+                         started_ns: int | None = None, status: str = "starting",
+                         shell: list[str] | None = None) -> None: ...
+        def health_stop(self, cid: str) -> None: ...
 
 
 class _Interrupt(Exception):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import signal
 
-from minidocker import container, engine, lifecycle, state
+from minidocker import container, engine, health, lifecycle, state
 from minidocker.config import ContainerConfig
 from minidocker.errors import MinidockerError
 from minidocker.supervisor_loop import STDERR, STDOUT, Box, Conn, Loop, log
@@ -213,6 +213,8 @@ class Requests(Loop):
                 base.update(Created=lifecycle.now(), RestartCount=0)
             base.update(Supervised=True, ManuallyStopped=False, Error="", ExitCode=0,
                         OOMKilled=False, Paused=False)
+            if spec.healthcheck is not None and health.probe_argv(spec.healthcheck):
+                base["Health"] = health.initial(record.get("Health"))  # the log is kept
 
             def on_fork(pid: int) -> None:  # recorded at once: a crash now leaves no orphan
                 lifecycle.write(cdir, "state", {**base, "Status": "starting", "Pid": pid,
@@ -241,6 +243,7 @@ class Requests(Loop):
             box.cgroup = getattr(started, "cgroup", None)
             self.boxes[cid] = box
             self._watch_box(box, ours)
+            self.health_start(box, spec.healthcheck, shell=spec.shell)
         if attach:
             self.join(box, *attach)
         self.keep(box)

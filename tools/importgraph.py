@@ -72,7 +72,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "networking",
         "netplan",
         "engine", "enter", "supervisor", "supervisor_loop", "supervisor_requests",
-        "supervisor_streams", "supervisor_exits", "supervisor_adoption", "keeper", "client",
+        "supervisor_streams", "supervisor_exits", "supervisor_adoption", "supervisor_health",
+        "health", "keeper", "client",
         "attach", "runtimespec", "ocibundle", "ocicontainer", "ocihooks",
     ),
     "faces": (

@@ -30,7 +30,8 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
               "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
               "LocalVolumes": "LOCAL VOLUMES", "Label": "LABEL"}
-FILTERS = ("status", "name", "id")
+FILTERS = ("status", "name", "id", "health")
+HEALTH_STATES = ("starting", "healthy", "unhealthy", "none")  # minidocker.health.STATUSES
 
 
 def ellipsis(text: str, width: int) -> str:
@@ -93,15 +94,19 @@ def parse_filters(items: list[str]) -> dict[str, list[str]]:
         if key == "status" and value not in lifecycle.STATES:
             raise LifecycleError(f"invalid filter 'status={value}': use one of "
                                  + ", ".join(lifecycle.STATES))
+        if key == "health" and value not in HEALTH_STATES:
+            raise LifecycleError(f"Unrecognised filter value for health: {value}")
         filters.setdefault(key, []).append(value)
     return filters
 
 
-def matches(filters: dict[str, list[str]], cid: str, name: str, status: str) -> bool:
+def matches(filters: dict[str, list[str]], cid: str, name: str, status: str,
+            health_status: str = "none") -> bool:
     """Docker's filter rules: values of one key are alternatives, keys must all match; a name
-    matches as a substring (Docker's is a regular expression; a substring is one too)."""
+    matches as a substring (Docker's is a regular expression; a substring is one too).
+    ``health_status``: :func:`minidocker.health.status_of` the container's State.Health."""
     checks = {"status": lambda v: v == status, "name": lambda v: v.lstrip("/") in name,
-              "id": lambda v: cid.startswith(v)}
+              "id": lambda v: cid.startswith(v), "health": lambda v: v == health_status}
     return all(any(checks[key](v) for v in values) for key, values in filters.items())
 
 
@@ -124,7 +129,8 @@ def cmd_ps(argv: list[str]) -> int:
     p.add_argument("-q", "--quiet", action="store_true", help="only display container IDs")
     p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
     p.add_argument("-f", "--filter", action="append", default=[],
-                   help="filter output based on conditions provided (status=, name=, id=)")
+                   help="filter output based on conditions provided (status=, name=, id=, "
+                   "health=)")
     p.add_argument("-n", "--last", type=int, default=-1,
                    help="show n last created containers (includes all states)")
     p.add_argument("-l", "--latest", action="store_true",
@@ -153,7 +159,8 @@ def cmd_ps(argv: list[str]) -> int:
         rows = rows[:limit]
     elif not args.all:
         rows = [r for r in rows if r[3] in ("running", "paused", "restarting")]
-    rows = [r for r in rows if matches(filters, r[0], str(r[1].get("name") or ""), r[3])]
+    rows = [r for r in rows if matches(filters, r[0], str(r[1].get("name") or ""), r[3],
+                                       _health_status(r[2]))]
     lines = []
     if table:
         lines.append(template.render(gotemplate.Strict(PS_HEADERS,
@@ -169,6 +176,14 @@ def cmd_ps(argv: list[str]) -> int:
     for line in out:
         print(line)
     return 0
+
+
+def _health_status(record: dict[str, Any]) -> str:
+    if not record.get("Health"):
+        return "none"
+    from minidocker import health
+
+    return health.status_of(record["Health"])
 
 
 def tabulate(lines: list[str], minwidth: int = 10, padding: int = 3) -> list[str]:
@@ -222,6 +237,7 @@ def inspect_container(c: Container) -> dict[str, Any]:
                                                  else lifecycle.UNSEEN_END)),
             "StartedAt": record.get("StartedAt") or lifecycle.ZERO_TIME,
             "FinishedAt": record.get("FinishedAt") or lifecycle.ZERO_TIME,
+            **({"Health": record["Health"]} if record.get("Health") else {}),
         },
         "Image": config.get("image_id") or "",
         "ResolvConfPath": os.path.join(c.dir, "resolv.conf"),
@@ -275,6 +291,7 @@ def inspect_container(c: Container) -> dict[str, Any]:
             "OnBuild": None,
             "Labels": {},
             "StopSignal": host.get("StopSignal") or config.get("stop_signal") or None,
+            **({"Healthcheck": config["healthcheck"]} if config.get("healthcheck") else {}),
         },
         "NetworkSettings": network,
     }

@@ -18,7 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from minidocker.config import ContainerConfig
+    from minidocker.config import ContainerConfig, Healthcheck
     from minidocker.flags import Flag, Parsed
     from minidocker.ports import PortMapping
 
@@ -54,6 +54,7 @@ def run_flags() -> tuple[Flag, ...]:
         Flag("cgroup-parent", kind="value", help="optional parent cgroup for the container"),
         *security_flags(),
         *mount_flags(),
+        *health_flags(),
         Flag("trace", help="print every kernel-facing step as it happens (to stderr)"),
         Flag("trace-json", kind="value", metavar="file",
              help="append every step as a JSON line to FILE (for notebooks)"),
@@ -120,6 +121,43 @@ def mount_flags() -> tuple[Flag, ...]:
         Flag("volumes-from", kind="list",
              help="mount volumes from the specified container(s) (CONTAINER[:ro|:rw])"),
     )
+
+
+def health_flags() -> tuple[Flag, ...]:
+    """``run``'s health check options (see :mod:`minidocker.health`)."""
+    from minidocker.flags import Flag
+
+    return (
+        Flag("health-cmd", kind="value", help="command to run to check health"),
+        Flag("health-interval", kind="value", metavar="duration",
+             help="time between running the check (ms|s|m|h) (default 0s)"),
+        Flag("health-timeout", kind="value", metavar="duration",
+             help="maximum time to allow one check to run (ms|s|m|h) (default 0s)"),
+        Flag("health-start-period", kind="value", metavar="duration",
+             help="start period for the container to initialize before starting "
+                  "health-retries countdown (ms|s|m|h) (default 0s)"),
+        Flag("health-start-interval", kind="value", metavar="duration",
+             help="time between running the check during the start period (ms|s|m|h) "
+                  "(default 0s)"),
+        Flag("health-retries", kind="value", metavar="int",
+             help="consecutive failures needed to report unhealthy"),
+        Flag("no-healthcheck", help="disable any container-specified HEALTHCHECK"),
+    )
+
+
+def health_config(args: Parsed) -> Healthcheck | None:
+    """The ``--health-*`` flags as a :class:`~minidocker.config.Healthcheck` (None: none)."""
+    if not (args.health_cmd is not None or args.health_interval is not None
+            or args.health_timeout is not None or args.health_start_period is not None
+            or args.health_start_interval is not None or args.health_retries is not None
+            or args.no_healthcheck):
+        return None  # nothing typed: the health module stays unimported
+    from minidocker import config, health
+
+    asked = health.from_flags(args.health_cmd, args.health_interval, args.health_timeout,
+                              args.health_start_period, args.health_start_interval,
+                              args.health_retries, args.no_healthcheck)
+    return config.Healthcheck.from_docker(asked) if asked is not None else None
 
 
 def network_flags() -> tuple[Flag, ...]:
@@ -222,7 +260,8 @@ def config_from_flags(args: Parsed, environ: Mapping[str, str], cwd: str) -> Con
             subids={k: environ[k] for k in SUBID_ENV if k in environ}
             if args.userns == "private" else {}),
         mounts=mount_list, read_only=args.read_only, volumes_from=args.volumes_from,
-        restart=restart, auto_remove=args.rm, stop_signal=args.stop_signal or "")
+        restart=restart, auto_remove=args.rm, stop_signal=args.stop_signal or "",
+        healthcheck=health_config(args))
 
 
 # The variables naming --userns private's /etc/subuid, /etc/subgid and user (for tests, labs)
@@ -269,7 +308,15 @@ def cmd_run(argv: list[str], create: bool = False) -> int:
         return attaching.run_supervised(config)
     from minidocker import engine  # the start sequence: only a foreground run needs it here
 
-    return engine.run(config)
+    made = engine.plan(config)
+    if made.spec.healthcheck is not None:  # a health check needs a parent that stays: the
+        from minidocker import health  # supervisor starts it (it plans it again); we attach
+
+        if health.probe_argv(made.spec.healthcheck) is not None:
+            from minidocker.commands import attaching
+
+            return attaching.run_supervised(config)
+    return engine.run(config, made=made)
 
 
 def cmd_create(argv: list[str]) -> int:
