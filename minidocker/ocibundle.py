@@ -65,17 +65,17 @@ if TYPE_CHECKING:
 
 def read_bundle(bundle: str) -> tuple[ContainerConfig, OciSpec]:
     """``<bundle>/config.json``, translated; its root filesystem must be a directory."""
-    import json
+    from minidocker.state import loads  # json's C scanner, without json (and re): ~6 ms
 
     bundle = os.path.abspath(bundle)
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            document = json.loads(f.read())
+            document = loads(f.read().decode())
     except OSError as exc:
         raise BundleError(f"cannot open {path}: {exc.strerror}") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
-        raise BundleError(f"not JSON: {exc}") from None
+        raise BundleError(f"not JSON: {str(exc).removeprefix('not JSON: ')}") from None
     config, spec = translate(document, bundle)
     if not os.path.isdir(spec.rootfs):
         raise BundleError(f"root.path: {spec.rootfs} is not a directory")

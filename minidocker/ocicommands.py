@@ -26,9 +26,7 @@ every command finds it again without asking. The runtime's state, the spec's, is
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
 
 from minidocker import engine, lifecycle, procfs, state
@@ -36,10 +34,8 @@ from minidocker.ocistate import RuntimeError_, check_id, now, read_state, write_
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any
-
     from minidocker.container import Started
+    from minidocker.flags import Parsed
     from minidocker.ociruntime import Log
 
 
@@ -70,7 +66,7 @@ def _write_pid_file(path: str, pid: int) -> None:
     os.replace(tmp, path)
 
 
-def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Started:
+def create(args: Parsed, log: Log, foreground: bool = False) -> Started:
     """Make the container and leave it held; on any failure nothing is left behind."""
     from minidocker import ocibundle
 
@@ -139,13 +135,13 @@ def oci_version(bundle: str) -> str:
 
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            version = json.loads(f.read()).get("ociVersion")
+            version = state.loads(f.read().decode()).get("ociVersion")
     except (OSError, ValueError, AttributeError):
         return SPEC_VERSION
     return version if isinstance(version, str) else SPEC_VERSION
 
 
-def cmd_create(args: argparse.Namespace, log: Log) -> int:
+def cmd_create(args: Parsed, log: Log) -> int:
     started = create(args, log)
     if started.master is not None:
         os.close(started.master)
@@ -153,7 +149,7 @@ def cmd_create(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def start(args: argparse.Namespace) -> None:
+def start(args: Parsed) -> None:
     record = read_state(args.root, args.id)
     status = record.get("status")
     if status != "created":
@@ -163,12 +159,12 @@ def start(args: argparse.Namespace) -> None:
     write_state(args.root, {**record, "status": "running"})
 
 
-def cmd_start(args: argparse.Namespace, log: Log) -> int:
+def cmd_start(args: Parsed, log: Log) -> int:
     start(args)
     return 0
 
 
-def cmd_run(args: argparse.Namespace, log: Log) -> int:
+def cmd_run(args: Parsed, log: Log) -> int:
     """create + start; in the foreground, wait for it, delete it, exit with its code."""
     from minidocker import init
 
@@ -198,7 +194,7 @@ def cmd_run(args: argparse.Namespace, log: Log) -> int:
             os.close(started.master)
 
 
-def cmd_kill(args: argparse.Namespace, log: Log) -> int:
+def cmd_kill(args: Parsed, log: Log) -> int:
     from minidocker.lifecycle import LifecycleError, parse_signal
 
     record = read_state(args.root, args.id)
@@ -226,7 +222,7 @@ def _delete(root: str, cid: str) -> None:
     remove_state_dir(root, cid)
 
 
-def cmd_delete(args: argparse.Namespace, log: Log) -> int:
+def cmd_delete(args: Parsed, log: Log) -> int:
     try:
         record = read_state(args.root, args.id)
     except RuntimeError_:
@@ -249,10 +245,10 @@ def _cgroup(root: str, cid: str) -> object:
     return cgroup
 
 
-def cmd_ps(args: argparse.Namespace, log: Log) -> int:
+def cmd_ps(args: Parsed, log: Log) -> int:
     pids = sorted(_cgroup(args.root, args.id).pids())  # type: ignore[attr-defined]
     if args.format == "json":
-        print(json.dumps(pids))
+        print(state.dumps(pids))
         return 0
     import subprocess
 
@@ -270,7 +266,7 @@ def cmd_ps(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def cmd_pause(args: argparse.Namespace, log: Log) -> int:
+def cmd_pause(args: Parsed, log: Log) -> int:
     record = read_state(args.root, args.id)
     if record.get("status") != "running":
         raise RuntimeError_(f"container not running: {record.get('status')}")
@@ -279,7 +275,7 @@ def cmd_pause(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def cmd_resume(args: argparse.Namespace, log: Log) -> int:
+def cmd_resume(args: Parsed, log: Log) -> int:
     record = read_state(args.root, args.id)
     if record.get("status") != "paused":
         raise RuntimeError_("container not paused")
@@ -288,14 +284,14 @@ def cmd_resume(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def exec_document(args: argparse.Namespace, bundle: str) -> dict:
+def exec_document(args: Parsed, bundle: str) -> dict:
     """The bundle's config.json with ``process`` replaced: by ``--process P.json``, else the
     container's own process with runc exec's flags laid over it."""
     with open(os.path.join(bundle, "config.json"), "rb") as f:
-        document = json.loads(f.read())
+        document = state.loads(f.read().decode())
     if args.process:
         with open(args.process, "rb") as f:
-            document["process"] = json.loads(f.read())
+            document["process"] = state.loads(f.read().decode())
         return document
     if not args.process_args:
         raise RuntimeError_("exec: give the process as --process P.json or as arguments")
@@ -312,7 +308,7 @@ def exec_document(args: argparse.Namespace, bundle: str) -> dict:
     return document
 
 
-def cmd_exec(args: argparse.Namespace, log: Log) -> int:
+def cmd_exec(args: Parsed, log: Log) -> int:
     from minidocker import ocibundle
 
     record = read_state(args.root, args.id)
@@ -338,7 +334,7 @@ def cmd_exec(args: argparse.Namespace, log: Log) -> int:
                                       started=started)
 
 
-def cmd_update(args: argparse.Namespace, log: Log) -> int:
+def cmd_update(args: Parsed, log: Log) -> int:
     """New cgroup limits from a ``linux.resources`` document (``-r FILE``, ``-`` for stdin)."""
     import sys
 
@@ -350,10 +346,10 @@ def cmd_update(args: argparse.Namespace, log: Log) -> int:
     read_state(args.root, args.id)
     try:
         if args.resources == "-":
-            document = json.loads(sys.stdin.read())
+            document = state.loads(sys.stdin.read())
         else:
             with open(args.resources, "rb") as f:
-                document = json.loads(f.read())
+                document = state.loads(f.read().decode())
     except OSError as exc:
         raise RuntimeError_(f"update: {exc.filename}: {exc.strerror}") from None
     except ValueError as exc:
@@ -364,73 +360,3 @@ def cmd_update(args: argparse.Namespace, log: Log) -> int:
                             "supported")
     engine.update(_target(args.root, args.id), limits)
     return 0
-
-
-def add_commands(sub: Any, want: Callable[..., bool]) -> None:
-    """The lifecycle commands, with runc's flags (``want(name, *aliases)``: build this one?)."""
-    for name in ("create", "run"):
-        if not want(name):
-            continue
-        p = sub.add_parser(name, help=f"{name} a container from a bundle")
-        p.add_argument("-b", "--bundle", default=".")
-        p.add_argument("--pid-file", default="")
-        p.add_argument("--console-socket", default="")
-        p.add_argument("--no-pivot", action="store_true", help="refused")
-        p.add_argument("--no-new-keyring", action="store_true", help="accepted: no keyring")
-        p.add_argument("--preserve-fds", type=int, default=0, help="only 0")
-        if name == "run":
-            p.add_argument("-d", "--detach", action="store_true")
-        p.add_argument("id")
-        p.set_defaults(func=cmd_create if name == "create" else cmd_run)
-    if want("start"):
-        p = sub.add_parser("start", help="run the created container's process")
-        p.add_argument("id")
-        p.set_defaults(func=cmd_start)
-    if want("kill"):
-        p = sub.add_parser("kill", help="send a signal to the container's process")
-        p.add_argument("-a", "--all", action="store_true")
-        p.add_argument("id")
-        p.add_argument("signal", nargs="?", default="SIGTERM")
-        p.set_defaults(func=cmd_kill)
-    if want("delete", "rm"):
-        p = sub.add_parser("delete", aliases=["rm"], help="remove a container")
-        p.add_argument("-f", "--force", action="store_true")
-        p.add_argument("id")
-        p.set_defaults(func=cmd_delete)
-    if want("ps"):
-        p = sub.add_parser("ps", help="the processes in the container")
-        p.add_argument("-f", "--format", default="table", choices=("table", "json"))
-        p.add_argument("id")
-        p.add_argument("ps_args", nargs="*")
-        p.set_defaults(func=cmd_ps)
-    if want("exec"):
-        p = sub.add_parser("exec", help="run a process in the running container")
-        p.add_argument("-p", "--process", default="")
-        p.add_argument("-d", "--detach", action="store_true")
-        p.add_argument("--pid-file", default="")
-        p.add_argument("--console-socket", default="")
-        p.add_argument("-t", "--tty", action="store_true")
-        p.add_argument("--cwd", default="")
-        p.add_argument("-e", "--env", action="append", default=[])
-        p.add_argument("-u", "--user", default="")
-        p.add_argument("id")
-        p.add_argument("process_args", nargs=argparse.REMAINDER)
-        p.set_defaults(func=cmd_exec)
-    if want("update"):
-        p = sub.add_parser("update", help="new cgroup limits for the running container")
-        p.add_argument("-r", "--resources", default="")
-        p.add_argument("id")
-        p.set_defaults(func=cmd_update)
-    for name, func in (("pause", cmd_pause), ("resume", cmd_resume)):
-        if want(name):
-            p = sub.add_parser(name, help=f"{name} every process in the container (freezer)")
-            p.add_argument("id")
-            p.set_defaults(func=func)
-
-
-def check_flags(args: argparse.Namespace) -> None:
-    """runc's flags this runtime takes but cannot honour: refused, never ignored."""
-    if getattr(args, "no_pivot", False):
-        raise RuntimeError_("--no-pivot is not supported")
-    if getattr(args, "preserve_fds", 0):
-        raise RuntimeError_("--preserve-fds is not supported yet")

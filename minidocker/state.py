@@ -110,10 +110,10 @@ def write_json(path: str, data: object) -> None:
 
 
 def read_json(path: str) -> dict[str, object]:
-    import json
-
-    with open(path) as f:
-        return json.load(f)  # type: ignore[no-any-return,unused-ignore]
+    """A record, through :func:`loads`: ``rm`` (and a runtime's ``delete``) read config.json,
+    and importing ``json`` would cost them ~5 ms."""
+    with open(path, "rb") as f:
+        return loads(f.read().decode())
 
 
 class _JSONContext:
