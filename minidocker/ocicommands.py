@@ -66,8 +66,10 @@ def _write_pid_file(path: str, pid: int) -> None:
     os.replace(tmp, path)
 
 
-def create(args: Parsed, log: Log, foreground: bool = False) -> Started:
-    """Make the container and leave it held; on any failure nothing is left behind."""
+def create(args: Parsed, log: Log, foreground: bool = False, then_start: bool = False
+           ) -> Started:
+    """Make the container and leave it held (``then_start``: let it go on, as ``run`` does,
+    with one record fewer); on any failure nothing is left behind."""
     from minidocker import ocibundle
 
     cid = check_id(args.id)
@@ -92,7 +94,12 @@ def create(args: Parsed, log: Log, foreground: bool = False) -> Started:
         record = {"ociVersion": oci_version(args.bundle), "id": cid, "status": "creating",
                   "pid": 0, "bundle": oci.bundle, "created": now(),
                   "annotations": oci.annotations, "engine": engine_id(cid)}
-        write_state(args.root, record)
+        if not then_start:
+            # run writes its record once, when the container runs (runc's create also has
+            # none until it is created): on ext4, renaming a new record over an old one
+            # waits for the new one's data to be written out (auto_da_alloc), up to several
+            # ms on a busy disk.
+            write_state(args.root, record)
         started = engine.create_held(config, oci, cid=engine_id(cid),
                                      layout=engine_layout(args.root))
         try:
@@ -106,10 +113,13 @@ def create(args: Parsed, log: Log, foreground: bool = False) -> Started:
                     tty.send_to_console_socket(args.console_socket, started.master)
             if args.pid_file:
                 _write_pid_file(args.pid_file, started.pid)
-            write_state(args.root, {**record, "status": "created", "pid": started.pid,
-                                    "start_time": procfs.process_start_time(started.pid)})
+            start_time = procfs.process_start_time(started.pid)
+            if then_start:  # run: straight to running (the disk's metadata operations cost)
+                engine.release(_target(args.root, cid), started.pidfd)
+            write_state(args.root, {**record, "status": "running" if then_start else "created",
+                                    "pid": started.pid, "start_time": start_time})
         except BaseException:
-            engine.remove(engine_id(cid), force=True)
+            engine.remove(_target(args.root, cid), force=True)
             if started.master is not None:
                 os.close(started.master)
             os.close(started.pidfd)
@@ -168,15 +178,13 @@ def cmd_run(args: Parsed, log: Log) -> int:
     """create + start; in the foreground, wait for it, delete it, exit with its code."""
     from minidocker import init
 
-    started = create(args, log, foreground=not args.detach)
+    started = create(args, log, foreground=not args.detach, then_start=True)
     try:
-        try:
-            start(args)
-        except BaseException:
-            _delete(args.root, args.id)
-            raise
         if args.detach:
             return 0
+        import gc
+
+        gc.enable()  # the container may run for days: ociruntime.main turned it off
         init.proxy_signals(started.pid)
         if started.master is not None and not args.console_socket:
             from minidocker import tty

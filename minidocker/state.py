@@ -142,7 +142,12 @@ def loads(text: str) -> Any:
     start = len(text) - len(text.lstrip())
     try:
         value, end = _scanner(text, start)
-    except StopIteration:
+    except (StopIteration, SystemError):
+        # Not JSON. Past the first character the scanner raises json's JSONDecodeError, which
+        # it finds only once json.decoder is loaded (else a SystemError): json says where.
+        import json
+
+        json.loads(text)
         raise ValueError(f"not JSON: {text[:40]!r}") from None
     if text[end:].strip():
         raise ValueError(f"extra data after JSON: {text[end:end + 40]!r}")
