@@ -83,7 +83,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "commands.build", "ociruntime", "commit", "builder", "ocistate", "ocicommands",
     ),
     "notebook helpers": (
-        "lab", "labcheck", "overlaylab", "escapes",
+        "lab", "labcheck", "overlaylab", "escapes", "ocilab",
     ),
 }
 
