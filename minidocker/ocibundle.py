@@ -25,7 +25,7 @@ filter, no ``apparmorProfile`` means unconfined, and the mounts and masked paths
 there is (minidocker's defaults are not added).
 
 See the OCI runtime-spec ``config.md`` and ``config-linux.md``; runc's ``libcontainer/specconv``
-does the same translation for runc. Notebook: ``10_oci_runtime`` (to come).
+does the same translation for runc. Notebook: ``11_runtime_spec``.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ keeps the state). The commands that start, signal or change a container (``creat
 ``start``, ``run``, ``kill``, ``delete``, ``exec``, ``ps``, ``pause``, ``resume``,
 ``update``) are :mod:`minidocker.ocicommands`, each a translation into the engine.
 
-Notebook: ``10_oci_runtime`` (to come). See the OCI runtime-spec ``runtime.md`` (the state and
+Notebook: ``11_runtime_spec``. See the OCI runtime-spec ``runtime.md`` (the state and
 the operations) and runc's ``man/runc*.8.md``.
 """
 
