@@ -337,6 +337,11 @@ def cmd_exec(args: Parsed, log: Log) -> int:
         if args.pid_file:
             _write_pid_file(args.pid_file, pid)
 
+    if not args.detach:
+        import gc
+
+        gc.enable()  # it waits for the process, maybe for hours: ociruntime.main turned it off
+
     return engine.exec_bundle_process(_target(args.root, args.id), config, oci,
                                       detach=args.detach, console_socket=args.console_socket,
                                       started=started)
