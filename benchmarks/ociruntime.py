@@ -41,9 +41,9 @@ REPO = startup.REPO
 PYTHON = REPO / ".venv" / "bin" / "python"
 
 
-def write_launcher(path: Path) -> Path:
-    """scripts/setup.sh's launcher, for this checkout."""
-    path.write_text(f"#!{PYTHON} -IS\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
+def write_launcher(path: Path, repo: Path = REPO) -> Path:
+    """scripts/setup.sh's launcher, for this checkout (or another one's package)."""
+    path.write_text(f"#!{PYTHON} -IS\nimport sys\nsys.path.insert(0, {str(repo)!r})\n"
                     "from minidocker.ociruntime import main\nsys.exit(main())\n")
     path.chmod(0o755)
     return path
@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="runc,crun", help="reference runtimes: runc,crun")
     p.add_argument("--console-script", action="store_true",
                    help="time .venv/bin/minidocker-runtime instead of the -IS launcher")
+    p.add_argument("--compare", metavar="DIR", type=Path,
+                   help="also time DIR's minidocker package (e.g. `git archive main minidocker "
+                        "| tar -x -C DIR`), as 'before', in the same loop")
     p.add_argument("--json", action="store_true")
     p.add_argument("--check", action="store_true",
                    help="exit 1 unless minidocker-runtime's median <= runc's")
@@ -94,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                    else write_launcher(base / "minidocker-runtime"))
         runners.append(startup.Runner("minidocker", startup.oci_run_command(
             str(runtime), base / "state-minidocker", bundle), dict(os.environ)))
+        if args.compare is not None:
+            other = write_launcher(base / "minidocker-runtime-before", args.compare.resolve())
+            runners.append(startup.Runner("before", startup.oci_run_command(
+                str(other), base / "state-before", bundle), dict(os.environ)))
         for tool in ("runc", "crun"):
             if tool not in args.only.split(","):
                 continue

@@ -290,11 +290,16 @@ def create_held(config: ContainerConfig, oci: OciSpec, *, cid: str,
         raise
 
 
-def release(target: Target) -> None:
-    """``minidocker-runtime start``: let the held process go on to its execve."""
+def release(target: Target, pidfd: int | None = None) -> None:
+    """``minidocker-runtime start``: let the held process go on to its execve. ``pidfd``: the
+    caller's own for it (``run`` holds one from the start), else one is opened from its state.
+    """
     from minidocker import ocicontainer
 
     c = _container(target)
+    if pidfd is not None:
+        ocicontainer.release(c.dir, pidfd)
+        return
     pidfd = c.pidfd()
     if pidfd is None:
         raise LifecycleError(f"container {c.id[:12]} is not running")

@@ -57,12 +57,18 @@ class Parsed:
     def __getattr__(self, name: str) -> Any:  # only reached for unknown names; typed for mypy
         raise AttributeError(name)
 
+    if TYPE_CHECKING:  # a caller may add attributes of its own (minidocker-runtime's operands)
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
 
 _TRUE = {"true": True, "1": True, "t": True, "false": False, "0": False, "f": False}
 
 
-def parse(flags: tuple[Flag, ...], argv: list[str], command: str) -> Parsed:
-    """Parse ``argv`` pflag-style; stop at the first positional argument."""
+def parse(flags: tuple[Flag, ...], argv: list[str], command: str,
+          interspersed: bool = False, prog: str = "minidocker") -> Parsed:
+    """Parse ``argv`` pflag-style; stop at the first positional argument, or with
+    ``interspersed`` (urfave/cli's reordering, which runc's commands other than ``exec`` use)
+    collect the positional arguments and go on until ``--``."""
     by_long = {f.name: f for f in flags}
     by_short = {f.short: f for f in flags if f.short}
     out = Parsed(flags)
@@ -79,7 +85,7 @@ def parse(flags: tuple[Flag, ...], argv: list[str], command: str) -> Parsed:
             name, eq, value = arg[2:].partition("=")
             flag = by_long.get(name)
             if flag is None:
-                raise UsageError(f"unknown flag: --{name} (see 'minidocker {command} --help')")
+                raise UsageError(f"unknown flag: --{name} (see '{prog} {command} --help')")
             if flag.kind == "bool":
                 _set(out, flag, _bool(flag, value) if eq else True)
                 continue
@@ -97,7 +103,7 @@ def parse(flags: tuple[Flag, ...], argv: list[str], command: str) -> Parsed:
                 flag = by_short.get(letter)
                 if flag is None:
                     raise UsageError(f"unknown shorthand flag: '{letter}' in {arg} "
-                                     f"(see 'minidocker {command} --help')")
+                                     f"(see '{prog} {command} --help')")
                 if flag.kind == "bool":
                     if letters.startswith("="):
                         _set(out, flag, _bool(flag, letters[1:]))
@@ -114,9 +120,12 @@ def parse(flags: tuple[Flag, ...], argv: list[str], command: str) -> Parsed:
                 _set(out, flag, value)
                 letters = ""
             continue
+        if interspersed:
+            out.positional.append(arg)
+            continue
         out.positional = [arg, *argv[i:]]
         return out
-    out.positional = argv[i:]
+    out.positional += argv[i:]
     return out
 
 

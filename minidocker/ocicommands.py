@@ -26,9 +26,7 @@ every command finds it again without asking. The runtime's state, the spec's, is
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
 
 from minidocker import engine, lifecycle, procfs, state
@@ -36,10 +34,10 @@ from minidocker.ocistate import RuntimeError_, check_id, now, read_state, write_
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any
 
     from minidocker.container import Started
+    from minidocker.flags import Parsed
     from minidocker.ociruntime import Log
 
 
@@ -70,8 +68,10 @@ def _write_pid_file(path: str, pid: int) -> None:
     os.replace(tmp, path)
 
 
-def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Started:
-    """Make the container and leave it held; on any failure nothing is left behind."""
+def create(args: Parsed, log: Log, foreground: bool = False, then_start: bool = False
+           ) -> Started:
+    """Make the container and leave it held (``then_start``: let it go on, as ``run`` does,
+    with one record fewer); on any failure nothing is left behind."""
     from minidocker import ocibundle
 
     cid = check_id(args.id)
@@ -98,7 +98,12 @@ def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Star
               "engine": engine_id(cid), "hooks": {k: oci.hooks[k] for k in ("poststart",
                                                   "poststop") if oci.hooks.get(k)}}
     try:
-        write_state(args.root, record)
+        if not then_start:
+            # run writes its record once, when the container runs (runc's create also has
+            # none until it is created): on ext4, renaming a new record over an old one
+            # waits for the new one's data to be written out (auto_da_alloc), up to several
+            # ms on a busy disk.
+            write_state(args.root, record)
         started = engine.create_held(config, oci, cid=engine_id(cid),
                                      layout=engine_layout(args.root))
         try:
@@ -112,10 +117,13 @@ def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Star
                     tty.send_to_console_socket(args.console_socket, started.master)
             if args.pid_file:
                 _write_pid_file(args.pid_file, started.pid)
-            write_state(args.root, {**record, "status": "created", "pid": started.pid,
-                                    "start_time": procfs.process_start_time(started.pid)})
+            start_time = procfs.process_start_time(started.pid)
+            if then_start:  # run: straight to running (the disk's metadata operations cost)
+                engine.release(_target(args.root, cid), started.pidfd)
+            write_state(args.root, {**record, "status": "running" if then_start else "created",
+                                    "pid": started.pid, "start_time": start_time})
         except BaseException:
-            engine.remove(engine_id(cid), force=True)
+            engine.remove(_target(args.root, cid), force=True)
             if started.master is not None:
                 os.close(started.master)
             os.close(started.pidfd)
@@ -124,6 +132,8 @@ def create(args: argparse.Namespace, log: Log, foreground: bool = False) -> Star
         remove_state_dir(args.root, cid)
         _hooks("poststop", record, "stopped", log)  # the spec: a failed create, then these
         raise
+    if then_start:  # run: start's own poststart hooks
+        _hooks("poststart", {**record, "pid": started.pid}, "running", log)
     return started
 
 
@@ -149,13 +159,13 @@ def oci_version(bundle: str) -> str:
 
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            version = json.loads(f.read()).get("ociVersion")
+            version = state.loads(f.read().decode()).get("ociVersion")
     except (OSError, ValueError, AttributeError):
         return SPEC_VERSION
     return version if isinstance(version, str) else SPEC_VERSION
 
 
-def cmd_create(args: argparse.Namespace, log: Log) -> int:
+def cmd_create(args: Parsed, log: Log) -> int:
     started = create(args, log)
     if started.master is not None:
         os.close(started.master)
@@ -163,7 +173,7 @@ def cmd_create(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def start(args: argparse.Namespace, log: Log) -> None:
+def start(args: Parsed, log: Log) -> None:
     record = read_state(args.root, args.id)
     status = record.get("status")
     if status != "created":
@@ -174,24 +184,22 @@ def start(args: argparse.Namespace, log: Log) -> None:
     _hooks("poststart", record, "running", log)
 
 
-def cmd_start(args: argparse.Namespace, log: Log) -> int:
+def cmd_start(args: Parsed, log: Log) -> int:
     start(args, log)
     return 0
 
 
-def cmd_run(args: argparse.Namespace, log: Log) -> int:
+def cmd_run(args: Parsed, log: Log) -> int:
     """create + start; in the foreground, wait for it, delete it, exit with its code."""
     from minidocker import init
 
-    started = create(args, log, foreground=not args.detach)
+    started = create(args, log, foreground=not args.detach, then_start=True)
     try:
-        try:
-            start(args, log)
-        except BaseException:
-            _delete(args.root, args.id, log)
-            raise
         if args.detach:
             return 0
+        import gc
+
+        gc.enable()  # the container may run for days: ociruntime.main turned it off
         init.proxy_signals(started.pid)
         if started.master is not None and not args.console_socket:
             from minidocker import tty
@@ -209,7 +217,7 @@ def cmd_run(args: argparse.Namespace, log: Log) -> int:
             os.close(started.master)
 
 
-def cmd_kill(args: argparse.Namespace, log: Log) -> int:
+def cmd_kill(args: Parsed, log: Log) -> int:
     from minidocker.lifecycle import LifecycleError, parse_signal
 
     record = read_state(args.root, args.id)
@@ -243,7 +251,7 @@ def _delete(root: str, cid: str, log: Log) -> None:
     _hooks("poststop", {**record, "pid": 0}, "stopped", log)
 
 
-def cmd_delete(args: argparse.Namespace, log: Log) -> int:
+def cmd_delete(args: Parsed, log: Log) -> int:
     try:
         record = read_state(args.root, args.id)
     except RuntimeError_:
@@ -266,10 +274,10 @@ def _cgroup(root: str, cid: str) -> object:
     return cgroup
 
 
-def cmd_ps(args: argparse.Namespace, log: Log) -> int:
+def cmd_ps(args: Parsed, log: Log) -> int:
     pids = sorted(_cgroup(args.root, args.id).pids())  # type: ignore[attr-defined]
     if args.format == "json":
-        print(json.dumps(pids))
+        print(state.dumps(pids))
         return 0
     import subprocess
 
@@ -287,7 +295,7 @@ def cmd_ps(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def cmd_pause(args: argparse.Namespace, log: Log) -> int:
+def cmd_pause(args: Parsed, log: Log) -> int:
     record = read_state(args.root, args.id)
     if record.get("status") != "running":
         raise RuntimeError_(f"container not running: {record.get('status')}")
@@ -296,7 +304,7 @@ def cmd_pause(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def cmd_resume(args: argparse.Namespace, log: Log) -> int:
+def cmd_resume(args: Parsed, log: Log) -> int:
     record = read_state(args.root, args.id)
     if record.get("status") != "paused":
         raise RuntimeError_("container not paused")
@@ -305,14 +313,14 @@ def cmd_resume(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def exec_document(args: argparse.Namespace, bundle: str) -> dict:
+def exec_document(args: Parsed, bundle: str) -> dict:
     """The bundle's config.json with ``process`` replaced: by ``--process P.json``, else the
     container's own process with runc exec's flags laid over it."""
     with open(os.path.join(bundle, "config.json"), "rb") as f:
-        document = json.loads(f.read())
+        document = state.loads(f.read().decode())
     if args.process:
         with open(args.process, "rb") as f:
-            document["process"] = json.loads(f.read())
+            document["process"] = state.loads(f.read().decode())
         return document
     if not args.process_args:
         raise RuntimeError_("exec: give the process as --process P.json or as arguments")
@@ -329,7 +337,7 @@ def exec_document(args: argparse.Namespace, bundle: str) -> dict:
     return document
 
 
-def cmd_exec(args: argparse.Namespace, log: Log) -> int:
+def cmd_exec(args: Parsed, log: Log) -> int:
     from minidocker import ocibundle
 
     record = read_state(args.root, args.id)
@@ -350,12 +358,17 @@ def cmd_exec(args: argparse.Namespace, log: Log) -> int:
         if args.pid_file:
             _write_pid_file(args.pid_file, pid)
 
+    if not args.detach:
+        import gc
+
+        gc.enable()  # it waits for the process, maybe for hours: ociruntime.main turned it off
+
     return engine.exec_bundle_process(_target(args.root, args.id), config, oci,
                                       detach=args.detach, console_socket=args.console_socket,
                                       started=started)
 
 
-def cmd_update(args: argparse.Namespace, log: Log) -> int:
+def cmd_update(args: Parsed, log: Log) -> int:
     """New cgroup limits from a ``linux.resources`` document (``-r FILE``, ``-`` for stdin)."""
     import sys
 
@@ -367,10 +380,10 @@ def cmd_update(args: argparse.Namespace, log: Log) -> int:
     read_state(args.root, args.id)
     try:
         if args.resources == "-":
-            document = json.loads(sys.stdin.read())
+            document = state.loads(sys.stdin.read())
         else:
             with open(args.resources, "rb") as f:
-                document = json.loads(f.read())
+                document = state.loads(f.read().decode())
     except OSError as exc:
         raise RuntimeError_(f"update: {exc.filename}: {exc.strerror}") from None
     except ValueError as exc:
@@ -381,73 +394,3 @@ def cmd_update(args: argparse.Namespace, log: Log) -> int:
                             "supported")
     engine.update(_target(args.root, args.id), limits)
     return 0
-
-
-def add_commands(sub: Any, want: Callable[..., bool]) -> None:
-    """The lifecycle commands, with runc's flags (``want(name, *aliases)``: build this one?)."""
-    for name in ("create", "run"):
-        if not want(name):
-            continue
-        p = sub.add_parser(name, help=f"{name} a container from a bundle")
-        p.add_argument("-b", "--bundle", default=".")
-        p.add_argument("--pid-file", default="")
-        p.add_argument("--console-socket", default="")
-        p.add_argument("--no-pivot", action="store_true", help="refused")
-        p.add_argument("--no-new-keyring", action="store_true", help="accepted: no keyring")
-        p.add_argument("--preserve-fds", type=int, default=0, help="only 0")
-        if name == "run":
-            p.add_argument("-d", "--detach", action="store_true")
-        p.add_argument("id")
-        p.set_defaults(func=cmd_create if name == "create" else cmd_run)
-    if want("start"):
-        p = sub.add_parser("start", help="run the created container's process")
-        p.add_argument("id")
-        p.set_defaults(func=cmd_start)
-    if want("kill"):
-        p = sub.add_parser("kill", help="send a signal to the container's process")
-        p.add_argument("-a", "--all", action="store_true")
-        p.add_argument("id")
-        p.add_argument("signal", nargs="?", default="SIGTERM")
-        p.set_defaults(func=cmd_kill)
-    if want("delete", "rm"):
-        p = sub.add_parser("delete", aliases=["rm"], help="remove a container")
-        p.add_argument("-f", "--force", action="store_true")
-        p.add_argument("id")
-        p.set_defaults(func=cmd_delete)
-    if want("ps"):
-        p = sub.add_parser("ps", help="the processes in the container")
-        p.add_argument("-f", "--format", default="table", choices=("table", "json"))
-        p.add_argument("id")
-        p.add_argument("ps_args", nargs="*")
-        p.set_defaults(func=cmd_ps)
-    if want("exec"):
-        p = sub.add_parser("exec", help="run a process in the running container")
-        p.add_argument("-p", "--process", default="")
-        p.add_argument("-d", "--detach", action="store_true")
-        p.add_argument("--pid-file", default="")
-        p.add_argument("--console-socket", default="")
-        p.add_argument("-t", "--tty", action="store_true")
-        p.add_argument("--cwd", default="")
-        p.add_argument("-e", "--env", action="append", default=[])
-        p.add_argument("-u", "--user", default="")
-        p.add_argument("id")
-        p.add_argument("process_args", nargs=argparse.REMAINDER)
-        p.set_defaults(func=cmd_exec)
-    if want("update"):
-        p = sub.add_parser("update", help="new cgroup limits for the running container")
-        p.add_argument("-r", "--resources", default="")
-        p.add_argument("id")
-        p.set_defaults(func=cmd_update)
-    for name, func in (("pause", cmd_pause), ("resume", cmd_resume)):
-        if want(name):
-            p = sub.add_parser(name, help=f"{name} every process in the container (freezer)")
-            p.add_argument("id")
-            p.set_defaults(func=func)
-
-
-def check_flags(args: argparse.Namespace) -> None:
-    """runc's flags this runtime takes but cannot honour: refused, never ignored."""
-    if getattr(args, "no_pivot", False):
-        raise RuntimeError_("--no-pivot is not supported")
-    if getattr(args, "preserve_fds", 0):
-        raise RuntimeError_("--preserve-fds is not supported yet")

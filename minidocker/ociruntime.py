@@ -24,18 +24,18 @@ keeps the state). The commands that start, signal or change a container (``creat
 ``start``, ``run``, ``kill``, ``delete``, ``exec``, ``ps``, ``pause``, ``resume``,
 ``update``) are :mod:`minidocker.ocicommands`, each a translation into the engine.
 
-Notebook: ``10_oci_runtime`` (to come). See the OCI runtime-spec ``runtime.md`` (the state and
+Notebook: ``11_runtime_spec``. See the OCI runtime-spec ``runtime.md`` (the state and
 the operations) and runc's ``man/runc*.8.md``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
+from minidocker import flags
 from minidocker.errors import MinidockerError, UsageError
+from minidocker.flags import Flag
 from minidocker.ocistate import (  # noqa: F401 -- the state's names, where tests find them
     ID_CHARS,
     STATUSES,
@@ -50,8 +50,8 @@ from minidocker.ocistate import now as _now
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from typing import Any, NoReturn
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 PROG = "minidocker-runtime"
 VERSION = "0.1.0"
@@ -65,11 +65,12 @@ SECCOMP_ARCHS = ("SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARC
 
 def log_line(level: str, msg: str, fmt: str = "text", when: str | None = None) -> str:
     """One record as runc's logrus writes it: JSON (``--log-format json``) or logfmt text."""
+    from _json import encode_basestring_ascii as quote  # json's own escaper, without json
+
     when = when or _now()
     if fmt == "json":
-        return json.dumps({"level": level, "msg": msg, "time": when}, separators=(",", ":")) \
-            + "\n"
-    return f'time="{when}" level={level} msg={json.dumps(msg)}\n'
+        return f'{{"level":{quote(level)},"msg":{quote(msg)},"time":{quote(when)}}}\n'
+    return f'time="{when}" level={level} msg={quote(msg)}\n'
 
 
 class Log:
@@ -121,7 +122,9 @@ def _owner(root: str, cid: str) -> str:
 
 # -- the commands --------------------------------------------------------------------------------
 
-def cmd_spec(args: argparse.Namespace, log: Log) -> int:
+def cmd_spec(args: flags.Parsed, log: Log) -> int:
+    import json
+
     from minidocker.runtimespec import default_config
 
     if args.rootless:
@@ -172,12 +175,16 @@ def features() -> dict[str, Any]:
     }
 
 
-def cmd_features(args: argparse.Namespace, log: Log) -> int:
+def cmd_features(args: flags.Parsed, log: Log) -> int:
+    import json
+
     print(json.dumps(features(), indent=4))
     return 0
 
 
-def cmd_state(args: argparse.Namespace, log: Log) -> int:
+def cmd_state(args: flags.Parsed, log: Log) -> int:
+    import json
+
     record = read_state(args.root, args.id)
     shown = {k: record.get(k) for k in ("ociVersion", "id", "pid", "status", "bundle",
                                         "created")}
@@ -187,7 +194,9 @@ def cmd_state(args: argparse.Namespace, log: Log) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace, log: Log) -> int:
+def cmd_list(args: flags.Parsed, log: Log) -> int:
+    import json
+
     states = list_states(args.root)
     if args.quiet:
         for record in states:
@@ -210,57 +219,153 @@ def cmd_list(args: argparse.Namespace, log: Log) -> int:
 
 
 # -- the command line ----------------------------------------------------------------------------
+#
+# Parsed by hand with minidocker.flags, as `minidocker run` is: argparse (with the re, gettext
+# and shutil modules it loads, and the parser it builds) cost about a third of a `run` of
+# /bin/true. The rules are runc's (urfave/cli v1): global flags before the command; a
+# command's flags before or after its arguments, except for `exec` and `ps`, whose arguments
+# after the ID are the process's (or ps's) own.
 
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is ours (one line, into the log), not exit 2."""
+GLOBAL_FLAGS = (
+    Flag("root", kind="value", help=f"where container state is kept (default {DEFAULT_ROOT})"),
+    Flag("log", kind="value", help="the log file (default: stderr)"),
+    Flag("log-format", kind="value", choices=("text", "json"), help="text or json"),
+    Flag("debug", help="log debug records too"),
+    Flag("systemd-cgroup", help="accepted; cgroupsPath in systemd's form is refused at create"),
+    Flag("version", "v", help="print the version"),
+)
+_CREATE = (
+    Flag("bundle", "b", "value", "the bundle directory (default .)"),
+    Flag("pid-file", kind="value", help="write the container's PID there"),
+    Flag("console-socket", kind="value", help="send the pty master to this unix socket"),
+    Flag("no-pivot", help="refused"),
+    Flag("no-new-keyring", help="accepted: no keyring is made"),
+    Flag("preserve-fds", kind="value", help="only 0"),
+)
+_FORMAT = Flag("format", "f", "value", "table or json", ("table", "json"))
 
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+
+class Command:
+    """One of runc's commands: its flags, its arguments and the function that does it."""
+
+    __slots__ = ("name", "help", "flags", "operands", "rest", "handler")
+
+    def __init__(self, name: str, help: str, flags: tuple[Flag, ...] = (),
+                 operands: tuple[str, ...] = (), rest: str = "", handler: str = "") -> None:
+        self.name, self.help, self.flags = name, help, flags
+        self.operands = operands  # required, then "[optional]" ones
+        self.rest = rest  # the attribute that takes every argument after the operands
+        self.handler = handler or f"ocicommands.cmd_{name}"
 
 
-COMMANDS = ("spec", "features", "state", "list", "ls", "create", "run", "start", "kill",
-            "delete", "rm", "ps", "exec", "pause", "resume", "update")
+COMMANDS = {c.name: c for c in (
+    Command("spec", "write a default config.json",
+            (Flag("bundle", "b", "value", "where to write it (default .)"),
+             Flag("rootless", help="refused")), handler="cmd_spec"),
+    Command("features", "what this runtime supports, as JSON", handler="cmd_features"),
+    Command("state", "a container's state, as JSON", operands=("id",), handler="cmd_state"),
+    Command("list", "the containers under --root",
+            (Flag("quiet", "q", help="only the IDs"), _FORMAT), handler="cmd_list"),
+    Command("create", "create a container from a bundle", _CREATE, ("id",)),
+    Command("run", "create and start a container from a bundle",
+            (*_CREATE, Flag("detach", "d", help="return once it runs")), ("id",)),
+    Command("start", "run the created container's process", operands=("id",)),
+    Command("kill", "send a signal to the container's process",
+            (Flag("all", "a", help="to every process in its cgroup"),),
+            ("id", "[signal]")),
+    Command("delete", "remove a container", (Flag("force", "f", help="even a running one"),),
+            ("id",)),
+    Command("ps", "the processes in the container", (_FORMAT,), ("id",), rest="ps_args"),
+    Command("exec", "run a process in the running container",
+            (Flag("process", "p", "value", "the process object, a JSON file"),
+             Flag("detach", "d", help="return once it runs"),
+             Flag("pid-file", kind="value", help="write the process's PID there"),
+             Flag("console-socket", kind="value", help="send the pty master there"),
+             Flag("tty", "t", help="allocate a pseudo-TTY"),
+             Flag("cwd", kind="value", help="the working directory"),
+             Flag("env", "e", "list", "set an environment variable (K=V)"),
+             Flag("user", "u", "value", "UID[:GID]")),
+            ("id",), rest="process_args"),
+    Command("pause", "freeze every process in the container", operands=("id",)),
+    Command("resume", "thaw every process in the container", operands=("id",)),
+    Command("update", "new cgroup limits for the running container",
+            (Flag("resources", "r", "value", "a linux.resources JSON file (- for stdin)"),),
+            ("id",)),
+)}
+ALIASES = {"ls": "list", "rm": "delete"}
+DEFAULTS = {"root": DEFAULT_ROOT, "log_format": "text", "bundle": ".", "signal": "SIGTERM",
+            "format": "table", "preserve_fds": "0"}  # any other value flag: ""
 
 
-def parser(only: str | None = None) -> Parser:
-    """runc's command line. ``only``: the command given, whose subparser alone is built (each
-    costs a millisecond or two of every start; ``--help`` builds them all)."""
-    if only not in COMMANDS:
-        only = None
+def usage(command: Command | None = None) -> str:
+    if command is not None:
+        synopsis = " ".join(o.upper() for o in command.operands)
+        if command.rest:
+            synopsis += f" [{command.rest.upper()}...]"
+        return flags.usage(command.flags, f"{PROG} [GLOBAL OPTIONS] {command.name} [OPTIONS] "
+                           f"{synopsis}".rstrip(), command.help)
+    lines = [flags.usage(GLOBAL_FLAGS, f"{PROG} [OPTIONS] COMMAND [ARGS...]",
+                         "minidocker as an OCI runtime (runc's command line)"), "", "Commands:"]
+    lines += [f"  {c.name:<10} {c.help}" for c in COMMANDS.values()]
+    return "\n".join(lines)
 
-    def want(*names: str) -> bool:
-        return only is None or only in names
 
-    top = Parser(prog=PROG, description="minidocker as an OCI runtime (runc's command line)")
-    top.add_argument("--root", default=DEFAULT_ROOT, help="where container state is kept")
-    top.add_argument("--log", default="", help="the log file (default: stderr)")
-    top.add_argument("--log-format", default="text", choices=("text", "json"))
-    top.add_argument("--debug", action="store_true", help="log debug records too")
-    top.add_argument("--systemd-cgroup", action="store_true",
-                     help="accepted; cgroupsPath in systemd's form is refused at create")
-    top.add_argument("-v", "--version", action="store_true")
-    sub = top.add_subparsers(dest="command", metavar="COMMAND")
-    if want("spec"):
-        spec = sub.add_parser("spec", help="write a default config.json")
-        spec.add_argument("-b", "--bundle", default=".")
-        spec.add_argument("--rootless", action="store_true")
-        spec.set_defaults(func=cmd_spec)
-    if want("features"):
-        sub.add_parser("features", help="what this runtime supports, as JSON").set_defaults(
-            func=cmd_features)
-    if want("state"):
-        state = sub.add_parser("state", help="a container's state, as JSON")
-        state.add_argument("id")
-        state.set_defaults(func=cmd_state)
-    if want("list", "ls"):
-        listing = sub.add_parser("list", aliases=["ls"], help="the containers under --root")
-        listing.add_argument("-q", "--quiet", action="store_true")
-        listing.add_argument("-f", "--format", default="table", choices=("table", "json"))
-        listing.set_defaults(func=cmd_list)
-    from minidocker import ocicommands
+def parse(argv: Sequence[str]) -> flags.Parsed:
+    """runc's command line: the global flags, the command, its flags and arguments. The result
+    has an attribute per flag (``pid_file``), per operand (``id``, ``signal``), ``command``
+    and ``handler``; ``help`` when ``--help`` asked for the usage."""
+    top = flags.parse(GLOBAL_FLAGS, list(argv), "", prog=PROG)
+    if top.help or top.version or not top.positional:
+        _defaults(top, GLOBAL_FLAGS)
+        top.command = None
+        return top
+    name, *words = top.positional
+    command = COMMANDS.get(ALIASES.get(name, name))
+    if command is None:
+        raise UsageError(f"invalid choice: {name!r} (choose from "
+                         f"{', '.join(COMMANDS)}, {', '.join(ALIASES)})")
+    args = flags.parse(command.flags, words, command.name, interspersed=not command.rest,
+                       prog=PROG)
+    for flag in GLOBAL_FLAGS:  # the command's own flags never shadow these
+        setattr(args, flag.dest, getattr(top, flag.dest))
+    _defaults(args, (*GLOBAL_FLAGS, *command.flags))
+    args.command, args.handler = command.name, command.handler
+    if args.help:
+        return args
+    required = [o for o in command.operands if not o.startswith("[")]
+    given = args.positional
+    if len(given) < len(required) or (not command.rest and len(given) > len(command.operands)):
+        raise UsageError(_count_error(command, len(required)))
+    for operand in command.operands[len(required):]:  # the optional ones
+        setattr(args, operand.strip("[]"), DEFAULTS[operand.strip("[]")])
+    for operand, value in zip(command.operands, given, strict=False):
+        setattr(args, operand.strip("[]"), value)
+    if command.rest:
+        rest = given[len(command.operands):]
+        setattr(args, command.rest, rest[1:] if rest[:1] == ["--"] else rest)
+    if "preserve_fds" in vars(args):
+        try:
+            args.preserve_fds = int(args.preserve_fds)
+        except ValueError:
+            raise UsageError(f"invalid value {args.preserve_fds!r} for --preserve-fds: want "
+                             "a number") from None
+    return args
 
-    ocicommands.add_commands(sub, want)
-    return top
+
+def _defaults(args: flags.Parsed, table: tuple[Flag, ...]) -> None:
+    for flag in table:
+        if flag.kind == "value" and getattr(args, flag.dest) is None:
+            setattr(args, flag.dest, DEFAULTS.get(flag.dest, ""))
+
+
+def _count_error(command: Command, required: int) -> str:
+    """runc's words (urfave/cli's checks in runc's utils.go)."""
+    if command.operands == ("id",) and not command.rest:
+        return f'"{command.name}" requires exactly 1 argument(s)'
+    if len(command.operands) > required:
+        return (f'"{command.name}" requires a minimum of {required} and a maximum of '
+                f"{len(command.operands)} argument(s)")
+    return f'"{command.name}" requires a minimum of {required} argument(s)'
 
 
 def _log_flags(argv: Sequence[str]) -> tuple[Log, str | None]:
@@ -283,27 +388,65 @@ def _log_flags(argv: Sequence[str]) -> tuple[Log, str | None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    log, command = _log_flags(argv)
+    if argv is not None:
+        return run_command(list(argv))
+    # A command lives for milliseconds (run's foreground wait turns it back on): the cyclic
+    # garbage collector would only walk the objects the imports make, ~1.5 ms of each start.
+    import gc
+
+    gc.disable()
+    code = run_command(sys.argv[1:])
+    # As a program: skip the interpreter's clean-up (~3 ms of every command an engine
+    # issues, as `minidocker run` skips it). Every file is closed; only stdio may hold text.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            code = code or 1
+    os._exit(code)
+
+
+def run_command(argv: list[str]) -> int:
+    log, _ = _log_flags(argv)
     try:
-        args = parser(command).parse_args(argv)
+        args = parse(argv)
         if args.version:
             from minidocker.runtimespec import SPEC_VERSION
 
             print(f"{PROG} version {VERSION}\nspec: {SPEC_VERSION}")
             return 0
+        if args.help:
+            print(usage(COMMANDS.get(args.command or "")))
+            return 0
         if not args.command:
-            parser().print_help()
+            print(usage())
             return 1
         args.root = os.path.abspath(args.root)
-        from minidocker.ocicommands import check_flags
-
         check_flags(args)
         log.debug(f"{args.command}: {argv}")
-        return int(args.func(args, log))
+        return int(_handler(args.handler)(args, log))
     except MinidockerError as exc:
         log.error(str(exc))
         return 1
     except OSError as exc:
         log.error(f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc))
         return 1
+
+
+def _handler(name: str) -> Callable[[flags.Parsed, Log], int]:
+    """``cmd_state`` here, ``ocicommands.cmd_run`` there: the engine is imported only by the
+    commands that use it."""
+    module, _, function = name.rpartition(".")
+    if not module:
+        return globals()[function]
+    from minidocker import ocicommands
+
+    return getattr(ocicommands, function)
+
+
+def check_flags(args: flags.Parsed) -> None:
+    """runc's flags this runtime takes but cannot honour: refused, never ignored."""
+    if getattr(args, "no_pivot", False):
+        raise RuntimeError_("--no-pivot is not supported")
+    if getattr(args, "preserve_fds", 0):
+        raise RuntimeError_("--preserve-fds is not supported yet")

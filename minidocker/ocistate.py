@@ -9,10 +9,9 @@ gone reads ``stopped``, as in runc. See the OCI runtime-spec ``runtime.md``.
 
 from __future__ import annotations
 
-import json
 import os
 
-from minidocker import procfs
+from minidocker import procfs, state
 from minidocker.errors import MinidockerError
 
 TYPE_CHECKING = False
@@ -49,15 +48,15 @@ def write_state(root: str, record: dict[str, Any]) -> None:
     path = state_path(root, record["id"])
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(record, f)
+        f.write(state.dumps(record))  # json.dump's text, without json (and re): ~6 ms
     os.replace(path + ".tmp", path)
 
 
 def read_state(root: str, cid: str) -> dict[str, Any]:
     """The spec's state of ``cid``; its status as the process is now."""
     try:
-        with open(state_path(root, cid), encoding="utf-8") as f:
-            record = json.load(f)
+        with open(state_path(root, cid), "rb") as f:
+            record = state.loads(f.read().decode())
     except FileNotFoundError:
         raise RuntimeError_("container does not exist") from None  # runc's words: podman
     except ValueError as exc:  # and containerd match "does not exist"

@@ -84,7 +84,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "commands.build", "ociruntime", "commit", "builder", "ocistate", "ocicommands",
     ),
     "notebook helpers": (
-        "lab", "labcheck", "labtime", "overlaylab", "escapes",
+        "lab", "labcheck", "labtime", "overlaylab", "escapes", "ocilab",
     ),
 }
 

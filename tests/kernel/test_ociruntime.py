@@ -26,7 +26,7 @@ import pytest
 from minidocker import procfs
 from tests.conftest import TEST_ROOT_MARK, needs_root
 
-pytestmark = [needs_root, pytest.mark.kernel]
+pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb11]
 
 RUNTIME = Path(sys.executable).parent / "minidocker-runtime"
 

@@ -139,6 +139,19 @@ def test_loads_reads_what_state_dumps_writes():
         lifecycle.loads("")
 
 
+def test_loads_of_broken_json_says_where_even_without_the_json_package():
+    """The C scanner raises json's JSONDecodeError only once json.decoder is loaded; in a
+    process that never imported json (minidocker-runtime reading a bad config.json) it used
+    to fail with a SystemError instead."""
+    code = ("import sys; from minidocker import state\n"
+            "try:\n    state.loads('{nope')\n"
+            "except ValueError as exc:\n    print(type(exc).__name__, exc)\n")
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == ("JSONDecodeError Expecting property name enclosed in double quotes: line 1 "
+                   "column 2 (char 1)\n")
+
+
 # -- the record on disk ---------------------------------------------------------------------------
 
 def _record(layout: state.Layout, name: str) -> str:

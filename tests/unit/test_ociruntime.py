@@ -158,3 +158,58 @@ def test_a_create_that_fails_leaves_nothing(tmp_path, capsys) -> None:
     assert err == ("minidocker-runtime: config.json: linux.namespaces[1].type: the time "
                    "namespace is not supported\n")
     assert not root.exists() or os.listdir(root) == []
+
+
+def test_the_command_line_is_parsed_as_runc_parses_it() -> None:
+    """urfave/cli's rules: a command's flags may follow its arguments, except for exec and ps,
+    whose words after the ID belong to the process (or to ps)."""
+    args = ociruntime.parse(["--root", "/r", "--log-format=json", "delete", "c1", "--force"])
+    assert (args.command, args.id, args.force, args.root, args.log_format) == \
+        ("delete", "c1", True, "/r", "json")
+    args = ociruntime.parse(["exec", "-e", "A=1", "--tty", "c1", "sh", "-c", "ls -l", "-e"])
+    assert (args.id, args.env, args.tty, args.process_args) == \
+        ("c1", ["A=1"], True, ["sh", "-c", "ls -l", "-e"])
+    args = ociruntime.parse(["ps", "c1", "--", "-ef"])
+    assert (args.id, args.ps_args, args.format) == ("c1", ["-ef"], "table")
+    args = ociruntime.parse(["kill", "c1"])
+    assert (args.signal, args.all) == ("SIGTERM", False)
+    args = ociruntime.parse(["run", "-b", "/b", "-d", "--pid-file=/p", "c1"])
+    assert (args.bundle, args.detach, args.pid_file, args.console_socket, args.preserve_fds) == \
+        ("/b", True, "/p", "", 0)
+    assert ociruntime.parse(["ls", "-q"]).command == "list"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["kill"], '"kill" requires a minimum of 1 and a maximum of 2 argument(s)'),
+    (["kill", "a", "b", "c"], '"kill" requires a minimum of 1 and a maximum of 2 argument(s)'),
+    (["start"], '"start" requires exactly 1 argument(s)'),
+    (["state", "a", "b"], '"state" requires exactly 1 argument(s)'),
+    (["delete", "--nope", "c1"], "unknown flag: --nope (see 'minidocker-runtime delete --help')"),
+    (["create", "--preserve-fds", "x", "c1"], "invalid value 'x' for --preserve-fds"),
+    (["list", "--format", "yaml"], 'invalid argument "yaml" for --format'),
+])
+def test_a_command_line_that_does_not_parse_is_one_line(capsys, argv, message) -> None:
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"minidocker-runtime: {message}") and err.count("\n") == 1, err
+
+
+def test_help_lists_the_commands_and_a_command_its_flags(capsys) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "Commands:" in out and "  exec " in out
+    code, out, _ = run(capsys, "exec", "--help")
+    assert code == 0 and "--console-socket" in out and "exec [OPTIONS] ID [PROCESS_ARGS...]" in out
+    code, out, _ = run(capsys)
+    assert code == 1 and out.startswith("Usage:  minidocker-runtime [OPTIONS] COMMAND")
+
+
+def test_a_state_command_does_not_load_the_engine(tmp_path) -> None:
+    """Only the commands that start or change a container import the engine (and ctypes)."""
+    repo = os.path.dirname(os.path.dirname(ociruntime.__file__))
+    code = (f"import sys; sys.path.insert(0, {repo!r}); from minidocker import ociruntime; "
+            f"ociruntime.run_command(['--root', {str(tmp_path)!r}, 'list', '-q']); "
+            "print(sorted(m for m in ('minidocker.engine', 'ctypes', 'argparse') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                          text=True, check=True)  # -S: as the launcher runs it, no site hooks
+    assert done.stdout == "[]\n", done.stdout
