@@ -203,5 +203,29 @@ def cli(state_root: Path) -> CLI:
     return CLI(state_root)
 
 
+
+@pytest.fixture(autouse=True)
+def own_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the credentials of the user running the tests."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dockercfg"))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Debian's docker-registry on 127.0.0.1, no auth, one per test module, stopped by pid."""
+    from tests.registry_server import RegistryServer
+
+    server = RegistryServer(tmp_path_factory.mktemp(TEST_ROOT_MARK + "registry"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def other_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CLI]:
+    """A second, empty state root: where an image pushed from ``cli``'s is pulled."""
+    root = tmp_path_factory.mktemp(TEST_ROOT_MARK + "root")
+    yield CLI(root)
+    stop_minidocker(root)
+
 # The probe lives with the mechanism, where the lessons find it too.
 from minidocker.userns import idmap_supported  # noqa: E402,F401

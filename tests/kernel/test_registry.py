@@ -19,32 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, TEST_ROOT_MARK, needs_root, stop_minidocker
+from tests.conftest import CLI, TEST_ROOT_MARK, needs_root
 from tests.kernel.test_bad_input import assert_one_line_error
 from tests.registry_server import RegistryServer, TokenIssuer
 
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05]
-
-@pytest.fixture(autouse=True)
-def own_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the credentials of the user running the tests."""
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dockercfg"))
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    server = RegistryServer(tmp_path_factory.mktemp(TEST_ROOT_MARK + "registry"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def other_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CLI]:
-    """A second, empty state root: where an image pushed from ``cli``'s is pulled."""
-    root = tmp_path_factory.mktemp(TEST_ROOT_MARK + "root")
-    yield CLI(root)
-    stop_minidocker(root)
-
 
 def inspect_id(cli: CLI, ref: str) -> str:
     return cli("image", "inspect", "-f", "{{.Id}}", ref, check=True).stdout.strip()

@@ -18,12 +18,6 @@ from tests.registry_server import RegistryServer, free_port
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05]
 
 
-@pytest.fixture(autouse=True)
-def own_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dockercfg"))
-    monkeypatch.delenv("MINIDOCKER_REGISTRY_MIRRORS", raising=False)
-
-
 @pytest.fixture
 def fresh_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], CLI]]:
     """Makes CLIs each on an empty state root of its own (a student's machine)."""

@@ -27,33 +27,12 @@ from pathlib import Path
 import pytest
 
 from minidocker.registry.download import ATTEMPTS
-from tests.conftest import CLI, TEST_ROOT_MARK, stop_minidocker
+from tests.conftest import CLI
 from tests.kernel.test_bad_input import assert_one_line_error
 from tests.kernel.test_registry import inspect_id, manifest_digest, push_busybox
 from tests.registry_server import RegistryServer
 
 pytestmark = pytest.mark.nb05b
-
-
-@pytest.fixture(autouse=True)
-def own_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the credentials of the user running the tests."""
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dockercfg"))
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    server = RegistryServer(tmp_path_factory.mktemp(TEST_ROOT_MARK + "registry"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def other_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CLI]:
-    """A second, empty state root: where an image pushed from ``cli``'s is pulled."""
-    root = tmp_path_factory.mktemp(TEST_ROOT_MARK + "root")
-    yield CLI(root)
-    stop_minidocker(root)
 
 
 class BreakingProxy:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, TEST_ROOT_MARK, stop_minidocker
+from tests.conftest import CLI, TEST_ROOT_MARK
 from tests.kernel.test_registry import inspect_id, manifest_digest, skopeo
 from tests.registry_server import RegistryServer, TokenIssuer
 
@@ -32,25 +32,6 @@ def policy(tmp_path: Path) -> Path:
     path = tmp_path / "policy.json"
     path.write_text('{"default": [{"type": "insecureAcceptAnything"}]}')
     return path
-
-
-@pytest.fixture(autouse=True)
-def own_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dockercfg"))
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    server = RegistryServer(tmp_path_factory.mktemp(TEST_ROOT_MARK + "registry"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def other_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CLI]:
-    root = tmp_path_factory.mktemp(TEST_ROOT_MARK + "root")
-    yield CLI(root)
-    stop_minidocker(root)
 
 
 class RecordingProxy:
