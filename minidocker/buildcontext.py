@@ -65,37 +65,48 @@ def read_dockerignore(text: str) -> list[str]:
     return patterns
 
 
-def _pattern_regex(pattern: str) -> str:
-    """moby/patternmatcher's translation of one pattern into a regular expression."""
-    out = ["^"]
+def _translate(pattern: str, *, ignore_file: bool) -> str:
+    """One pattern as a regular expression, without anchors. Go's ``filepath.Match`` rules:
+    ``*`` and ``?`` within one path component, ``[...]`` classes, ``\\`` escapes. In a
+    ``.dockerignore`` (moby/patternmatcher, ``ignore_file``) also ``**`` for any number of
+    components, ``[!...]`` as ``[^...]``, and an unclosed ``[`` taken literally; in a COPY
+    source an unclosed ``[`` is an error, as in Go."""
+    out = []
     i, n = 0, len(pattern)
     while i < n:
         ch = pattern[i]
-        if ch == "*":
-            if i + 1 < n and pattern[i + 1] == "*":
-                i += 1
-                if i + 1 < n and pattern[i + 1] == "/":
-                    i += 1  # "**/" is "**"
-                out.append(".*" if i + 1 >= n else "(.*/)?")
-            else:
-                out.append("[^/]*")
+        if ch == "*" and ignore_file and i + 1 < n and pattern[i + 1] == "*":
+            i += 1
+            if i + 1 < n and pattern[i + 1] == "/":
+                i += 1  # "**/" is "**"
+            out.append(".*" if i + 1 >= n else "(.*/)?")
+        elif ch == "*":
+            out.append("[^/]*")
         elif ch == "?":
             out.append("[^/]")
         elif ch == "\\" and i + 1 < n:
             i += 1
             out.append(re.escape(pattern[i]))
         elif ch == "[":
-            end = pattern.find("]", i + 1)
+            end = pattern.find("]", i + (1 if ignore_file else 2))
+            if end < 0 and not ignore_file:
+                raise BuildContextError(f"syntax error in pattern: {pattern}")
             if end < 0:
                 out.append(re.escape(ch))
             else:
                 body = pattern[i + 1:end]
-                out.append("[" + ("^" + body[1:] if body.startswith(("^", "!")) else body) + "]")
+                negate = ("^", "!") if ignore_file else ("^",)
+                out.append("[" + ("^" + body[1:] if body.startswith(negate) else body) + "]")
                 i = end
         else:
             out.append(re.escape(ch))
         i += 1
-    return "".join(out) + "$"
+    return "".join(out)
+
+
+def _pattern_regex(pattern: str) -> str:
+    """moby/patternmatcher's translation of one ``.dockerignore`` pattern."""
+    return "^" + _translate(pattern, ignore_file=True) + "$"
 
 
 class Ignore:
@@ -131,28 +142,7 @@ class Ignore:
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
     """Go's ``filepath.Match`` for a whole path: each ``*`` within one component."""
-    out = []
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\" and i + 1 < n:
-            i += 1
-            out.append(re.escape(pattern[i]))
-        elif ch == "[":
-            end = pattern.find("]", i + 2)
-            if end < 0:
-                raise BuildContextError(f"syntax error in pattern: {pattern}")
-            body = pattern[i + 1:end]
-            out.append("[" + ("^" + body[1:] if body.startswith("^") else body) + "]")
-            i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.compile("".join(out) + r"\Z")
+    return re.compile(_translate(pattern, ignore_file=False) + r"\Z")
 
 
 def clean_source(src: str) -> str:
