@@ -140,11 +140,14 @@ def background(cli: CLI, parent: str) -> Iterator[Start]:
 
 
 def read_inside(cli: CLI, name: str, facts: tuple[str, ...]) -> dict[str, str]:
-    """The facts' files as the container reads them in its own cgroup2 tree (v2)."""
+    """The facts' files as the container reads them in its own cgroup2 tree (v2): {fact:
+    text}."""
     files = " ".join(file_name(f) for f in facts)
     r = cli("exec", name, "sh", "-c", f"cd /sys/fs/cgroup && for f in {files}; do "
-            "echo \"$f $(cat $f)\"; done", check=True)
-    return dict(line.split(" ", 1) for line in r.stdout.splitlines())
+            "echo \"$(cat $f)\"; done", check=True)
+    lines = r.stdout.splitlines()
+    assert len(lines) == len(facts), r.stdout + r.stderr
+    return dict(zip(facts, lines, strict=True))
 
 
 # -- limits ---------------------------------------------------------------------------------------
@@ -255,23 +258,25 @@ def test_the_container_reads_its_own_limits_at_sys_fs_cgroup(cli: CLI) -> None:
     """v2: as runc mounts it, the container's own cgroup2 tree, read-only (read-write under
     --privileged), and none with --cgroupns host. v1: nothing is mounted there (Docker's
     per-controller mounts are not done); the limits are the host's to read."""
-    script = "grep ' /sys/fs/cgroup ' /proc/self/mountinfo || echo none"
+    mounted = "grep ' /sys/fs/cgroup ' /proc/self/mountinfo || echo none"
     if VERSION == 1:
-        out = cli("run", "--rm", "-m", "64m", "busybox", "sh", "-c", script, check=True)
+        out = cli("run", "--rm", "-m", "64m", "busybox", "sh", "-c", mounted, check=True)
         assert out.stdout == "none\n"
         return
-    script += ("; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max; "
-               "echo 1 > /sys/fs/cgroup/pids.max 2>/dev/null || echo refused")
+    script = mounted + ("; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max "
+                        "/sys/fs/cgroup/cpu.max; "
+                        "echo 1 > /sys/fs/cgroup/pids.max 2>/dev/null || echo refused")
     lines = cli("run", "--rm", "-m", "64m", "--pids-limit", "20", "--cpus", "0.5", "busybox",
                 "sh", "-c", script, check=True).stdout.splitlines()
     fields = lines[0].split()
     assert fields[3:5] == ["/", "/sys/fs/cgroup"] and fields[5].startswith("ro,"), lines[0]
     assert fields[fields.index("-") + 1] == "cgroup2"
     assert lines[1:] == ["67108864", "20", "50000 100000", "refused"]
-    privileged = cli("run", "--rm", "--privileged", "busybox", "sh", "-c", script,
+    privileged = cli("run", "--rm", "--privileged", "busybox", "sh", "-c", mounted,
                      check=True).stdout
     assert privileged.split()[5].startswith("rw,"), privileged
-    host_ns = cli("run", "--rm", "--cgroupns", "host", "busybox", "sh", "-c", script, check=True)
+    host_ns = cli("run", "--rm", "--cgroupns", "host", "busybox", "sh", "-c", mounted,
+                  check=True)
     assert host_ns.stdout == "none\n"  # the host's tree is not shown to a container
 
 
@@ -417,11 +422,17 @@ def test_a_paused_container_can_still_be_killed(cli: CLI, background: Start,
                     "sleep", "60")
     cli("pause", "frzk", check=True)
     os.kill(bg.pid, signal.SIGKILL)
-    time.sleep(0.3)
-    assert bg.popen.poll() is None  # frozen: the SIGKILL waits...
-    assert Path(f"/proc/{bg.pid}").exists()
-    cli("unpause", "frzk", check=True)  # ...until the group thaws
-    assert bg.popen.wait(30) == 137
+    if VERSION == 2:
+        # v2's freezer lets a fatal signal through: the task leaves the frozen group to die
+        # (cgroup-v2.rst, "Processes in the frozen cgroup can be killed by a fatal signal").
+        assert bg.popen.wait(30) == 137
+    else:
+        time.sleep(0.3)
+        assert bg.popen.poll() is None  # v1: frozen, the SIGKILL waits...
+        assert Path(f"/proc/{bg.pid}").exists()
+        cli("unpause", "frzk", check=True)  # ...until the group thaws
+        assert bg.popen.wait(30) == 137
+    assert state_of(cli, "frzk")["Status"] == "exited"
     assert groups_under(parent, bg.id) == []
 
 
@@ -432,15 +443,20 @@ def test_stats_agrees_with_the_cgroup_files(cli: CLI, background: Start, parent:
                     "busybox", "sh", "-c", "sleep 60 & sleep 60 & while :; do :; done")
     g = bg.group
     time.sleep(0.3)
+    u0 = g.cpu_usage_ns()
     r = cli("stats", "--no-stream", "--format", "json", "--interval", "1", "st", check=True)
+    u1 = g.cpu_usage_ns()
     row = json.loads(r.stdout)
     raw = row["Raw"]
     assert raw["memory_limit"] == 64 * MiB == g.read("memory limit")
     assert raw["pids"] == g.read("pids current") == 3
     assert row["PIDs"] == "3" and row["MemUsage"].endswith(" / 64MiB")
     assert 0 < raw["memory_usage"] <= 64 * MiB
-    assert raw["cpu_usage_ns"] <= g.cpu_usage_ns()
-    assert 30 < raw["cpu_percent"] <= 101  # one busy loop: about one CPU
+    assert u0 <= raw["cpu_usage_ns"] <= u1
+    # Its two samples lie between ours, at least its 1 s interval apart: it cannot show more
+    # CPU than the group used meanwhile, nor (one busy loop) more than one CPU. How much the
+    # loop got is the machine's business (two shared cores, an emulated VM).
+    assert 0 < raw["cpu_percent"] <= min(101, 100 * (u1 - u0) / 1e9 + 1), (raw, u1 - u0)
     table = cli("stats", "--no-stream", "--interval", "0.2", "st", check=True).stdout
     assert table.splitlines()[0].split()[:3] == ["CONTAINER", "ID", "NAME"]
 
@@ -479,13 +495,14 @@ def test_leftover_processes_are_killed_when_the_container_exits(cli: CLI, parent
     ["--cpu-shares", "-1"], ["--memory-swap", "10m"], ["--blkio-weight", "5"],
     ["--cgroup-parent", "../x"],
 ])
-def test_bad_input_creates_nothing(cli: CLI, flags: list[str]) -> None:
-    before = set(map(str, default_groups("*")))
-    r = cli("run", "--rm", *flags, "busybox", "true")
+def test_bad_input_creates_nothing(cli: CLI, parent: str, flags: list[str]) -> None:
+    # Under a parent of its own (other sessions start containers under the default one);
+    # a second --cgroup-parent replaces the first.
+    r = cli("run", "--rm", "--cgroup-parent", parent, *flags, "busybox", "true")
     assert r.returncode == 125
     assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("minidocker: ")
     assert not (cli.root / "containers").exists() or not os.listdir(cli.root / "containers")
-    assert set(map(str, default_groups("*"))) <= before
+    assert not [*ROOT.glob(f"{parent}"), *ROOT.glob(f"*/{parent}")]  # not even the parent
 
 
 def test_a_failed_start_leaves_no_cgroup(cli: CLI, parent: str) -> None:
