@@ -65,7 +65,7 @@ def attacks(host_pid: int = 0, disk: tuple[int, int] | None = None,
         disk = (os.major(st.st_dev), os.minor(st.st_dev))
     sysrq = "ALLOWED" if os.path.exists("/proc/sysrq-trigger") else "N/A"
     agent = "ESCAPED" if v1_release_agents() else "BLOCKED"
-    shocker = "ESCAPED" if shocker_target(state_root) is not None else "BLOCKED"
+    shocker = "ESCAPED" if shocker_reaches(state_root) else "BLOCKED"
     return [
         Attack("mknod-disk", "mknod the host's disk, read it, mount it",
                ["mknod-disk", str(disk[0]), str(disk[1])],
@@ -143,38 +143,41 @@ def v1_release_agents(cgroup_root: str = "/sys/fs/cgroup") -> list[str]:
             if os.path.exists(os.path.join(cgroup_root, name, "release_agent"))]
 
 
-# The shocker guesses the handle of an ext2/3/4 root directory: inode 2, FILEID_INO32_GEN.
-# Other filesystems number or encode their handles differently (tmpfs: a 64-bit inode in a
-# longer handle), and answer the guess with ESTALE.
-SHOCKER_FILESYSTEMS = ("ext2", "ext3", "ext4")
-
-
-def shocker_target(state_root: str | None = None) -> str | None:
-    """The directory the shocker would list under --privileged: the root of the filesystem
-    holding ``state_root``, whose files (/etc/hostname) are bind-mounted into a container.
-    None where its guessed handle fits no root (not ext2/3/4, or a bind of a subtree)."""
-    from minidocker import mountinfo
-
+def shocker_reaches(state_root: str | None = None) -> bool:
+    """Would the shocker's guessed handle (an ext2/3/4 root directory: inode 2,
+    FILEID_INO32_GEN) name the root of the filesystem holding ``state_root``, whose files
+    (/etc/hostname) are bind-mounted into a container? Other filesystems number or encode
+    their handles differently (tmpfs: a 64-bit inode in a longer handle) and answer ESTALE.
+    The kernel's ext4 driver, which mounts ext2 and ext3 too, lists each of its filesystems
+    in /sys/fs/ext4 by device name."""
     if state_root is None:
         state_root = os.environ.get("MINIDOCKER_ROOT") or "/var/lib/minidocker"
     path = os.path.realpath(state_root)
     while not os.path.exists(path):
         path = os.path.dirname(path)
-    mount = mountinfo.mount_containing(path, mountinfo.parse_mountinfo(
-        _read("/proc/self/mountinfo")))
-    if mount is None or mount.fstype not in SHOCKER_FILESYSTEMS or mount.root != "/":
+    st = os.stat(path)
+    name = _device_name((os.major(st.st_dev), os.minor(st.st_dev)))
+    return name is not None and os.path.isdir(f"/sys/fs/ext4/{name}")
+
+
+def _device_name(disk: tuple[int, int]) -> str | None:
+    """The kernel's name for block device ``disk`` (``vda``), None if it is none."""
+    try:
+        with open(f"/sys/dev/block/{disk[0]}:{disk[1]}/uevent") as f:
+            return dict(line.split("=", 1) for line in f.read().split()
+                        if "=" in line).get("DEVNAME")
+    except OSError:
         return None
-    return mount.mount_point
 
 
 def host_can_open(disk: tuple[int, int]) -> bool:
     """Can the host's own root open block device ``disk`` (some sandboxes forbid it)?"""
+    name = _device_name(disk)
+    if name is None:
+        return False
     try:
-        with open(f"/sys/dev/block/{disk[0]}:{disk[1]}/uevent") as f:
-            name = dict(line.split("=", 1) for line in f.read().split()
-                        if "=" in line).get("DEVNAME")
         fd = os.open(f"/dev/{name}", os.O_RDONLY | os.O_CLOEXEC)
-    except (OSError, TypeError):
+    except OSError:
         return False
     os.close(fd)
     return True
