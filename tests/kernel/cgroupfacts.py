@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from minidocker import cgroups
 
@@ -38,7 +39,8 @@ FACTS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def driver(version: int = VERSION):  # type: ignore[no-untyped-def]
+def driver(version: int = VERSION) -> Any:
+    """The package's driver module for ``version`` (:mod:`minidocker.cgroups.v1` or ``v2``)."""
     return cgroups.Cgroup(version, {}).driver()
 
 

@@ -31,9 +31,11 @@ from tests.kernel.cgroupfacts import (
     ROOT,
     VERSION,
     Group,
+    driver,
     file_name,
     groups_under,
     parent_dir,
+    parent_dirs,
     parse,
     want,
     want_io_weight,
@@ -63,9 +65,8 @@ def parent() -> Iterator[str]:
     name = f"minidocker-t{os.getpid()}-{next(_n)}"
     yield name
     left = groups_under(name)
-    for path in [ROOT / name] if VERSION == 2 else [ROOT.joinpath(h, name) for h in
-                                                    os.listdir(ROOT)]:
-        if path.is_dir() and not any(p.is_dir() for p in path.iterdir()):
+    for path in parent_dirs(name):
+        if not any(p.is_dir() for p in path.iterdir()):
             path.rmdir()
     assert not left, f"cgroups left behind: {left}"
 
@@ -215,8 +216,7 @@ def test_the_trace_shows_each_limit_in_this_versions_file(cli: CLI, parent: str)
     else:
         assert "--blkio-weight 300 is discarded" in r.stderr
         assert r.stderr.count(DOCKERS_WARNING) == 1
-        assert not any(name in writes for name in cgroups.Cgroup(VERSION, {}).driver()
-                       .WEIGHT_FILES)
+        assert not any(name in writes for name in driver().WEIGHT_FILES)
 
 
 def test_update_writes_the_weight_or_keeps_the_old_one_with_dockers_warning(
@@ -301,8 +301,7 @@ def test_every_container_gets_a_cgroup_and_joins_it_without_the_global_lock(cli:
         return
     # v1: the child's one thread moves itself through `tasks` in every hierarchy, never
     # through cgroup.procs (which would wait for an RCU grace period).
-    assert len(joins) == len(set(cgroups.Cgroup(1, {}).driver().hierarchies(str(ROOT))
-                                 .values()))
+    assert len(joins) == len(set(driver().hierarchies(str(ROOT)).values()))
     assert all('/tasks", "0") = 1' in line for line in joins), joins
     assert all(line.endswith(":/") for line in r.stdout.splitlines() if "devices" not in line
                and "name=" not in line and not line.startswith("0::")), r.stdout
