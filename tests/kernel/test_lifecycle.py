@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import time
@@ -409,12 +410,17 @@ def test_attach_relays_stdin_and_returns_the_exit_code(cli):
 @pytest.mark.parametrize("proxy", [True, False], ids=["sig-proxy", "no-sig-proxy"])
 def test_attach_proxies_signals(cli, proxy):
     run_d(cli, "--name", "pbox", "busybox", "sh", "-c",
-          "trap 'echo got USR1; exit 4' USR1; echo ready; while true; do sleep 0.1; done")
+          "trap 'echo got USR1; exit 4' USR1; echo ready; while true; do echo tick; sleep 0.1; "
+          "done")
     wait_for(lambda: "ready" in cli("logs", "pbox").stdout, what="the trap")
     attached = cli.popen("attach", f"--sig-proxy={str(proxy).lower()}", "pbox",
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(1)  # attached
+        # Attached once the container's output comes through it (the client installs its
+        # forwarding handlers before it relays anything): not after a guessed second, which
+        # under emulation was too short for the client even to start.
+        assert select.select([attached.stdout], [], [], 30)[0], "attach relayed nothing"
+        assert attached.stdout is not None and attached.stdout.readline() == "tick\n"
         attached.send_signal(signal.SIGUSR1)
         code = attached.wait(timeout=10)
     finally:
