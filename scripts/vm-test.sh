@@ -3,7 +3,7 @@
 # /tmp on tmpfs) built from Debian's packages, with this repository's HEAD set up inside by
 # scripts/setup.sh, running the checks below, then powered off. As root, on a Debian host:
 #
-#   bash scripts/vm-test.sh                        # every stage (about 40 minutes here)
+#   bash scripts/vm-test.sh                        # every stage (well over an hour here)
 #   bash scripts/vm-test.sh unit kernel            # only these stages
 #   VM_DIR=/var/tmp/mdvm bash scripts/vm-test.sh   # where the rootfs, disk and results go
 #   VM_TESTS="tests/kernel/test_cgroups.py -k oom" bash scripts/vm-test.sh kernel
@@ -13,8 +13,9 @@
 # unit (tests/unit), kernel (tests/kernel), notebooks (nbval, as CI runs it). The results
 # land in $VM_DIR/results/ (one log and one JUnit XML per stage, summary.txt, and report.txt:
 # counts per stage and time per lesson, by tools/junitsummary.py); the exit status is
-# non-zero if any stage failed. docs/vm-lane.md records the last runs. The first run spends ~5 minutes on debootstrap and apt; later runs
-# reuse the rootfs and only refresh the repository in it.
+# non-zero if any stage failed. docs/vm-lane.md records the last runs. The first run spends
+# ~5 minutes on debootstrap and apt; later runs reuse the rootfs and only refresh the
+# repository in it.
 #
 # Why this shape: KVM is present on the development machines but does not boot guests, so
 # qemu emulates the CPU (tcg), ~10x slower than the host: too slow for CI, run it before
