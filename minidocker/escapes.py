@@ -51,13 +51,21 @@ class Attack:
         self.privileged = privileged  # what --privileged should show: ESCAPED/ALLOWED/BLOCKED
 
 
-def attacks(host_pid: int = 0, disk: tuple[int, int] | None = None) -> list[Attack]:
+def attacks(host_pid: int = 0, disk: tuple[int, int] | None = None,
+            state_root: str | None = None) -> list[Attack]:
     """The suite. ``host_pid``: a host process to try ptrace on (one the caller started);
-    ``disk``: (major, minor) of the device holding the host's / (default: read from stat)."""
+    ``disk``: (major, minor) of the device holding the host's / (default: read from stat);
+    ``state_root``: where the containers' files are (default: ``$MINIDOCKER_ROOT`` or
+    /var/lib/minidocker), whose filesystem the shocker aims at.
+
+    What ``--privileged`` shows depends on the host, and is read from it: a cgroup v2 host
+    has no v1 release_agent to reach, and the shocker's guessed handle fits only ext2/3/4."""
     if disk is None:
         st = os.stat("/")
         disk = (os.major(st.st_dev), os.minor(st.st_dev))
     sysrq = "ALLOWED" if os.path.exists("/proc/sysrq-trigger") else "N/A"
+    agent = "ESCAPED" if v1_release_agents() else "BLOCKED"
+    shocker = "ESCAPED" if shocker_reaches(state_root) else "BLOCKED"
     return [
         Attack("mknod-disk", "mknod the host's disk, read it, mount it",
                ["mknod-disk", str(disk[0]), str(disk[1])],
@@ -69,7 +77,7 @@ def attacks(host_pid: int = 0, disk: tuple[int, int] | None = None) -> list[Atta
                "root on the next crash)", ["core-pattern"],
                "masks: /proc/sys is read-only", "ALLOWED"),
         Attack("release-agent", "cgroup v1 release_agent (CVE-2022-0492)", ["release-agent"],
-               "seccomp: unshare and mount are refused; no CAP_SYS_ADMIN", "ESCAPED"),
+               "seccomp: unshare and mount are refused; no CAP_SYS_ADMIN", agent),
         Attack("module", "load a kernel module", ["module"],
                "seccomp: finit_module is refused; no CAP_SYS_MODULE", "ALLOWED"),
         Attack("keyctl", "keyctl: the kernel keyring (not namespaced)", ["keyctl"],
@@ -78,7 +86,7 @@ def attacks(host_pid: int = 0, disk: tuple[int, int] | None = None) -> list[Atta
                "the PID namespace hides it; with --pid host, no CAP_SYS_PTRACE", "ESCAPED",
                flags=("--pid", "host")),
         Attack("shocker", "open_by_handle_at the host's / ('shocker', 2014)", ["shocker"],
-               "seccomp: open_by_handle_at is refused; no CAP_DAC_READ_SEARCH", "ESCAPED"),
+               "seccomp: open_by_handle_at is refused; no CAP_DAC_READ_SEARCH", shocker),
         Attack("chroot", "chroot out of the root filesystem", ["chroot"],
                "pivot_root detached the host's root: there is nothing above / to climb to",
                "BLOCKED"),
@@ -123,23 +131,62 @@ def run_attack(run: Runner, attack: Attack, mode: str, image: str = PROBE_IMAGE)
     return Outcome(attack, mode, word, line, code)
 
 
-def host_can_open(disk: tuple[int, int]) -> bool:
-    """Can the host's own root open block device ``disk`` (some sandboxes forbid it)?"""
+def v1_release_agents(cgroup_root: str = "/sys/fs/cgroup") -> list[str]:
+    """The host's cgroup v1 hierarchies that have a release_agent (CVE-2022-0492's target).
+
+    None on a cgroup v2 host: then even a privileged container cannot mount one, since a
+    new hierarchy may be made only from the initial cgroup namespace, and the probe runs
+    in the container's own (also after unsharing a new one)."""
+    if not os.path.isdir(cgroup_root):
+        return []
+    return [name for name in sorted(os.listdir(cgroup_root))
+            if os.path.exists(os.path.join(cgroup_root, name, "release_agent"))]
+
+
+def shocker_reaches(state_root: str | None = None) -> bool:
+    """Would the shocker's guessed handle (an ext2/3/4 root directory: inode 2,
+    FILEID_INO32_GEN) name the root of the filesystem holding ``state_root``, whose files
+    (/etc/hostname) are bind-mounted into a container? Other filesystems number or encode
+    their handles differently (tmpfs: a 64-bit inode in a longer handle) and answer ESTALE.
+    The kernel's ext4 driver, which mounts ext2 and ext3 too, lists each of its filesystems
+    in /sys/fs/ext4 by device name."""
+    if state_root is None:
+        state_root = os.environ.get("MINIDOCKER_ROOT") or "/var/lib/minidocker"
+    path = os.path.realpath(state_root)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    st = os.stat(path)
+    name = _device_name((os.major(st.st_dev), os.minor(st.st_dev)))
+    return name is not None and os.path.isdir(f"/sys/fs/ext4/{name}")
+
+
+def _device_name(disk: tuple[int, int]) -> str | None:
+    """The kernel's name for block device ``disk`` (``vda``), None if it is none."""
     try:
         with open(f"/sys/dev/block/{disk[0]}:{disk[1]}/uevent") as f:
-            name = dict(line.split("=", 1) for line in f.read().split()
+            return dict(line.split("=", 1) for line in f.read().split()
                         if "=" in line).get("DEVNAME")
+    except OSError:
+        return None
+
+
+def host_can_open(disk: tuple[int, int]) -> bool:
+    """Can the host's own root open block device ``disk`` (some sandboxes forbid it)?"""
+    name = _device_name(disk)
+    if name is None:
+        return False
+    try:
         fd = os.open(f"/dev/{name}", os.O_RDONLY | os.O_CLOEXEC)
-    except (OSError, TypeError):
+    except OSError:
         return False
     os.close(fd)
     return True
 
 
-def run_suite(run: Runner, host_pid: int, image: str = PROBE_IMAGE) -> list[tuple[Outcome,
-                                                                                Outcome]]:
+def run_suite(run: Runner, host_pid: int, image: str = PROBE_IMAGE,
+              state_root: str | None = None) -> list[tuple[Outcome, Outcome]]:
     return [(run_attack(run, a, "default", image), run_attack(run, a, "privileged", image))
-            for a in attacks(host_pid)]
+            for a in attacks(host_pid, state_root=state_root)]
 
 
 def format_table(results: list[tuple[Outcome, Outcome]], width: int = 58) -> str:

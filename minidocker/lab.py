@@ -264,10 +264,13 @@ class Background:
         self.log = log  # the container's stdout and stderr, and minidocker's
         self._pid: int | None = None
 
-    def pid(self, timeout: float = 10) -> int:
+    def pid(self, timeout: float = 60) -> int:
         """The host's PID of the container's first process (``docker inspect -f .State.Pid``).
 
         minidocker records it in the container's ``state.json`` once the command has exec'd.
+        A ``run`` that exits raises at once; ``timeout`` only bounds one that hangs, and is as
+        long as :meth:`Lab.run`'s: the first start in a lab unpacks the image, which takes
+        over 10 s on the learners' VM under emulation while other work runs.
         """
         if self._pid is not None:
             return self._pid

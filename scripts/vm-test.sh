@@ -3,15 +3,19 @@
 # /tmp on tmpfs) built from Debian's packages, with this repository's HEAD set up inside by
 # scripts/setup.sh, running the checks below, then powered off. As root, on a Debian host:
 #
-#   bash scripts/vm-test.sh                        # every stage (about 40 minutes here)
+#   bash scripts/vm-test.sh                        # every stage (well over an hour here)
 #   bash scripts/vm-test.sh unit kernel            # only these stages
 #   VM_DIR=/var/tmp/mdvm bash scripts/vm-test.sh   # where the rootfs, disk and results go
+#   VM_TESTS="tests/kernel/test_cgroups.py -k oom" bash scripts/vm-test.sh kernel
+#                                                  # the kernel stage runs these pytest args
 #
 # Stages: doctor (also checks that overlay loads itself: nothing loads it at boot), hello,
 # unit (tests/unit), kernel (tests/kernel), notebooks (nbval, as CI runs it). The results
-# land in $VM_DIR/results/ (one log per stage and summary.txt); the exit status is non-zero
-# if any stage failed. The first run spends ~5 minutes on debootstrap and apt; later runs
-# reuse the rootfs and only refresh the repository in it.
+# land in $VM_DIR/results/ (one log and one JUnit XML per stage, summary.txt, and report.txt:
+# counts per stage and time per lesson, by tools/junitsummary.py); the exit status is
+# non-zero if any stage failed. docs/vm-lane.md records the last runs. The first run spends
+# ~5 minutes on debootstrap and apt; later runs reuse the rootfs and only refresh the
+# repository in it.
 #
 # Why this shape: KVM is present on the development machines but does not boot guests, so
 # qemu emulates the CPU (tcg), ~10x slower than the host: too slow for CI, run it before
@@ -24,6 +28,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VM_DIR=${VM_DIR:-/var/tmp/minidocker-vm}
 ROOTFS=$VM_DIR/rootfs
 STAGES=("$@")
+VM_TESTS=${VM_TESTS:-tests/kernel}
 ((${#STAGES[@]})) || STAGES=(doctor hello unit kernel notebooks)
 
 say() { printf '==> %s\n' "$*"; }
@@ -105,16 +110,20 @@ for stage in $(cat /stages); do
     case $stage in
     doctor) stage doctor 900 minidocker doctor ;;
     hello) stage hello 900 minidocker run --rm busybox echo hello ;;
-    unit) stage unit 3600 python -m pytest -q -rfEs -p no:cacheprovider tests/unit ;;
-    kernel) stage kernel 10800 python -m pytest -q -rfEs -p no:cacheprovider tests/kernel ;;
+    unit) stage unit 3600 python -m pytest -q -rfEs -p no:cacheprovider \
+        --junitxml=$R/unit.xml tests/unit ;;
+    kernel) stage kernel 10800 python -m pytest -q -rfEs -p no:cacheprovider \
+        --junitxml=$R/kernel.xml $(cat /kernel-tests) ;;
     notebooks) stage notebooks 7200 python -m pytest -q -rfEs -p no:cacheprovider --nbval-lax \
-        --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks/ ;;
+        --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
+        --junitxml=$R/notebooks.xml notebooks/ ;;
     esac
 done
 echo "### ALL DONE"; sync; echo o >/proc/sysrq-trigger; sleep 30
 INIT
 chmod 755 "$ROOTFS/vm-init"
 printf '%s\n' "${STAGES[@]}" >"$ROOTFS/stages"
+printf '%s\n' "$VM_TESTS" >"$ROOTFS/kernel-tests"
 
 say "making the disk and booting (qemu, software emulation)"
 rm -f "$VM_DIR/disk.img"
@@ -142,4 +151,12 @@ cat "$VM_DIR/results/summary.txt"
 for stage in "${STAGES[@]}"; do
     tail -n 1 "$VM_DIR/results/$stage.log" 2>/dev/null | sed "s/^/  $stage: /"
 done
+{ # counts per stage, and the time of each lesson (one nbval file is one lesson)
+    for stage in unit kernel; do
+        [[ ! -s $VM_DIR/results/$stage.xml ]] || python3 "$REPO/tools/junitsummary.py" \
+            "$VM_DIR/results/$stage.xml"
+    done
+    [[ ! -s $VM_DIR/results/notebooks.xml ]] || python3 "$REPO/tools/junitsummary.py" \
+        --per-file "$VM_DIR/results/notebooks.xml"
+} | tee "$VM_DIR/results/report.txt"
 ! grep -qv ' rc=0 ' "$VM_DIR/results/summary.txt"

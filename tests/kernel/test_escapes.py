@@ -13,10 +13,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from minidocker import escapes
+from minidocker import escapes, mountinfo
 from tests.conftest import CLI, needs_root, stop_minidocker
 from tests.escapes.image import probe_cli
 
@@ -57,8 +58,9 @@ def runner(cli: CLI) -> escapes.Runner:
     return run
 
 
-def attack(key: str, host_pid: int = 0) -> escapes.Attack:
-    [found] = [a for a in escapes.attacks(host_pid) if a.key == key]
+def attack(key: str, host_pid: int = 0, cli: CLI | None = None) -> escapes.Attack:
+    state_root = str(cli.root) if cli is not None else None
+    [found] = [a for a in escapes.attacks(host_pid, state_root=state_root) if a.key == key]
     return found
 
 
@@ -76,7 +78,7 @@ def test_fails_in_a_default_container(probe: CLI, host_process: int, key: str) -
 @pytest.mark.parametrize("key", KEYS)
 def test_privileged_shows_what_the_default_protects(probe: CLI, host_process: int,
                                                     key: str) -> None:
-    a = attack(key, host_process)
+    a = attack(key, host_process, probe)
     outcome = escapes.run_attack(runner(probe), a, "privileged")
     if a.privileged == "N/A" or outcome.word == "N/A":
         assert outcome.word in ("N/A", "BLOCKED"), outcome.line
@@ -112,10 +114,34 @@ def test_the_pivoted_root_holds_even_when_privileged(probe: CLI) -> None:
 
 
 def test_shocker_under_privileged_lists_the_hosts_root(probe: CLI) -> None:
+    """The root of the filesystem the state root is on (the host's / here); on a filesystem
+    whose handles the probe cannot guess (a tmpfs /tmp, as in the VM lane) it is refused."""
     out = probe("run", "--rm", "--privileged", "escape-probe", "/probe", "shocker",
                 check=True).stdout
+    if not escapes.shocker_reaches(str(probe.root)):
+        assert out.startswith("BLOCKED open_by_handle_at: ESTALE"), out
+        return
+    # The root of that filesystem, wherever it is mounted whole.
+    mounts = mountinfo.parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+    here = mountinfo.mount_containing(os.path.realpath(probe.root), mounts)
+    assert here is not None
+    whole = [m for m in mounts if m.source == here.source and m.root == "/"]
+    assert whole, f"{here.source} is not mounted whole anywhere"
     listed = set(out.split(":", 1)[1].split())
-    assert listed and listed <= set(os.listdir("/")), out
+    assert listed and listed <= set(os.listdir(whole[0].mount_point)), out
+
+
+def test_release_agent_under_privileged_needs_a_v1_hierarchy(probe: CLI) -> None:
+    """CVE-2022-0492 needs a cgroup v1 hierarchy with a release_agent. A v2-only host has
+    none, and a new one may be made only from the initial cgroup namespace: refused even to a
+    privileged container (which is the point of cgroup namespaces and v2 here)."""
+    out = probe("run", "--rm", "--privileged", "escape-probe", "/probe", "release-agent",
+                check=True).stdout
+    if escapes.v1_release_agents():
+        assert out.startswith("ESCAPED mounted the cgroup v1 hierarchy"), out
+    else:
+        assert out.startswith("BLOCKED mount cgroup v1 (also from a new user namespace): "
+                              "EPERM"), out
 
 
 def test_proc_exe_under_privileged_reaches_the_hosts_python(probe: CLI) -> None:
@@ -135,7 +161,7 @@ def test_seccomp_alone_stops_the_user_namespace_route(probe: CLI) -> None:
 
 
 def test_the_table(probe: CLI, host_process: int) -> None:
-    results = escapes.run_suite(runner(probe), host_process)
+    results = escapes.run_suite(runner(probe), host_process, state_root=str(probe.root))
     table = escapes.format_table(results)
     assert len(table.splitlines()) == len(KEYS) + 1
     assert all(default.failed for default, _ in results), table
