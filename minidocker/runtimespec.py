@@ -204,8 +204,13 @@ DEFAULT_READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
 
 def default_config() -> dict[str, Any]:
     """What ``minidocker-runtime spec`` writes: runc's ``spec`` (not rootless), field for
-    field, but for the hostname: ``sh`` on a terminal, in a read-only ``rootfs``."""
+    field, but for the hostname: ``sh`` on a terminal, in a read-only ``rootfs``. As runc's,
+    it asks for a cgroup namespace only on a cgroup v2 host."""
+    from minidocker import cgroups
+
     caps = list(DEFAULT_CAPS)
+    kinds = ("pid", "network", "ipc", "uts", "mount") + (("cgroup",) if cgroups.version() == 2
+                                                         else ())
     return {
         "ociVersion": SPEC_VERSION,
         "process": {
@@ -224,7 +229,7 @@ def default_config() -> dict[str, Any]:
                    for d, t, s, o in DEFAULT_MOUNTS],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "namespaces": [{"type": t} for t in kinds],
             "maskedPaths": list(DEFAULT_MASKED_PATHS),
             "readonlyPaths": list(DEFAULT_READONLY_PATHS),
         },

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from minidocker import ocibundle, runtimespec
+from minidocker import cgroups, ocibundle, runtimespec
 from minidocker.config import Namespaces
 from minidocker.runtimespec import BundleError, OciSpec
 from minidocker.syscalls import MS
@@ -52,7 +52,9 @@ def test_a_runc_spec_bundle_translates_whole(tmp_path) -> None:
     assert config.process.args == ["sh"] and config.process.entrypoint == ""
     assert config.process.user == "0:0" and config.process.workdir == "/"
     assert config.process.tty and config.read_only and config.hostname == "runc"
-    assert config.namespaces == Namespaces(cgroup="host")  # runc spec asks no cgroup ns
+    # runc spec asks for a cgroup namespace on a cgroup v2 host only
+    assert config.namespaces == Namespaces(cgroup="private" if cgroups.version() == 2
+                                           else "host")
     assert config.network.name == "none"  # a network namespace of its own, nothing in it
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     assert spec.capabilities == {"bounding": caps, "effective": caps, "inheritable": [],
