@@ -361,12 +361,31 @@ def test_container_mode_shares_lo_and_the_namespace(sandbox: Sandbox) -> None:
     assert bad.returncode == 125 and "conflicting options: port publishing" in bad.stderr
 
 
-def test_twenty_parallel_containers_get_twenty_addresses(sandbox: Sandbox) -> None:
-    procs = [sandbox.start("run", "--rm", "--name", f"par{i}", "busybox", "sh", "-c",
-                           "ip -4 addr show eth0; sleep 2") for i in range(20)]
+def test_twenty_parallel_containers_get_twenty_addresses(sandbox: Sandbox, tmp_path: Path
+                                                         ) -> None:
+    """Twenty containers alive at once hold twenty addresses. Each waits for the test's "go"
+    before it exits: a slow machine (a VM under emulation) starts them seconds apart, and an
+    address given back by an exited container may rightly be handed out again."""
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    procs = [sandbox.start("run", "--rm", "--name", f"par{i}", "-v", f"{sync}:/sync", "busybox",
+                           "sh", "-c", "ip -4 addr show eth0; echo ready; "
+                           "until [ -e /sync/go ]; do sleep 0.1; done") for i in range(20)]
+    printed = []
+    try:
+        for p in procs:  # every one is up, with its address printed, before any may leave
+            assert p.stdout is not None
+            lines: list[str] = []
+            while not lines or lines[-1] != "ready\n":
+                line = p.stdout.readline()
+                assert line, f"a container ended before it was ready: {p.args}"
+                lines.append(line)
+            printed.append("".join(lines))
+    finally:
+        (sync / "go").touch()
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
-    got = [a for out, _ in outs for a in addresses(out)]
+    got = [a for out in printed for a in addresses(out)]
     assert len(got) == 20 and len(set(got)) == 20, got
 
 
