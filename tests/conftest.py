@@ -7,9 +7,12 @@ any state root the tests created. It fails the run otherwise.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -226,6 +229,27 @@ def other_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CLI]:
     root = tmp_path_factory.mktemp(TEST_ROOT_MARK + "root")
     yield CLI(root)
     stop_minidocker(root)
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler for :func:`serve_http` that logs nothing to the test's output."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A threaded HTTP server on a free port of 127.0.0.1 with ``handler``; yields its URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
 
 # The probe lives with the mechanism, where the lessons find it too.
 from minidocker.userns import idmap_supported  # noqa: E402,F401

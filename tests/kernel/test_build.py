@@ -12,7 +12,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
-import http.server
 import io
 import json
 import lzma
@@ -20,14 +19,13 @@ import os
 import signal
 import subprocess
 import tarfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, needs_root
+from tests.conftest import CLI, QuietHandler, needs_root, serve_http
 from tests.kernel.test_bad_input import assert_one_line_error
 
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb07]
@@ -186,7 +184,7 @@ def test_add_extracts_local_archives(cli: CLI, tmp_path: Path) -> None:
 
 @pytest.fixture
 def http_server() -> Iterator[str]:
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 -- the http.server API
             body = b"fetched over http\n"
             self.send_response(200)
@@ -194,16 +192,8 @@ def http_server() -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serve_http(Handler) as url:
+        yield url
 
 
 def test_add_url_with_checksum(cli: CLI, tmp_path: Path, http_server: str) -> None:

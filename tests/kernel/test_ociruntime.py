@@ -18,13 +18,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from minidocker import procfs
 from tests.conftest import TEST_ROOT_MARK, needs_root
+from tests.kernel.test_lifecycle import wait_for
 
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb11]
 
@@ -114,16 +114,6 @@ def rt(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path):
     yield runtime
     for cid in [n for n in os.listdir(root) if n != ".engine"] if root.exists() else []:
         runtime("delete", "--force", cid)
-
-
-def wait_for(check, timeout: float = 10, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cmdline(pid: int) -> str:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
-import http.server
 import io
 import lzma
 import os
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from minidocker.buildcontext import (
     url_name,
 )
 from minidocker.errors import UsageError
+from tests.conftest import QuietHandler, serve_http
 
 pytestmark = pytest.mark.nb07
 
@@ -198,7 +197,7 @@ PAYLOAD = b"downloaded content\n"
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:  # noqa: N802 -- the http.server API
             if self.path.startswith("/file"):
                 self.send_response(200)
@@ -209,16 +208,8 @@ def server() -> Iterator[str]:
                 self.send_response(404)
                 self.end_headers()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serve_http(Handler) as url:
+        yield url
 
 
 def test_fetch_url_with_a_checksum(server: str, tmp_path: Path) -> None:
