@@ -12,7 +12,6 @@ import http.server
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -241,15 +240,13 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def serve_http(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
     """A threaded HTTP server on a free port of 127.0.0.1 with ``handler``; yields its URL."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    from tests.registry_server import LoopbackHTTP
+
+    server = LoopbackHTTP(handler)
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        yield f"http://{server.address}"
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+        server.close()
 
 # The probe lives with the mechanism, where the lessons find it too.
 from minidocker.userns import idmap_supported  # noqa: E402,F401

@@ -44,6 +44,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class LoopbackHTTP:
+    """A threaded HTTP server on a free port of 127.0.0.1 serving ``handler``, until close()."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
 class RegistryServer:
     """A docker-registry on 127.0.0.1:<port>, with its own config and storage under ``home``.
 
@@ -161,10 +176,8 @@ class TokenIssuer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = LoopbackHTTP(Handler)
+        self.realm = f"http://{self.http.address}/token"
 
     def answer(self, path: str, authorization: str | None) -> tuple[int, dict[str, object]]:
         """The token endpoint: who is asking, for which scopes; then a token for what they
@@ -215,6 +228,4 @@ class TokenIssuer:
         return signing_input.decode() + "." + _b64url(signature)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self.http.close()

@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ from minidocker.registry.download import ATTEMPTS
 from tests.conftest import CLI
 from tests.kernel.test_bad_input import assert_one_line_error
 from tests.kernel.test_registry import inspect_id, manifest_digest, push_busybox
-from tests.registry_server import RegistryServer
+from tests.registry_server import LoopbackHTTP, RegistryServer
 
 pytestmark = pytest.mark.nb05b
 
@@ -100,15 +100,11 @@ class BreakingProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.domain = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = LoopbackHTTP(Handler)
+        self.domain = self.http.address
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self.http.close()
 
 
 @pytest.fixture

@@ -12,17 +12,16 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import CLI, TEST_ROOT_MARK
 from tests.kernel.test_registry import inspect_id, manifest_digest, skopeo
-from tests.registry_server import RegistryServer, TokenIssuer
+from tests.registry_server import LoopbackHTTP, RegistryServer, TokenIssuer
 
 pytestmark = pytest.mark.nb05b
 
@@ -73,15 +72,11 @@ class RecordingProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.domain = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = LoopbackHTTP(Handler)
+        self.domain = self.http.address
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        self.http.close()
 
 
 @pytest.fixture
