@@ -206,9 +206,11 @@ def cli(state_root: Path) -> CLI:
 
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def own_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads or writes the credentials of the user running the tests."""
+    """No registry test reads or writes the credentials of the user running the tests (the
+    registry modules use it for every test; not autouse for all: podman, for one, refuses a
+    ``$DOCKER_CONFIG`` that has no config.json)."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dockercfg"))
 
 

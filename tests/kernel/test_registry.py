@@ -23,7 +23,8 @@ from tests.conftest import CLI, TEST_ROOT_MARK, needs_root
 from tests.kernel.test_bad_input import assert_one_line_error
 from tests.registry_server import RegistryServer, TokenIssuer
 
-pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05]
+pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05,
+              pytest.mark.usefixtures("own_docker_config")]
 
 def inspect_id(cli: CLI, ref: str) -> str:
     return cli("image", "inspect", "-f", "{{.Id}}", ref, check=True).stdout.strip()

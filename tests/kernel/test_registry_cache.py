@@ -15,7 +15,8 @@ from tests.conftest import CLI, TEST_ROOT_MARK, needs_root, stop_minidocker
 from tests.kernel.test_bad_input import assert_one_line_error
 from tests.registry_server import RegistryServer, free_port
 
-pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05]
+pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb05,
+              pytest.mark.usefixtures("own_docker_config")]
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from tests.kernel.test_bad_input import assert_one_line_error
 from tests.kernel.test_registry import inspect_id, manifest_digest, push_busybox
 from tests.registry_server import LoopbackHTTP, RegistryServer
 
-pytestmark = pytest.mark.nb05b
+pytestmark = [pytest.mark.nb05b, pytest.mark.usefixtures("own_docker_config")]
 
 
 class BreakingProxy:

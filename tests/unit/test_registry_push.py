@@ -23,7 +23,7 @@ from tests.conftest import CLI, TEST_ROOT_MARK
 from tests.kernel.test_registry import inspect_id, manifest_digest, skopeo
 from tests.registry_server import LoopbackHTTP, RegistryServer, TokenIssuer
 
-pytestmark = pytest.mark.nb05b
+pytestmark = [pytest.mark.nb05b, pytest.mark.usefixtures("own_docker_config")]
 
 
 @pytest.fixture
