@@ -21,13 +21,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from minidocker.registry.download import ATTEMPTS
-from tests.conftest import CLI
+from tests.conftest import CLI, QuietHandler
 from tests.kernel.test_bad_input import assert_one_line_error
 from tests.kernel.test_registry import inspect_id, manifest_digest, push_busybox
 from tests.registry_server import LoopbackHTTP, RegistryServer
@@ -53,7 +52,7 @@ class BreakingProxy:
         self.sent_half = threading.Event()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:  # noqa: N802 -- http.server's name
@@ -96,9 +95,6 @@ class BreakingProxy:
                     return
                 if self.command != "HEAD":
                     self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
 
         self.http = LoopbackHTTP(Handler)
         self.domain = self.http.address

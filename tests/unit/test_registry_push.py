@@ -14,12 +14,11 @@ import json
 import math
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, TEST_ROOT_MARK
+from tests.conftest import CLI, TEST_ROOT_MARK, QuietHandler
 from tests.kernel.test_registry import inspect_id, manifest_digest, skopeo
 from tests.registry_server import LoopbackHTTP, RegistryServer, TokenIssuer
 
@@ -41,7 +40,7 @@ class RecordingProxy:
         self.seen: list[tuple[str, str, dict[str, list[str]], str | None, int]] = []
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def _relay(self) -> None:
@@ -68,9 +67,6 @@ class RecordingProxy:
                     self.wfile.write(data)
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _relay  # noqa: N815
-
-            def log_message(self, *args: object) -> None:
-                pass
 
         self.http = LoopbackHTTP(Handler)
         self.domain = self.http.address
