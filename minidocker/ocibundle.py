@@ -130,6 +130,14 @@ def _absolute(path: str, where: str) -> str:
     return path
 
 
+def _absolute_field(entry: Mapping[str, Any], key: str, where: str) -> str:
+    """``entry[key]``: a string that must be there and be an absolute path."""
+    value = _str(entry.get(key), f"{where}.{key}")
+    if not value:
+        raise BundleError(f"{where}.{key} is missing")
+    return _absolute(value, f"{where}.{key}")
+
+
 def _check_keys(obj: Mapping[str, Any], where: str, ignored: list[str]) -> None:
     """Refuse the spec's properties minidocker cannot honour; note the ones it doesn't define."""
     for key, value in obj.items():
@@ -381,10 +389,7 @@ def _resources(value: Any, ignored: list[str]) -> tuple[CgroupLimits, list[dict[
 
 def _mount(entry: Any, where: str, bundle: str) -> OciMount:
     entry = _object(entry, where)
-    destination = _str(entry.get("destination"), f"{where}.destination")
-    if not destination:
-        raise BundleError(f"{where}.destination is missing")
-    _absolute(destination, f"{where}.destination")
+    destination = _absolute_field(entry, "destination", where)
     options = _strings(entry.get("options"), f"{where}.options")
     kind = _str(entry.get("type"), f"{where}.type")
     is_bind = kind in ("bind", "none", "") and bool({"bind", "rbind"} & set(options)) \
@@ -419,10 +424,7 @@ def _mount(entry: Any, where: str, bundle: str) -> OciMount:
 
 def _device(entry: Any, where: str) -> dict[str, Any]:
     entry = _object(entry, where)
-    path = _str(entry.get("path"), f"{where}.path")
-    if not path:
-        raise BundleError(f"{where}.path is missing")
-    _absolute(path, f"{where}.path")
+    path = _absolute_field(entry, "path", where)
     kind = _str(entry.get("type"), f"{where}.type")
     if kind not in ("c", "b", "u", "p"):
         raise BundleError(f"{where}.type: unknown device type {kind!r} (want c, b, u or p)")
