@@ -123,6 +123,15 @@ def copy_hashed(src: Readable, dst: BinaryIO) -> tuple[str, int]:
     return reader.digest, reader.size
 
 
+
+def read_rest(stream: Readable) -> bytes:
+    """All that is left of ``stream``, read a MiB at a time (``read(-1)`` of the readers
+    here, which each serve reads of a given size)."""
+    parts = []
+    while part := stream.read(_CHUNK):
+        parts.append(part)
+    return b"".join(parts)
+
 class Gunzip:
     """``read(n)``: the bytes of the gzip stream ``raw`` (RFC 1952), decompressed.
 
@@ -144,10 +153,7 @@ class Gunzip:
 
     def read(self, n: int = -1) -> bytes:
         if n < 0:
-            parts = []
-            while part := self.read(_CHUNK):
-                parts.append(part)
-            return b"".join(parts)
+            return read_rest(self)
         if self._offset >= len(self._output):
             # A MiB out per call: the input not yet used (unconsumed_tail) is copied each time.
             self._output, self._offset = self._inflate_some(max(n, _CHUNK)), 0

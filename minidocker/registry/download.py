@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from minidocker.digests import HashingReader
+from minidocker.digests import HashingReader, read_rest
 from minidocker.errors import CorruptBlob, RegistryError
 from minidocker.registry.client import Registry, one_line, pull_scope, requests_module
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     import requests
 
 ATTEMPTS = 5  # dockerd's maxDownloadAttempts: the first try and four more
-_CHUNK = 1 << 20
 
 
 class Restart(RegistryError):  # noqa: N818 -- a signal to the caller, as StopIteration is
@@ -63,10 +62,7 @@ class BlobDownload(HashingReader):
 
     def read(self, n: int = -1) -> bytes:
         if n < 0:
-            parts = []
-            while part := self.read(_CHUNK):
-                parts.append(part)
-            return b"".join(parts)
+            return read_rest(self)
         if self._done or n == 0:
             return b""
         data = self._read_some(n)
