@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from minidocker import state
+from minidocker import procfs, state
 from minidocker.errors import MinidockerError
 
 TYPE_CHECKING = False
@@ -239,9 +239,8 @@ def stop_supervisor(layout: state.Layout, timeout: float = 10, which: str = "pid
     pid = supervisor_pid(layout, which)
     if pid is None:
         return False
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
+    pidfd = procfs.pidfd_open(pid)
+    if pidfd is None:
         return False
     try:
         poller = select.poll()

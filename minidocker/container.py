@@ -31,6 +31,7 @@ from minidocker import (
     inside,
     namespaces,
     network,
+    procfs,
     rootfs,
     security,
     syscalls,
@@ -566,16 +567,12 @@ def kill_container(pid: int, start_time: int | None = None, timeout: float = 10)
     """
     import select
 
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
+    pidfd = procfs.pidfd_open(pid)
+    if pidfd is None:
         return False
     try:
-        if start_time is not None:
-            from minidocker.lifecycle import process_start_time
-
-            if process_start_time(pid) != start_time:
-                return False
+        if start_time is not None and procfs.process_start_time(pid) != start_time:
+            return False
         try:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         except ProcessLookupError:

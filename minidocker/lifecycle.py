@@ -49,7 +49,7 @@ from __future__ import annotations
 import os
 import time
 
-from minidocker import state, timefmt
+from minidocker import procfs, state, timefmt
 from minidocker.errors import ContainerError, ContainerNotFound, MinidockerError, UsageError
 from minidocker.procfs import process_alive, process_start_time  # noqa: F401 -- for readers
 from minidocker.state import loads  # noqa: F401 -- here for readers
@@ -364,9 +364,8 @@ class Container:
         """A pidfd for its first process if it still runs (pinned: no PID reuse after)."""
         if not self.running():
             return None
-        try:
-            fd = os.pidfd_open(int(self.state["Pid"]))
-        except ProcessLookupError:
+        fd = procfs.pidfd_open(int(self.state["Pid"]))
+        if fd is None:
             return None
         if not process_alive(int(self.state["Pid"]), self.state.get("StartTime")):
             os.close(fd)

@@ -11,11 +11,12 @@ trusting the PID again.
 Every layer reads these facts here: this module imports nothing of minidocker's, so a
 mechanism (``ipam``, ``proxy``) may use it as well as the orchestration.
 
-Notebook: ``09_lifecycle``. Man page: proc(5) (``/proc/<pid>/stat``).
+Notebook: ``09_lifecycle``. Man pages: proc(5) (``/proc/<pid>/stat``), pidfd_open(2).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -30,6 +31,23 @@ def stat_fields(pid: int) -> list[str] | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return text[text.rindex(b")") + 2:].decode().split()
+
+
+def pidfd_open(pid: int) -> int | None:
+    """A pidfd for ``pid``, or None if that process is gone.
+
+    Gone has two answers: ESRCH, and, before Linux 6.16, EINVAL when the PID is still in use
+    as another process's session or process group ID (a container's PID 1 is the session
+    leader of everything it started) while its own process has been reaped. crun and systemd
+    read that EINVAL as ESRCH too; a PID that is not positive is still the caller's error."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.EINVAL and pid > 0:
+            return None
+        raise
 
 
 def process_start_time(pid: int) -> int | None:

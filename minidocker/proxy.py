@@ -227,9 +227,8 @@ def start(listeners: list[Listener], container_pid: int, on_exit: Callable[[], N
 def stop(pid: int, start_time: int, timeout: float = 2.0) -> None:
     """End a proxy (it normally ends by itself when its container exits). ``start_time``
     (field 22 of /proc/<pid>/stat) makes sure the PID is still the proxy's."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
+    pidfd = procfs.pidfd_open(pid)
+    if pidfd is None:
         return
     try:
         if procfs.process_start_time(pid) != start_time:  # a zombie still matches: reap it

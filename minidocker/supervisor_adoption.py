@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from minidocker import container, lifecycle, state
+from minidocker import container, lifecycle, procfs, state
 from minidocker.errors import MinidockerError
 from minidocker.supervisor_loop import Box, Loop, log
 
@@ -65,8 +65,10 @@ class Adoption(Loop):
         if status == "starting" and alive:  # we died half-way through starting it
             container.kill_container(int(record["Pid"]), record.get("StartTime"))
             alive = False
-        if status in lifecycle.LIVE and alive:
-            self._readopt(cid, cdir, record, kept)
+        pidfd = procfs.pidfd_open(int(record["Pid"])) if status in lifecycle.LIVE and alive \
+            else None
+        if pidfd is not None:  # still there now that it is pinned
+            self._readopt(cid, cdir, record, kept, pidfd)
             return
         if status in lifecycle.LIVE:
             record.update(lifecycle.unseen_end(record))
@@ -97,13 +99,13 @@ class Adoption(Loop):
             log(f"starting {cid[:12]} failed: {exc}")
 
     def _readopt(self, cid: str, cdir: str, record: dict[str, Any],
-                 kept: dict[str, int]) -> None:
+                 kept: dict[str, int], pidfd: int) -> None:
         """Watch a container that a dead supervisor started: by a pidfd (it is not our child:
         how it ends will be unknown) and its streams, as the keeper kept them."""
         box = Box(cid, cdir)
         box.child = False
         box.pid = int(record["Pid"])
-        box.pidfd = os.pidfd_open(box.pid)
+        box.pidfd = pidfd
         master = kept.pop("master", None)
         box.master, box.tty = master, master is not None
         ours: list[int] = []

@@ -51,3 +51,42 @@ def test_a_command_name_with_spaces_and_parentheses_does_not_shift_the_fields() 
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_reaped_session_leader_has_no_pidfd_while_its_session_lives() -> None:
+    """A container's PID 1 leads the session of everything it started. Once it is reaped its
+    PID still names that session, and pidfd_open(2) answers EINVAL for it before Linux 6.16
+    (ESRCH after): either way the process is gone, which is what ``rm -f`` must hear."""
+    r, w = os.pipe()
+    leader = os.fork()
+    if leader == 0:  # pragma: no cover -- the child
+        try:
+            os.setsid()
+            os.write(w, str(subprocess.Popen(["sleep", "30"]).pid).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    member = int(os.read(r, 32))
+    os.close(r)
+    try:
+        os.waitpid(leader, 0)
+        assert os.getsid(member) == leader  # the PID still names a live session
+        assert procfs.pidfd_open(leader) is None
+    finally:
+        os.kill(member, 9)
+    with pytest.raises(OSError):  # not a PID at all: still the caller's mistake
+        procfs.pidfd_open(0)
+
+
+def test_einval_from_pidfd_open_reads_as_gone_only_for_a_real_pid(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The branch an older kernel takes (this host may answer ESRCH, so the answer is fed)."""
+    import errno
+
+    def einval(pid: int) -> int:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+    monkeypatch.setattr(os, "pidfd_open", einval)
+    assert procfs.pidfd_open(12345) is None
+    with pytest.raises(OSError):
+        procfs.pidfd_open(-1)
