@@ -189,7 +189,8 @@ reboot) # nothing is run: the enabled service must come up at boot by itself
     mkdir -p $R; stage=provision; [[ ! -s $R/provision.log ]] || stage=reboot
     exec > >(tee -a $R/all.log) 2>&1
     { uname -r; cat /sys/fs/cgroup/cgroup.controllers; cat /sys/module/apparmor/parameters/enabled
-      grep -c overlay /proc/filesystems; echo "PID 1: $(cat /proc/1/comm)"; } >$R/env.txt 2>&1
+      grep -c overlay /proc/filesystems; echo "PID 1: $(cat /proc/1/comm);"
+      echo "links:" /sys/class/net/*; } >$R/env.txt 2>&1 # no network card: only lo
     echo "$stage: its unit started $(cut -d' ' -f1 /proc/uptime) s after the kernel" >>$R/boot.txt
     start=$SECONDS; echo "### BEGIN $stage"
     timeout -k 10 2400 "$0" $stage 2>&1 | tee $R/$stage.log
