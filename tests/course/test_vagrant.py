@@ -101,7 +101,8 @@ def test_systemd_accepts_the_unit(tmp_path):
 @pytest.mark.skipif(shutil.which("shellcheck") is None,
                     reason=f"needs shellcheck (Debian `shellcheck`): {INSTALL}")
 def test_the_scripts_pass_shellcheck():
-    done = subprocess.run(["shellcheck", str(PROVISION), str(REPO / "scripts/setup.sh")],
+    done = subprocess.run(["shellcheck", str(PROVISION), str(REPO / "scripts/setup.sh"),
+                           str(REPO / "scripts/vm-test.sh")],
                           text=True, capture_output=True)
     assert done.returncode == 0, done.stdout
 
