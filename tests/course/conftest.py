@@ -26,6 +26,18 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 
 
+def on_ubuntu(os_release: Path = Path("/etc/os-release")) -> bool:
+    """Ubuntu or a derivative (its ID or ID_LIKE names ubuntu), as scripts/setup.sh decides
+    which test tools it leaves out (its UBUNTU_LACKS)."""
+    try:
+        text = os_release.read_text()
+    except OSError:
+        return False
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    ids = f"{fields.get('ID', '')} {fields.get('ID_LIKE', '')}".replace('"', "").split()
+    return "ubuntu" in ids
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
