@@ -148,8 +148,20 @@ def unshare_namespaces(c: Child) -> None:
     wait_for_host(c.channel, "namespaces")  # the parent's steps: veth, --userns maps
 
 
+# What the steps after become_userns_root import when they first need it. Once the child is
+# its user namespace's root it reads files as a host uid such as 100000, which cannot cross a
+# 0700 directory: a package cloned into /root would raise ImportError half-way through a start.
+LATER_IMPORTS = ("graphdriver", "mounting", "mounts", "ocicontainer", "ocihooks", "rlimits",
+                 "tty", "userns", "vfs", "volumes")
+
+
 def become_userns_root(c: Child) -> None:
-    if c.spec.oci is not None and "user" in c.spec.namespaces:  # still host uid 0: open now
+    if "user" in c.spec.namespaces:  # still host uid 0: load and open now
+        import importlib
+
+        for name in LATER_IMPORTS:
+            importlib.import_module(f"minidocker.{name}")
+    if c.spec.oci is not None and "user" in c.spec.namespaces:
         from minidocker import ocicontainer
 
         c.sources = ocicontainer.userns_sources(c.spec.oci)

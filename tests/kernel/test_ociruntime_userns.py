@@ -9,9 +9,14 @@ runtime opens it while still the host's root, as runc does.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import minidocker
 from tests.conftest import needs_root
 from tests.kernel import test_ociruntime as oci
 from tests.kernel.test_ociruntime import Runtime
@@ -77,4 +82,23 @@ def test_what_the_engine_cannot_map_is_refused(rt: Runtime, change: dict,
     (rt.bundle / "config.json").write_text(json.dumps(document))
     result = rt("create", "c1")
     assert (result.returncode, result.stderr) == (1, f"minidocker-runtime: {message}\n")
+    assert rt.left() == []
+
+
+def test_a_package_the_mapped_root_cannot_read(rt: Runtime, tmp_path: Path) -> None:
+    """minidocker cloned into /root (0700): the child reads files as host uid 200000 once it
+    is its namespace's root, so everything its later steps import is loaded before that."""
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    shutil.copytree(Path(minidocker.__file__).parent, closed / "minidocker",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    # -I -S as scripts/setup.sh's launcher: no site, so no editable-install finder to fetch a
+    # module from the readable checkout instead
+    argv = [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(closed)!r}); "
+            "from minidocker.ociruntime import main; sys.exit(main())", "--root", str(rt.root)]
+    userns_config(rt, ["sh", "-c", "cat /proc/self/uid_map"], **{"root.readonly": True})
+    result = subprocess.run([*argv, "run", "c1"], cwd=rt.bundle, stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.split() == ["0", str(HOST_UID), str(SIZE)]
     assert rt.left() == []
