@@ -361,7 +361,7 @@ def test_a_clean_exit_is_not_an_oom(cli: CLI, parent: str) -> None:
 
 def test_pids_max_stops_a_fork_bomb(background: Start, parent: str) -> None:
     bg = background("bomb", "--cgroup-parent", parent, "--pids-limit", "30", "busybox", "sh",
-                    "-c", "(while :; do sleep 10 & done) 2>/dev/null & sleep 60")  # forks forever
+                    "-c", "(while :; do sleep 10 & done) 2>/dev/null & exec sleep 60")  # forks forever
     g = bg.group
     # Watch until the limit has refused forks (the bomb's speed is the machine's), then a
     # little longer: the count never passes the limit.
@@ -461,13 +461,13 @@ def test_stats_agrees_with_the_cgroup_files(cli: CLI, background: Start, parent:
 
 
 def test_stats_counts_a_container_without_limits(cli: CLI, background: Start) -> None:
-    bg = background("plain", "busybox", "sh", "-c", "sleep 60 & sleep 60")
+    bg = background("plain", "busybox", "sh", "-c", "sleep 60 & exec sleep 60")
     g = bg.group
     assert g.directory("pids").parent == parent_dir("minidocker", "pids")  # from the start,
     r = cli("stats", "--no-stream", "--format", "json", "--interval", "0.2", "plain",  # as in
             check=True)                                                                 # Docker
     inside = sorted(g.cgroup.pids())
-    assert json.loads(r.stdout)["PIDs"] == str(len(inside)) == "2"  # sh execs the last sleep
+    assert json.loads(r.stdout)["PIDs"] == str(len(inside)) == "2"  # sh is now the last sleep
     assert inside == sorted([bg.pid, *[int(p) for p in Path(
         f"/proc/{bg.pid}/task/{bg.pid}/children").read_text().split()]])
     assert g.read("pids limit") is None  # no limit: "max"

@@ -347,12 +347,14 @@ def test_restart_and_wait(cli):
 
 
 def test_top_lists_the_containers_processes(cli):
-    run_d(cli, "--name", "tp", "busybox", "sh", "-c", "sleep 60 & sleep 61; true")
+    # Both in the background: a busybox built with FEATURE_SH_NOFORK (Ubuntu's) runs a
+    # foreground sleep inside the shell, where `top` would not see it.
+    run_d(cli, "--name", "tp", "busybox", "sh", "-c", "sleep 60 & sleep 61 & wait")
     def processes():
         return [line.split(None, 7)[-1] for line in cli("top", "tp").stdout.splitlines()[1:]]
 
     wait_for(lambda: len(processes()) == 3, what="sh and two sleeps")
-    assert sorted(processes()) == ["sh -c sleep 60 & sleep 61; true", "sleep 60", "sleep 61"]
+    assert sorted(processes()) == ["sh -c sleep 60 & sleep 61 & wait", "sleep 60", "sleep 61"]
     assert cli("top", "tp", check=True).stdout.split()[:3] == ["UID", "PID", "PPID"]
 
 
