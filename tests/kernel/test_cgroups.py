@@ -361,7 +361,7 @@ def test_a_clean_exit_is_not_an_oom(cli: CLI, parent: str) -> None:
 
 def test_pids_max_stops_a_fork_bomb(background: Start, parent: str) -> None:
     bg = background("bomb", "--cgroup-parent", parent, "--pids-limit", "30", "busybox", "sh",
-                    "-c", "(while :; do sleep 10 & done) 2>/dev/null & exec sleep 60")  # forks forever
+                    "-c", "(while :; do sleep 10 & done) 2>/dev/null & exec sleep 60")  # bomb
     g = bg.group
     # Watch until the limit has refused forks (the bomb's speed is the machine's), then a
     # little longer: the count never passes the limit.

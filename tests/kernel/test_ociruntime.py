@@ -412,7 +412,8 @@ def test_update_sets_new_limits_on_the_cgroup(rt: Runtime, tmp_path: Path) -> No
     result = rt("update", "--resources", str(resources), "c1")
     assert result.returncode == 0, result.stderr
     if cgroups.version() == 2:
-        group = Path("/sys/fs/cgroup") / Path(f"/proc/{pid}/cgroup").read_text().split("::")[1]
+        path = Path(f"/proc/{pid}/cgroup").read_text().split("::")[1].strip()  # "/a/b\n"
+        group = Path("/sys/fs/cgroup") / path.lstrip("/")
     else:
         line = next(line for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
                     if ":pids:" in line)

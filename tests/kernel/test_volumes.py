@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from minidocker import mountinfo
 from tests.conftest import CLI, needs_root
 
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb08]
@@ -34,6 +35,17 @@ def mountinfo_line(out: str, target: str) -> list[str]:
     lines = [line.split() for line in out.splitlines() if line.split()[4:5] == [target]]
     assert len(lines) == 1, out
     return lines[0]
+
+
+def root_in_its_filesystem(path: Path) -> str:
+    """What mountinfo's 4th field (the mount's root within its filesystem) says for a bind of
+    ``path``: the path itself where / holds it, "/x" for /tmp/x where /tmp is a tmpfs (a VM)."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = mountinfo.parse_mountinfo(f.read())
+    entry = mountinfo.mount_containing(str(path), mounts)
+    assert entry is not None
+    inside = os.path.relpath(path, entry.mount_point)
+    return os.path.normpath(os.path.join(entry.root, inside))
 
 
 def volume_names(state_root: Path) -> list[str]:
