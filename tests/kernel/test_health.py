@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from minidocker import procfs
 from tests.conftest import CLI, needs_root
 from tests.kernel.test_lifecycle import alive, inspect, run_d, supervisor_pid, wait_for
 
@@ -35,17 +36,20 @@ def ps_status(cli: CLI, ref: str) -> str:
 
 
 def checks_of(root: Path) -> list[int]:
-    """Health-check processes (the supervisor's forks) serving this state root."""
-    found = []
+    """The health checks (the supervisor's forks) serving this state root, by process group:
+    each check is a group of its own, and its fork into the container carries the same name
+    and command line until it execs the command, so one check may be two processes."""
+    found = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if comm == "md-healthcheck" and str(root) in cmdline:
-            found.append(int(pid))
-    return found
+        fields = procfs.stat_fields(int(pid))
+        if comm == "md-healthcheck" and str(root) in cmdline and fields:
+            found.add(int(fields[2]))  # proc(5) field 5, pgrp
+    return sorted(found)
 
 
 def in_container(cid_pid: int, argv: str) -> list[int]:
