@@ -161,10 +161,10 @@ def become_userns_root(c: Child) -> None:
 
         for name in LATER_IMPORTS:
             importlib.import_module(f"minidocker.{name}")
-    if c.spec.oci is not None and "user" in c.spec.namespaces:
-        from minidocker import ocicontainer
+        if c.spec.oci is not None:
+            from minidocker import ocicontainer
 
-        c.sources = ocicontainer.userns_sources(c.spec.oci)
+            c.sources = ocicontainer.userns_sources(c.spec.oci)
     c.cdir = security.enter_userns(c.spec, c.cdir)  # --userns private: root of its own ns
 
 
