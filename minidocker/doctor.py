@@ -51,7 +51,6 @@ point them at a temporary directory standing in for ``/``.
 from __future__ import annotations
 
 import os
-import re
 import struct
 import sys
 from dataclasses import asdict, dataclass
@@ -60,6 +59,7 @@ from pathlib import Path
 # The host facts live below, where the storage driver (a mechanism) can read them without
 # importing this report; notebooks 01 and 04 still call them as ``doctor.parse_mountinfo``,
 # ``doctor.filesystem_types`` and ``doctor.storage_driver``.
+from minidocker import procfs
 from minidocker.graphdriver import storage_driver
 from minidocker.mountinfo import (
     cgroup_layout,
@@ -142,14 +142,6 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def parse_kernel_version(release: str) -> tuple[int, int, int] | None:
-    """``"6.1.0-13-amd64"`` -> ``(6, 1, 0)``; None if it does not start with a version."""
-    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", release.strip())
-    if not m:
-        return None
-    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-
-
 def elf_is_static(head: bytes) -> bool | None:
     """True if an ELF image has no PT_INTERP (no dynamic loader); None if not ELF.
 
@@ -199,7 +191,7 @@ def check_python(version: tuple[int, ...]) -> Check:
 
 
 def check_kernel(release: str) -> Check:
-    version = parse_kernel_version(release)
+    version = procfs.kernel_version(release)
     if version is None:
         return Check("kernel", None, f"cannot read a version from {release!r}",
                      "minidocker needs linux 5.0+; check `uname -r`")

@@ -107,3 +107,16 @@ def pids_in_namespace(kind: str, ns: str) -> list[int]:
         except OSError:  # exited while we looked, or a kernel thread we may not read
             continue
     return sorted(pids)
+
+
+def kernel_version(release: str | None = None) -> tuple[int, int, int] | None:
+    """The kernel's version from its release (``/proc/sys/kernel/osrelease``, ``uname -r``;
+    this kernel's if not given): ``"6.1.0-13-amd64"`` -> ``(6, 1, 0)``; None if it does not
+    start with one. A check compares it with a 2-tuple: ``(6, 1, 0) < (6, 15)``."""
+    import re
+
+    m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", os.uname().release if release is None
+                 else release.strip())
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)

@@ -58,7 +58,7 @@ import contextlib
 import errno
 import os
 
-from minidocker import syscalls
+from minidocker import procfs, syscalls
 from minidocker.errors import UsageError
 
 TYPE_CHECKING = False
@@ -346,7 +346,7 @@ def _lock_holder(lock: str) -> int | None:
 def check_kernel() -> None:
     """Idmapped overlay layers need Linux 5.19 (mount_setattr itself 5.12)."""
     version = kernel_version()
-    if version != (0, 0) and version < (5, 19):
+    if version != (0, 0, 0) and version < (5, 19):
         raise UsageError(f"--userns private needs idmapped overlay layers (Linux 5.19); this "
                          f"kernel is {os.uname().release} (the chown-on-unpack fallback is not "
                          "implemented)")
@@ -400,12 +400,9 @@ def filesystem_type(path: str) -> str:
 DETACHED_LAYERS = (6, 15)  # clone_private_mount() takes detached mounts as layers from here
 
 
-def kernel_version() -> tuple[int, int]:
-    release = os.uname().release.split(".")
-    try:
-        return int(release[0]), int("".join(c for c in release[1] if c.isdigit()))
-    except (IndexError, ValueError):
-        return 0, 0
+def kernel_version() -> tuple[int, int, int]:
+    """This kernel's version; (0, 0, 0) if its release does not say (no check then refuses)."""
+    return procfs.kernel_version() or (0, 0, 0)
 
 
 def layers_must_be_attached() -> bool:

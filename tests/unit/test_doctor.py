@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from minidocker import doctor, mountinfo
+from minidocker import doctor, mountinfo, procfs
 
 # The development hosts: v1 controllers plus an empty cgroup2 tree, / private.
 MOUNTINFO_HYBRID = """\
@@ -252,8 +252,8 @@ def test_check_overlay() -> None:
     ("unknown", None),
     ("", None),
 ])
-def test_parse_kernel_version(release: str, version: tuple[int, int, int] | None) -> None:
-    assert doctor.parse_kernel_version(release) == version
+def test_kernel_version(release: str, version: tuple[int, int, int] | None) -> None:
+    assert procfs.kernel_version(release) == version
 
 
 def test_check_kernel() -> None:
