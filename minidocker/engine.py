@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from minidocker.config import ContainerConfig, Process
+    from minidocker.enter import ExecPlan
     from minidocker.runtimespec import OciSpec
     from minidocker.security import SecurityPlan
     from minidocker.spec import Spec
@@ -512,22 +513,15 @@ def exec(target: Target, process: Process, env_files: Sequence[str] = (),
     plan = enter.make_plan(c.config, process.args, env=process.env, env_files=list(env_files),
                            user=process.user, workdir=process.workdir, tty=process.tty,
                            interactive=process.interactive, detach=detach, cdir=c.dir)
-    pidfd = c.pidfd()  # pins the process while we enter it
-    if pidfd is None:
-        raise LifecycleError(f"container {c.id} is not running")
-    try:
-        return enter.exec_in(int(c.state["Pid"]), plan, c.cgroup(), started)
-    finally:
-        os.close(pidfd)
+    return _enter(c, plan, started)
 
 
 def exec_bundle_process(target: Target, config: ContainerConfig, oci: OciSpec, *,
                         detach: bool = False, console_socket: str = "",
                         started: Callable[[int], None] | None = None) -> int:
-    """``minidocker-runtime exec``: the process of a bundle's ``process`` object (translated
-    into ``config`` and ``oci`` as at create) in the running container: exactly its args, env,
-    user, cwd, capabilities, rlimits and seccomp, nothing of the container's added. With
-    ``detach`` it keeps the caller's stdio (the engine's pipes) and returns once it runs."""
+    """``minidocker-runtime exec``: a bundle's ``process`` (in ``config`` and ``oci``) in the
+    running container, its args, env, user, cwd, capabilities, rlimits and seccomp and nothing
+    of the container's; with ``detach`` it keeps the caller's stdio and returns once it runs."""
     from minidocker import enter
 
     c = check_exec(target)
@@ -536,6 +530,13 @@ def exec_bundle_process(target: Target, config: ContainerConfig, oci: OciSpec, *
                           process.user or "0", process.workdir or "/", process.tty, True,
                           detach, _security_plan(config, c.layout.root, _say, oci))
     plan.keep_stdio, plan.console_socket = True, console_socket
+    return _enter(c, plan, started)
+
+
+def _enter(c: lifecycle.Container, plan: ExecPlan, started: Callable[[int], None] | None) -> int:
+    """Run ``plan`` in the running container ``c``, pinned by its pidfd while we enter it."""
+    from minidocker import enter
+
     pidfd = c.pidfd()
     if pidfd is None:
         raise LifecycleError(f"container {c.id} is not running")
