@@ -122,19 +122,22 @@ def request(layout: state.Layout, message: dict[str, Any], spawn: bool = True) -
 
 # -- run -d and create: the supervisor makes the container ------------------------------------
 
-def create_request(config: ContainerConfig, cid: str, start: bool) -> dict[str, Any]:
-    """The ``create`` request: the typed config crosses the socket as a dict."""
-    return {"op": "create", "config": config.to_dict(), "id": cid, "start": start}
+def create_request(config: ContainerConfig, cid: str, start: bool,
+                   trace: str = "") -> dict[str, Any]:
+    """The ``create`` request: the typed config crosses the socket as a dict; ``trace``, a
+    file the supervisor appends the start's trace events to (``run -d --trace``)."""
+    return {"op": "create", "config": config.to_dict(), "id": cid, "start": start,
+            **({"trace": trace} if trace else {})}
 
 
-def run_detached(config: ContainerConfig, *, start: bool) -> int:
+def run_detached(config: ContainerConfig, *, start: bool, trace: str = "") -> int:
     """``run -d`` and ``create``: the supervisor makes the container from ``config`` (and
     starts it); print its ID. Kept here, in the light client, because ``run -d`` is a
     start-up path: it imports no command module, signal or contextlib (~10 ms)."""
     layout = state.Layout()
     cid = state.new_id()  # chosen here, so that we can find it if the supervisor dies
     try:
-        reply = request(layout, create_request(config, cid, start))
+        reply = request(layout, create_request(config, cid, start, trace))
     except SupervisorGone:
         return after_the_supervisor_died(layout, cid)
     print_output(reply)

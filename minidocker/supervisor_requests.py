@@ -119,6 +119,14 @@ class Requests(Loop):
         op = message.get("op")
         if op == "ping":
             return {"pid": os.getpid(), "containers": sorted(self.boxes)}
+        if op == "create" and message.get("trace"):  # run -d --trace: into the client's file
+            from minidocker import trace
+
+            stop = trace.append_to(str(message["trace"]))
+            try:
+                return self.handle({**message, "trace": ""}, conn)
+            finally:
+                stop()
         if op == "create":
             config = ContainerConfig.from_dict(message["config"])
             said: list[str] = []  # a warning, for the client to print

@@ -96,6 +96,25 @@ def send_to_fd(fd: int) -> None:
     set_sink(sink)
 
 
+def append_to(path: str) -> Callable[[], None]:
+    """Append every later event to ``path`` as a JSON line, until the function it returns is
+    called. The supervisor records a ``run -d --trace`` so, for the client that asked."""
+    import json
+
+    f = open(path, "a")  # noqa: SIM115 -- closed by the function returned
+
+    def sink(ev: Event) -> None:
+        f.write(json.dumps(ev) + "\n")
+        f.flush()
+
+    def stop() -> None:
+        set_sink(None)
+        f.close()
+
+    set_sink(sink)
+    return stop
+
+
 def collect() -> list[Event]:
     """Record events into a list and return it (for notebooks and tests)."""
     events: list[Event] = []

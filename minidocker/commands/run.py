@@ -199,6 +199,38 @@ def setup_trace(args: Parsed) -> None:
     trace.set_sink(sink)
 
 
+def detached_traced(args: Parsed, config: ContainerConfig, create: bool) -> int:
+    """``run -d`` (or ``create``) with ``--trace``/``--trace-json``: the supervisor plans and
+    starts the container, so it records the steps, as JSON lines appended to a file we name
+    (``--trace-json``'s, or a temporary one); ``--trace`` prints them once it has answered."""
+    import json
+
+    from minidocker import client, trace
+
+    if args.trace_json:
+        path = os.path.abspath(args.trace_json)
+        with open(path, "a"):  # a path we cannot write fails here, in one line
+            offset = os.path.getsize(path)
+    else:
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="minidocker-trace-", suffix=".jsonl")
+        os.close(fd)
+        offset = 0
+    try:
+        return client.run_detached(config, start=not create, trace=path)
+    finally:
+        try:
+            if args.trace:
+                with open(path) as f:
+                    f.seek(offset)
+                    for line in f:
+                        print(trace.format_event(json.loads(line)), file=sys.stderr)
+        finally:  # a closed stderr (| head) must not leave the file
+            if not args.trace_json:
+                os.unlink(path)
+
+
 def config_from_flags(args: Parsed, environ: Mapping[str, str], cwd: str) -> ContainerConfig:
     """``run``'s flags as the engine's input: what was typed, checked, nothing decided.
 
@@ -297,11 +329,13 @@ def cmd_run(argv: list[str], create: bool = False) -> int:
             print(f"WARNING: {note}", file=sys.stderr)
     if args.interactive and args.tty and not (args.detach or create) and not os.isatty(0):
         raise UsageError("the input device is not a TTY")
-    setup_trace(args)
     if create or args.detach:  # see minidocker.supervisor
+        if args.trace or args.trace_json:
+            return detached_traced(args, config, create)
         from minidocker import client  # light: run -d is a start-up path too
 
         return client.run_detached(config, start=not create)
+    setup_trace(args)
     if config.restart.name != "no":  # the supervisor starts it; we attach
         from minidocker.commands import attaching
 
