@@ -28,6 +28,12 @@ of them (owners, modes, times, xattrs, hard links), once: ``Seeded`` in opts.jso
 done, and an empty volume stays empty after its first use even if the image changes.
 Never for a bind mount; not with ``nocopy``.
 
+**Driver options** (``volume create --opt type=tmpfs --opt device=tmpfs``, checked and
+mounted by :mod:`minidocker.volumeopts`): the device is mounted on ``_data`` under the lock
+at the first start of a user, kept while any container references the volume, and unmounted
+at the last :func:`release` and by :func:`remove` (before anything is deleted). Docker
+unmounts at the last *stop*; here a reference lives from ``create`` to ``rm``.
+
 **A user namespace** (``--userns private``) sees a volume through an idmapped mount, so its
 files keep the ids a container without one would store. On a filesystem without idmapped
 mounts, :func:`shift_owners` chowns them into the namespace's range instead, once
