@@ -356,10 +356,24 @@ def with_image_volumes(asked: Sequence[Mount], taken: Sequence[str],
     return [*asked, *added]
 
 
-def notes(mounts: Sequence[Mount]) -> list[str]:
-    """What was asked but is not done, one line each, for the command to print."""
-    return [f"{m.source or m.target}: SELinux relabelling ({m.relabel}) is ignored: "
-            "minidocker applies no SELinux labels" for m in mounts if m.relabel]
+def notes(mounts: Sequence[Mount], selinux: bool | None = None) -> list[str]:
+    """What was asked but is not done, one line each, for the command to print.
+
+    ``z``/``Z`` ask Docker to relabel the source for SELinux. Where SELinux is not enabled
+    (``selinux``: None reads the host, :func:`minidocker.lsm.status`) there is nothing to
+    relabel; where it is, minidocker still does not, and the container may be denied."""
+    asked = [m for m in mounts if m.relabel]
+    if not asked:
+        return []
+    if selinux is None:
+        from minidocker import lsm
+
+        selinux = lsm.status().selinux_present
+    if not selinux:
+        return [f"{m.source or m.target}: {m.relabel} ignored: no SELinux on this host"
+                for m in asked]
+    return [f"{m.source or m.target}: {m.relabel}: minidocker does not relabel for SELinux; "
+            "the container may be denied access to it" for m in asked]
 
 
 # -- the plan: host paths, in mounting order --------------------------------------------------

@@ -28,6 +28,12 @@ of them (owners, modes, times, xattrs, hard links), once: ``Seeded`` in opts.jso
 done, and an empty volume stays empty after its first use even if the image changes.
 Never for a bind mount; not with ``nocopy``.
 
+**Driver options** (``volume create --opt type=tmpfs --opt device=tmpfs``, checked and
+mounted by :mod:`minidocker.volumeopts`): the device is mounted on ``_data`` under the lock
+at the first start of a user, kept while any container references the volume, and unmounted
+at the last :func:`release` and by :func:`remove` (before anything is deleted). Docker
+unmounts at the last *stop*; here a reference lives from ``create`` to ``rm``.
+
 **A user namespace** (``--userns private``) sees a volume through an idmapped mount, so its
 files keep the ids a container without one would store. On a filesystem without idmapped
 mounts, :func:`shift_owners` chowns them into the namespace's range instead, once
@@ -140,11 +146,9 @@ def create(root: str, name: str | None = None, labels: Mapping[str, str] | None 
     """Make a volume (None: an anonymous one, with a random name); an existing name is
     returned as it is, as ``docker volume create`` does."""
     if options:
-        key = next(iter(options))
-        if key not in ("type", "device", "o", "size"):
-            raise UsageError(f'invalid option key: "{key}"')
-        raise UsageError(f"volume create: --opt {key}: driver options are not supported yet "
-                         "(minidocker's local volumes are plain directories)")
+        from minidocker import volumeopts
+
+        options = volumeopts.check(options)
     record_labels = dict(labels or {})
     if name is None:
         name = state.new_id()
@@ -165,7 +169,7 @@ def create(root: str, name: str | None = None, labels: Mapping[str, str] | None 
         os.mkdir(os.path.join(scratch, "refs"), 0o700)
         state.write_json(_record_path(scratch), {
             "Name": name, "CreatedAt": _created_at(), "Driver": DRIVER,
-            "Labels": record_labels, "Options": {}, "Seeded": False})
+            "Labels": record_labels, "Options": dict(options or {}), "Seeded": False})
         os.rename(scratch, vdir)  # atomic; fails if another create got there first
     except OSError as exc:
         state.remove_tree(scratch)
@@ -205,14 +209,18 @@ def users(root: str, name: str) -> list[str]:
 
 
 def use(root: str, name: str | None, cid: str,
-        labels: Mapping[str, str] | None = None) -> Volume:
+        labels: Mapping[str, str] | None = None, mount: bool = False) -> Volume:
     """The start step's call: the volume (made now if missing, anonymous for None), with
     container ``cid`` recorded as its user, both under its lock, so ``volume rm`` cannot
-    remove it between the two."""
+    remove it between the two. With ``mount`` (a start, not a ``create``), a volume with
+    driver options has its device mounted on ``_data`` first if it is not yet; if that
+    fails, no reference is taken."""
     for _ in range(3):
         volume = create(root, name, labels)
         try:
             with _locked(volume.path, volume.name):
+                if mount:
+                    _mount_device(volume)
                 ref = os.path.join(volume.path, "refs", cid)
                 os.close(os.open(ref, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
                 return volume
@@ -221,12 +229,61 @@ def use(root: str, name: str | None, cid: str,
     raise VolumeError(f"{name}: removed by another command three times while being used")
 
 
+def _mount_device(volume: Volume) -> None:
+    """Under the volume's lock: its ``--opt`` device on ``_data``, once for all its users."""
+    options = volume.record.get("Options")
+    if not options or "type" not in options:
+        return
+    from minidocker import volumeopts
+
+    if not volumeopts.needs_mount(options) or volumeopts.mounted(volume.mountpoint):
+        return
+    try:
+        volumeopts.mount(options, volume.mountpoint)
+    except OSError as exc:  # Docker's words, then the kernel's
+        from minidocker.syscalls import flag_names
+
+        p = volumeopts.plan(options)
+        raise VolumeError(
+            f"volume {volume.name}: failed to mount local volume: mount {p.device}:"
+            f"{volume.mountpoint}, type: {p.fstype}, flags: {flag_names(p.flags, 'MS')}, "
+            f"data: {p.data!r}: {exc.strerror or exc}") from None
+
+
 def release(root: str, name: str, cid: str) -> None:
-    """Container ``cid`` no longer uses volume ``name``. Idempotent."""
+    """Container ``cid`` no longer uses volume ``name``. Idempotent. The last user of a
+    volume with driver options unmounts its device: a tmpfs's data is gone with it, and
+    the next first use seeds the fresh, empty mount again (as Docker copies into any
+    empty volume)."""
+    vdir = os.path.join(volumes_dir(root), name)
     try:  # noqa: SIM105 -- contextlib is an import the start path need not pay for
-        os.unlink(os.path.join(volumes_dir(root), name, "refs", cid))
+        os.unlink(os.path.join(vdir, "refs", cid))
     except FileNotFoundError:
         pass
+    try:
+        options = state.read_json(_record_path(vdir)).get("Options")
+    except FileNotFoundError:
+        return
+    if not isinstance(options, dict) or "type" not in options:
+        return
+    try:
+        with _locked(vdir, name):
+            if not users(root, name):
+                _unmount_device(vdir)
+    except VolumeNotFound:
+        pass
+
+
+def _unmount_device(vdir: str) -> None:
+    """Under the lock: ``_data``'s device unmounted, if mounted; unseeded, for the next."""
+    from minidocker import volumeopts
+
+    data = os.path.join(vdir, "_data")
+    if volumeopts.mounted(data):
+        volumeopts.unmount(data)
+        record = state.read_json(_record_path(vdir))
+        record["Seeded"] = False
+        state.write_json(_record_path(vdir), record)
 
 
 def remove(root: str, name: str, force: bool = False) -> None:
@@ -238,6 +295,9 @@ def remove(root: str, name: str, force: bool = False) -> None:
             in_use = users(root, name)
             if in_use:
                 raise VolumeInUse(f"remove {name}: volume is in use - [{', '.join(in_use)}]")
+            # Still mounted (a start that died): unmounted first, whatever the record says,
+            # so that deleting the volume never reaches into the device (a host directory).
+            _unmount_device(vdir)
             doomed = os.path.join(volumes_dir(root), f".rm-{state.new_id()[:16]}")
             os.rename(vdir, doomed)  # under the lock: a waiter wakes to find it gone
     except VolumeNotFound:

@@ -55,7 +55,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "namespaces", "overlay", "rootfs", "network", "ipam", "ports", "nftables", "proxy",
         "cgroups", "cgroups.limits", "cgroups.files", "cgroups.v1", "cgroups.v2",
         "cgroups.joinbench", "users", "capabilities", "seccomp", "seccomp_default", "devices",
-        "rlimits", "userns", "lsm", "tty", "init", "logs", "mounts", "mounting",
+        "rlimits", "userns", "lsm", "tty", "init", "logs", "mounts", "mounting", "volumeopts",
     ),
     "images and storage": (
         "ocispec", "reference", "store", "layers", "graphdriver",

@@ -158,9 +158,28 @@ def test_tmpfs_options_as_mount_arguments() -> None:
 
 
 def test_relabel_is_noted_not_silently_dropped() -> None:
-    parsed = mounts.parse_flags(["/srv:/www:z", "/etc:/e"], [], [], CWD)
-    assert mounts.notes(parsed) == ["/srv: SELinux relabelling (z) is ignored: minidocker "
-                                    "applies no SELinux labels"]
+    parsed = mounts.parse_flags(["/srv:/www:z", "/etc:/e", "db:/d:Z"], [], [], CWD)
+    assert mounts.notes(parsed, selinux=False) == [
+        "/srv: z ignored: no SELinux on this host", "db: Z ignored: no SELinux on this host"]
+    assert mounts.notes(parsed, selinux=True) == [
+        "/srv: z: minidocker does not relabel for SELinux; the container may be denied "
+        "access to it",
+        "db: Z: minidocker does not relabel for SELinux; the container may be denied "
+        "access to it"]
+    assert mounts.notes(parsed[1:2]) == []  # nothing asked: the host is not even read
+
+
+def test_relabel_note_reads_the_hosts_lsms(monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path) -> None:
+    from minidocker import lsm
+
+    parsed = mounts.parse_flags(["/srv:/www:z"], [], [], CWD)
+    real_status = lsm.status
+    monkeypatch.setattr(lsm, "status", lambda: real_status(str(tmp_path)))
+    assert mounts.notes(parsed) == ["/srv: z ignored: no SELinux on this host"]
+    (tmp_path / "fs" / "selinux").mkdir(parents=True)
+    (tmp_path / "fs" / "selinux" / "enforce").write_text("0\n")  # enabled, permissive
+    assert mounts.notes(parsed)[0].startswith("/srv: z: minidocker does not relabel")
 
 
 def test_mount_records_round_trip() -> None:

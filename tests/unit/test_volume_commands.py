@@ -50,6 +50,14 @@ def test_create_ls_inspect_rm(run, tmp_path: Path) -> None:  # type: ignore[no-u
     assert run("rm", "-f", "nope") == (0, "nope\n", "")
 
 
+def test_create_with_driver_options(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("create", "--opt", "type=tmpfs", "-o", "device=tmpfs", "--opt",
+               "o=size=64m,uid=1000", "mem") == (0, "mem\n", "")
+    [shown] = json.loads(run("inspect", "mem")[1])
+    assert shown["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=64m,uid=1000"}
+    assert run("inspect", "-f", "{{.Options.o}}", "mem") == (0, "size=64m,uid=1000\n", "")
+
+
 def test_rm_in_use_and_prune(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cid = "b" * 64
     os.makedirs(tmp_path / "containers" / cid)
@@ -66,9 +74,14 @@ def test_rm_in_use_and_prune(run, tmp_path: Path) -> None:  # type: ignore[no-un
 
 def test_bad_input_is_refused_in_one_line(run) -> None:  # type: ignore[no-untyped-def]
     assert run("create", "a/b")[0] == 125
-    assert run("create", "-o", "type=tmpfs", "v")[2] == (
-        "minidocker: volume create: --opt type: driver options are not supported yet "
-        "(minidocker's local volumes are plain directories)\n")
+    assert run("create", "-o", "colour=red", "v") == (
+        125, "", 'minidocker: invalid option key: "colour"\n')
+    assert run("create", "-o", "type=tmpfs", "v") == (
+        125, "", 'minidocker: missing required option: "device"\n')
+    assert run("create", "--opt", "o=size=1m", "--opt", "type=tmpfs", "v") == (
+        125, "", 'minidocker: missing required option: "device"\n')
+    assert run("create", "--opt", "size=10g", "v") == (
+        125, "", "minidocker: quota size requested but no quota support\n")
     assert run("ls", "-f", "colour=red") == (125, "", "minidocker: invalid filter 'colour'\n")
     assert run("frobnicate")[0] == 125
     assert run("ls", "-q") == (0, "", "")  # nothing was made by the refusals

@@ -47,9 +47,21 @@ def test_bad_names_and_options(root: str) -> None:
         volumes.create(root, "a b")
     with pytest.raises(UsageError, match='^invalid option key: "colour"$'):
         volumes.create(root, "v", options={"colour": "red"})
-    with pytest.raises(UsageError, match="--opt type: driver options are not supported yet"):
+    with pytest.raises(UsageError, match='^missing required option: "device"$'):
         volumes.create(root, "v", options={"type": "tmpfs"})
     assert not os.path.exists(os.path.join(root, "volumes", "v"))
+
+
+def test_options_are_recorded_and_a_plain_release_mounts_nothing(root: str) -> None:
+    asked = {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}
+    v = volumes.create(root, "mem", options=asked)
+    assert v.record["Options"] == asked and v.as_docker()["Options"] == asked
+    cid = "d" * 64
+    _container(root, cid)
+    volumes.use(root, "mem", cid)  # a create holds it: nothing is mounted until a start
+    volumes.release(root, "mem", cid)  # and the last release finds nothing to unmount
+    assert volumes.users(root, "mem") == []
+    volumes.remove(root, "mem")
     with pytest.raises(volumes.VolumeNotFound, match="^get nope: no such volume$"):
         volumes.get(root, "nope")
 
