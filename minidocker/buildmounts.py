@@ -138,6 +138,17 @@ def parse_mount(text: str) -> RunMount:
     return m
 
 
+def mount_stages(ins: object) -> list[str]:
+    """The ``from=`` of a RUN's mounts (a stage the build needs, or an image)."""
+    found = []
+    for text in getattr(ins, "mounts", None) or []:
+        with contextlib.suppress(MountError):
+            m = parse_mount(text)
+            if m.from_stage and m.type in ("bind", "cache"):
+                found.append(m.from_stage)
+    return found
+
+
 def _bool(key: str, value: str, has_value: bool) -> bool:
     if not has_value or value.lower() in ("true", "1"):
         return True
