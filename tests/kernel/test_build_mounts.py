@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CLI, needs_root
-from tests.kernel.test_build import build, containers, oci_check, run, write
 from tests.kernel.test_bad_input import assert_one_line_error
+from tests.kernel.test_build import build, containers, oci_check, run, write
 
 pytestmark = [needs_root, pytest.mark.kernel, pytest.mark.nb07]
 
