@@ -17,7 +17,8 @@ anything is built, in one line naming the Dockerfile's line:
                          host's is refused (minidocker runs no emulator)
 ``COPY --exclude``       done, with the ``.dockerignore`` pattern rules (:func:`excluded`)
 ``COPY --parents``       done: each source keeps its parent directories, from the ``./``
-                         pivot if the path has one (:func:`kept_parents`)
+                         pivot if the path has one (:func:`parents_source`); not with
+                         ``--from`` yet (refused)
 ``COPY --link``          accepted: the layer has the same files; minidocker does not rebase
                          such a layer when the one below it changes, as BuildKit can
 ``ADD --unpack``         done: ``false`` keeps a local archive a file, ``true`` unpacks a

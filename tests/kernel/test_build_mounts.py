@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLI, needs_root
+from tests.conftest import CLI, QuietHandler, needs_root, serve_http
 from tests.kernel.test_bad_input import assert_one_line_error
 from tests.kernel.test_build import build, containers, oci_check, run, write
 
@@ -170,3 +170,23 @@ def test_copy_exclude_parents_link_and_add_unpack(cli: CLI, tmp_path: Path) -> N
     config = json.loads(cli("image", "inspect", "copies", check=True).stdout)[0]
     assert len(config["RootFS"]["Layers"]) == 1 + 6
     oci_check(cli, "copies", tmp_path)
+
+
+def test_add_unpack_true_unpacks_a_downloaded_archive(cli: CLI, tmp_path: Path) -> None:
+    body = _tar("remote.txt", b"from the remote tar\n")
+
+    class Handler(QuietHandler):
+        def do_GET(self) -> None:  # noqa: N802 -- the http.server API
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    with serve_http(Handler) as url:
+        ctx = write(tmp_path / "ctx", {"Dockerfile": (
+            f"FROM busybox\nADD --unpack=true {url}/r.tar /unpacked/\n"
+            f"ADD {url}/r.tar /as-file/\n")})
+        build(cli, ctx, "-t", "remote")
+    assert run(cli, "remote", "cat", "/unpacked/remote.txt") == "from the remote tar\n"
+    assert run(cli, "remote", "ls", "/as-file") == "r.tar\n"  # the default: kept a file
+    assert left_behind(cli) == []
