@@ -170,7 +170,7 @@ def cache_key(parent: str, ins: df.Instruction, extra: object = None) -> str:
 def needed_stages(parsed: df.Dockerfile, stages: list[df.Stage],
                   target: str | None) -> list[df.Stage]:
     """The stages the target (default: the last) needs, in order: its FROM chain and every
-    ``COPY --from`` stage, as BuildKit builds only those."""
+    ``COPY --from`` and ``RUN --mount=from=`` stage, as BuildKit builds only those."""
     by_name = {s.name: s for s in stages if s.name}
     if target is None:
         last = stages[-1]
@@ -178,6 +178,8 @@ def needed_stages(parsed: df.Dockerfile, stages: list[df.Stage],
         last = by_name[target.lower()]
     else:
         raise UsageError(f"failed to reach build target {target} in Dockerfile")
+    from minidocker.buildmounts import mount_stages  # RUN --mount=from=stage
+
     by_key = {**by_name, **{str(s.index): s for s in stages}}
     needed: set[int] = set()
 
@@ -189,10 +191,10 @@ def needed_stages(parsed: df.Dockerfile, stages: list[df.Stage],
         if base is not None and base.index < stage.index:
             need(base)
         for ins in stage.instructions:
-            source = getattr(ins, "from_stage", None)
-            dep = by_key.get(source.lower()) if isinstance(source, str) else None
-            if dep is not None and dep.index < stage.index:
-                need(dep)
+            for source in [getattr(ins, "from_stage", None), *mount_stages(ins)]:
+                dep = by_key.get(source.lower()) if isinstance(source, str) else None
+                if dep is not None and dep.index < stage.index:
+                    need(dep)
 
     need(last)
     return [s for s in stages if s.index in needed]

@@ -36,7 +36,7 @@ import os
 import sys
 import time
 
-from minidocker import buildcache, buildconfig, dockerfile
+from minidocker import buildcache, buildconfig, buildflags, dockerfile
 from minidocker import dockerfile as df
 from minidocker.errors import ImageNotFound, MinidockerError, UsageError
 from minidocker.record import Record
@@ -132,19 +132,21 @@ class Builder:
         self.escape = parsed.escape
         if not parsed.stages:
             raise UsageError("the Dockerfile has no FROM: no build stage")
-        resolved = dockerfile.resolve_stages(parsed, self.options.build_args)
+        platform_args = buildflags.platform_args()  # BUILDPLATFORM...: for FROM, and ARG
+        resolved = dockerfile.resolve_stages(parsed, self.options.build_args, platform_args)
         stages = buildconfig.needed_stages(parsed, resolved, self.options.target)
         if self.options.context is not None:
             from minidocker.buildcontext import Context
 
             self.context = Context(self.options.context)
         self.preflight(parsed, stages)
+        buildflags.preflight(stages, self.context)  # flags refused, mounts' sources there
         for warning in parsed.warnings:
             self.warn(f"WARNING: {warning}")
         self.cache = buildcache.BuildCache(self.store)
         self.steps = sum(1 + len(s.instructions) for s in stages)
         self.started = time.monotonic()
-        meta = df.meta_args(parsed, self.options.build_args)
+        meta = df.meta_args(parsed, self.options.build_args, platform_args)
         stage: _Stage | None = None
         for spec in stages:
             stage = self.from_step(spec, meta)
@@ -204,7 +206,7 @@ class Builder:
     def from_step(self, spec: df.Stage, meta: dict[str, str]) -> _Stage:
         self.begin(f"FROM {spec.base}" + (f" AS {spec.name}" if spec.name else ""))
         t0 = time.monotonic()
-        image = self.base_image(spec.base)
+        image = self.base_image(spec.base, spec.platform, spec.line)
         env = df.StageEnv(list(image.config.get("config", {}).get("Env") or []), meta,
                           self.options.build_args, self.escape)
         stage = _Stage(spec.index, spec.name, image, env)
@@ -222,19 +224,20 @@ class Builder:
         self.say(f" ---> {stage.image.short_id}")
         return stage
 
-    def base_image(self, base: str) -> Image:
+    def base_image(self, base: str, platform: str | None = None, line: int = 0) -> Image:
         if base.lower() == "scratch":
             return self.scratch()
         stage = self.stages.get(base.lower())
         if stage is not None:
             return stage.image
         try:
-            return self.store.resolve(base)  # by name: the index alone, no image loaded
-        except ImageNotFound:
-            from minidocker import engine
-
-            engine.resolve_image(base, self.layout, self.warn)  # pulled, as run pulls
-            return self.store.resolve(base)
+            image = self.store.resolve(base)  # by name: the index alone, no image loaded
+        except ImageNotFound as missing:  # pulled, as run pulls (FROM --platform's entry)
+            buildflags.pull(self.layout.root, base, platform, missing, self.warn)
+            image = self.store.resolve(base)
+        if platform:
+            buildflags.check_image_platform(image.config, platform, base, line)
+        return image
 
     def scratch(self) -> Image:
         from minidocker.ocispec import host_architecture
@@ -265,10 +268,16 @@ class Builder:
         if isinstance(ins, df.From | df.Onbuild) and trigger:
             raise df.error(ins.line, f"{ins.NAME} isn't allowed as an ONBUILD trigger", ins.NAME)
         done = stage.env.step(ins)
+        buildflags.check(done)  # as expanded; an ONBUILD trigger is first seen here
         if isinstance(done, df.Copy | df.Add):
             sources, extra = self.copy_sources(stage, done)
         else:
             sources, extra = [], self.run_args(stage) if isinstance(done, df.Run) else None
+            if isinstance(done, df.Run) and done.mounts:  # what the mounts show, by content
+                from minidocker.buildmounts import digests
+
+                extra = [extra, digests(done.mounts, self.context,
+                                        lambda name: self.source_image(name).id)]
         # An ARG's value is not part of its own step (it is part of the RUNs that see it).
         key = buildconfig.cache_key(stage.image.id, ins if isinstance(ins, df.Arg) else done,
                                     extra)
@@ -289,7 +298,7 @@ class Builder:
                 extra: Any) -> Image:
         config = stage.config
         if isinstance(ins, df.Run):
-            return self.run(stage, ins, extra)
+            return self.run(stage, ins, self.run_args(stage))
         if isinstance(ins, df.Copy | df.Add):
             return self.copy(stage, ins, sources, extra)
         if isinstance(ins, df.Workdir):
@@ -348,11 +357,11 @@ class Builder:
         network = asked if asked not in (None, "default") else self.options.network
         cid = state.new_id()
         self.say(f" ---> Running in {cid[:12]}")
-        cfg = ContainerConfig(image=stage.image.id,
-                              process=Process(args=argv, entrypoint="",
-                                              env=[f"{k}={v}" for k, v in args.items()]),
-                              network=NetworkConfig(name=network))
-        with self.output() as stdio:
+        with self.output() as stdio, self.run_mounts(stage, ins) as taken:
+            cfg = ContainerConfig(image=stage.image.id,
+                                  process=Process(args=argv, entrypoint="",
+                                                  env=[f"{k}={v}" for k, v in args.items()]),
+                                  network=NetworkConfig(name=network), mounts=taken.mounts)
             try:
                 code = engine.run(cfg, self.layout, cid=cid, stdio=stdio, say=self.warn)
                 if code != 0:
@@ -360,6 +369,7 @@ class Builder:
                                      f"code: {code}")
                 files = commit.Files(cid, self.layout.container(cid), stage.image.id,
                                      self.store)
+                taken.remove_stubs(files.top)  # mount points are not the step's changes
                 layer = commit.changes_layer(files, self.store, stage.image)
             except BaseException:
                 self.show_captured(stdio)
@@ -369,6 +379,22 @@ class Builder:
                 self.say(f"Removing intermediate container {cid[:12]}")
         return self.new_image(stage, config, layer,
                               {"created_by": buildconfig.created_by(ins, config)})
+
+    def run_mounts(self, stage: _Stage, ins: df.Run) -> Any:
+        """``RUN --mount``'s mounts, taken for the step (:mod:`minidocker.buildmounts`)."""
+        from minidocker import buildmounts
+
+        self.store._ensure_layout()
+        return buildmounts.prepared(
+            list(ins.mounts or []), workdir=stage.config.get("WorkingDir") or "/",
+            root=self.layout.root, tmp_dir=str(self.store.tmp_dir),
+            image=self.stack(stage.image), context=self.context,
+            stack_of=lambda name: self.stack(self.source_image(name)))
+
+    def source_image(self, where: str) -> Image:
+        """A stage by name or index, else an image (``--from``, ``--mount from=``)."""
+        stage = self.stages.get(where.lower())
+        return stage.image if stage is not None else self.base_image(where)
 
     @contextlib.contextmanager
     def output(self) -> Any:
@@ -441,10 +467,13 @@ class Builder:
         sources: list[Source] = []
         if isinstance(ins, df.Copy) and ins.from_stage:
             where = ins.from_stage
-            image = self.stages[where.lower()].image if where.lower() in self.stages \
-                else self.base_image(where)
-            sources = buildfiles.stack_sources(self.stack(image), ins.sources, ins.NAME,
-                                               f"stage or image {where}")
+            sources = buildfiles.stack_sources(self.stack(self.source_image(where)),
+                                               ins.sources, ins.NAME, f"stage or image {where}")
+        elif isinstance(ins, df.Copy) and ins.parents:
+            self.check_sources(ins)
+            assert self.context is not None
+            sources = buildflags.parents_source(self.context, ins.sources, ins.exclude,
+                                                ins.NAME)
         else:
             from minidocker.buildcontext import is_url
 
@@ -455,6 +484,7 @@ class Builder:
                 sources = buildfiles.context_sources(self.context, local, ins.NAME)
             if isinstance(ins, df.Add):
                 sources += [self.fetch(ins, s) for s in ins.sources if is_url(s)]
+        sources = buildflags.excluded(sources, ins.exclude or [])
         sources += [buildfiles.Source(d.name, [], False, None, d.content.encode())
                     for d in ins.heredocs]
         digests = [content_hash(s.entries) if s.data is None else
@@ -495,7 +525,9 @@ class Builder:
                     kind = None if source.is_dir or source.data is not None or \
                         source.owner is None or not source.entries else \
                         archive_kind(source.entries[0][1])
-                    if kind is None or self.is_fetched(source):
+                    # --unpack: a local archive unless false, a downloaded one if true
+                    if kind is None or ins.unpack is False or \
+                            (self.is_fetched(source) and not ins.unpack):
                         unpacked.append(source)
                         continue
                     self.store._ensure_layout()

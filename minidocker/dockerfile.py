@@ -125,6 +125,8 @@ class Copy(Instruction):
     from_stage: str | None
     chown: str | None
     chmod: str | None
+    link: bool | None
+    parents: bool | None
     exclude: list[str]
 
 
@@ -138,6 +140,9 @@ class Add(Instruction):
     chown: str | None
     chmod: str | None
     checksum: str | None
+    link: bool | None
+    keep_git_dir: bool | None
+    unpack: bool | None
     exclude: list[str]
 
 

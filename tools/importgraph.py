@@ -62,7 +62,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "blobs", "layerstore", "digests", "whiteouts",
         "vfs", "diff", "archive", "archive_save", "busybox", "imagecache", "instructions",
         "shellwords", "dockerfile_syntax", "dockerfile", "buildcontext", "buildconfig",
-        "buildfiles", "buildcache",
+        "buildfiles", "buildcache", "buildflags", "buildmounts",
         "registry", "registry.auth", "registry.client", "registry.platforms", "registry.pull",
         "registry.push", "registry.search", "registry.download", "registry.progress",
         "volumes",

@@ -68,7 +68,9 @@ def cmd_build(argv: list[str]) -> int:
             build_args[key] = os.environ[key]
     if args.print_tree:
         parsed = dockerfile.parse(text)
-        parsed.stages = dockerfile.resolve_stages(parsed, build_args)
+        from minidocker.buildflags import platform_args
+
+        parsed.stages = dockerfile.resolve_stages(parsed, build_args, platform_args())
         print(parsed.tree())
         return 0
     import signal
