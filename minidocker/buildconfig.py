@@ -38,10 +38,11 @@ import json
 import posixpath
 
 from minidocker import dockerfile as df
-from minidocker.errors import UsageError
+from minidocker.errors import DockerfileError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
     from typing import Any
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -196,3 +197,46 @@ def needed_stages(parsed: df.Dockerfile, stages: list[df.Stage],
 
     need(last)
     return [s for s in stages if s.index in needed]
+
+
+def preflight_steps(parsed: df.Dockerfile, stages: list[df.Stage], build_args: Mapping[str, str],
+                    local_config: Callable[[str], dict[str, Any] | None]
+                    ) -> Iterator[tuple[df.Stage, df.Instruction, df.Instruction | None, bool]]:
+    """Each instruction the build will run, before it runs: ``(stage, ins, expanded, known)``.
+
+    The instructions of each stage come after its base's ONBUILD triggers, as they will run,
+    and are expanded with the variables they will see: the ``Env`` the stage starts with is its
+    base stage's at that stage's end (as this walk found it), or a local base image's
+    (``local_config(base)``: its config, None if the image is not here). ``known`` is False
+    when that ``Env`` cannot be known yet (the base image will be pulled): a word with a
+    ``$`` in it may then expand otherwise at its step, and ``expanded`` is None when it did
+    not expand at all. With ``known``, an expansion error is raised here, naming the line.
+    """
+    meta = df.meta_args(parsed, build_args)
+    ends: dict[str, dict[str, Any] | None] = {}  # a stage's Env and OnBuild at its end
+    for spec in stages:
+        base = spec.base.lower()
+        start = {} if base == "scratch" else ends[base] if base in ends else \
+            local_config(spec.base)
+        known = start is not None
+        image_env = list((start or {}).get("Env") or [])
+        env = df.StageEnv(image_env, meta, build_args, parsed.escape)
+        triggers = [df.parse_one(t, parsed.escape) for t in (start or {}).get("OnBuild") or []]
+        onbuild = []
+        for ins in [*triggers, *spec.instructions]:
+            try:
+                done: df.Instruction | None = env.step(ins)
+            except DockerfileError:
+                if known:
+                    raise
+                done = None  # it needs the base image's Env: checked when it runs
+            if isinstance(done, df.Env) and not isinstance(done, df.Label):
+                image_env = merge_env(image_env, [f"{k}={v}" for k, v in done.pairs])
+            if isinstance(ins, df.Onbuild):
+                onbuild.append(ins.expression)
+            yield spec, ins, done, known
+        # triggers ran: a child of this stage runs only the stage's own ONBUILDs
+        end = {"Env": image_env, "OnBuild": onbuild} if known else None
+        ends[str(spec.index)] = end
+        if spec.name:
+            ends[spec.name.lower()] = end

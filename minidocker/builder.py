@@ -165,25 +165,37 @@ class Builder:
 
     def preflight(self, parsed: df.Dockerfile, stages: list[df.Stage]) -> None:
         """Before anything runs: every COPY/ADD source from the context is there, every
-        ``--from`` names something. Errors name the line."""
+        ``--chmod`` parses, every ``--from`` names something. Errors name the line. Words
+        are expanded with the ENV each stage inherits (:func:`buildconfig.preflight_steps`);
+        where it is not known yet (a base image to pull), a word with a ``$`` waits."""
+        from minidocker.buildfiles import CopyError, parse_chmod
+
         names = {s.name for s in stages if s.name} | {str(s.index) for s in stages}
-        for spec in stages:
-            env = df.StageEnv([], df.meta_args(parsed, self.options.build_args),
-                              self.options.build_args, parsed.escape)
-            for ins in spec.instructions:
-                try:
-                    done = env.step(ins)
-                except MinidockerError:
-                    continue  # it needs the base image's Env: checked when it runs
-                if not isinstance(done, df.Copy | df.Add):
-                    continue
-                if isinstance(done, df.Copy) and done.from_stage:
-                    if done.from_stage in names and done.from_stage in (spec.name,
-                                                                         str(spec.index)):
-                        raise df.error(ins.line, f"circular dependency detected on stage: "
-                                                 f"{done.from_stage}", ins.NAME)
-                    continue
-                self.check_sources(done)
+        for spec, ins, done, known in buildconfig.preflight_steps(
+                parsed, stages, self.options.build_args, self.local_config):
+            if not isinstance(done, df.Copy | df.Add):
+                continue
+            assert isinstance(ins, df.Copy | df.Add)
+            try:
+                parse_chmod(done.chmod if known or "$" not in (ins.chmod or "") else None)
+            except CopyError as exc:
+                raise df.error(ins.line, str(exc), ins.NAME) from None
+            if not known and any("$" in s for s in ins.sources):
+                continue
+            if isinstance(done, df.Copy) and done.from_stage:
+                if done.from_stage in names and done.from_stage in (spec.name,
+                                                                     str(spec.index)):
+                    raise df.error(ins.line, f"circular dependency detected on stage: "
+                                             f"{done.from_stage}", ins.NAME)
+                continue
+            self.check_sources(done)
+
+    def local_config(self, base: str) -> dict[str, Any] | None:
+        """The config of the image ``base`` if it is here (nothing made, not even busybox)."""
+        try:
+            return dict(self.store.lookup(base).config.get("config") or {})
+        except ImageNotFound:
+            return None  # pulled at its FROM
 
     def check_sources(self, ins: df.Copy | df.Add) -> None:
         from minidocker.buildcontext import BuildContextError, is_url
