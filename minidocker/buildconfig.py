@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+PIPES = "/dev/pipes"  # where a RUN's heredoc script is mounted (BuildKit's path)
 NOP = "/bin/sh -c #(nop) "  # how the classic builder's history marks a step that ran nothing
 CONFIG_ONLY = (df.Cmd, df.Entrypoint, df.Env, df.Label, df.Maintainer, df.User, df.Expose,
                df.Volume, df.Shell, df.StopSignal, df.Healthcheck, df.Onbuild, df.Arg)
@@ -80,16 +81,38 @@ def command(ins: df.Cmd | df.Run, config: dict[str, Any]) -> list[str]:
 
 def run_argv(ins: df.Run, config: dict[str, Any]) -> list[str]:
     """RUN's argv. With heredocs (BuildKit's rules): ``RUN <<EOF`` alone runs the heredoc as
-    the script; otherwise the line and its heredocs go to the shell together, as written."""
+    the script, or, when it starts with ``#!``, as a file of its own that the shell starts, so
+    that the kernel runs its ``#!`` interpreter (:func:`heredoc_script`); otherwise the line
+    and its heredocs go to the shell together, as written."""
     if not ins.heredocs or not ins.shell_form:
         return command(ins, config)
-    text = ins.command[0].strip()
+    doc = _heredoc_alone(ins)
+    if doc is None:
+        return shell(config) + [
+            ins.command[0] + "".join(f"\n{d.content}{d.name}" for d in ins.heredocs)]
+    script = heredoc_script(ins)
+    return shell(config) + [f"{PIPES}/{script[0]}" if script else _body(doc)]
+
+
+def heredoc_script(ins: df.Run) -> tuple[str, str] | None:
+    """``RUN <<EOF`` alone, its body starting with ``#!``: the file (name, content) BuildKit
+    writes, mode 0755, into a read-only mount at :data:`PIPES`, for the RUN to exec."""
+    doc = _heredoc_alone(ins)
+    if doc is None or not _body(doc).startswith("#!"):
+        return None
+    return doc.name.replace("/", "_"), _body(doc)
+
+
+def _heredoc_alone(ins: df.Run) -> df.Heredoc | None:
+    if len(ins.heredocs) != 1 or not ins.shell_form:
+        return None
     doc = ins.heredocs[0]
     alone = {f"<<{dash}{q}{doc.name}{q}" for dash in ("", "-") for q in ("", '"', "'")}
-    if len(ins.heredocs) == 1 and text in alone:
-        return shell(config) + [df.chomp(doc.content) if doc.chomp else doc.content]
-    script = ins.command[0] + "".join(f"\n{d.content}{d.name}" for d in ins.heredocs)
-    return shell(config) + [script]
+    return doc if ins.command[0].strip() in alone else None
+
+
+def _body(doc: df.Heredoc) -> str:
+    return df.chomp(doc.content) if doc.chomp else doc.content
 
 
 def apply(ins: df.Instruction, config: dict[str, Any], *, cmd_set: bool) -> dict[str, Any]:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from minidocker.buildcontext import Context
     from minidocker.buildfiles import Source
     from minidocker.layers import Stack
+    from minidocker.mounts import Mount
     from minidocker.state import Layout
     from minidocker.store import Image, Layer
 
@@ -363,7 +364,8 @@ class Builder:
         cfg = ContainerConfig(image=stage.image.id,
                               process=Process(args=argv, entrypoint="",
                                               env=[f"{k}={v}" for k, v in args.items()]),
-                              network=NetworkConfig(name=network))
+                              network=NetworkConfig(name=network),
+                              mounts=self.script_mounts(ins))
         with self.output() as stdio:
             try:
                 code = engine.run(cfg, self.layout, cid=cid, stdio=stdio, say=self.warn)
@@ -381,6 +383,33 @@ class Builder:
                 self.say(f"Removing intermediate container {cid[:12]}")
         return self.new_image(stage, config, layer,
                               {"created_by": buildconfig.created_by(ins, config)})
+
+    def script_mounts(self, ins: df.Run) -> list[Mount]:
+        """``RUN <<EOF`` whose body starts with ``#!``: that file (0755) mounted read-only at
+        ``/dev/pipes``, on the container's /dev tmpfs: never in a layer."""
+        import tempfile
+
+        from minidocker.mounts import Mount
+
+        script = buildconfig.heredoc_script(ins)
+        if script is None:
+            return []
+        pipes = tempfile.mkdtemp(dir=self.tmpdir())
+        os.chmod(pipes, 0o755)  # a RUN as USER nobody goes through it too
+        with open(os.path.join(pipes, script[0]), "x") as f:
+            f.write(script[1])
+        os.chmod(f.name, 0o755)
+        return [Mount(pipes, buildconfig.PIPES, readonly=True)]
+
+    def tmpdir(self) -> str:
+        """The build's own temp dir in the store's ``tmp/``, removed by :meth:`close`."""
+        if not hasattr(self, "_tmp"):
+            import tempfile
+
+            self.store._ensure_layout()
+            self._tmp = tempfile.TemporaryDirectory(prefix=f"build-{os.getpid()}-",
+                                                    dir=self.store.tmp_dir)
+        return self._tmp.name
 
     @contextlib.contextmanager
     def output(self) -> Any:
@@ -481,11 +510,7 @@ class Builder:
         from minidocker.buildcontext import fetch_url
         from minidocker.buildfiles import Source
 
-        self.store._ensure_layout()
-        if not hasattr(self, "_tmp"):
-            self._tmp = tempfile.TemporaryDirectory(prefix=f"build-{os.getpid()}-",
-                                                    dir=self.store.tmp_dir)
-        where = tempfile.mkdtemp(dir=self._tmp.name)
+        where = tempfile.mkdtemp(dir=self.tmpdir())
         path = fetch_url(url, where, ins.checksum)
         return Source(os.path.basename(path), [("", path, os.lstat(path))], False, (0, 0))
 

@@ -11,9 +11,10 @@ by :class:`minidocker.layers.Stack`) and what to add, so it writes the new layer
    in the image, else it *is* the destination; symlinks in the image's path are followed
    inside the image (never out of it);
 3. **metadata**: files from the context belong to 0:0 (``--chown`` says otherwise), from
-   another stage or an archive they keep their owners; ``--chmod`` sets every mode; missing
-   directories on the way are made (0755); directories already in the image are written with
-   their own metadata, as the diff of a container would show them.
+   another stage or an archive they keep their owners; ``--chmod`` sets every mode (octal)
+   or changes each one (symbolic, ``u+x``: :class:`Chmod`); missing directories on the way
+   are made (0755); directories already in the image are written with their own metadata,
+   as the diff of a container would show them.
 
 The layer is an ordinary OCI layer tar (:class:`minidocker.diff.LayerWriter`).
 

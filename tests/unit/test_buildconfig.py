@@ -115,6 +115,26 @@ def test_run_argv_and_heredocs() -> None:
     # with a command, the shell gets the line and its heredoc as written
     assert buildconfig.run_argv(run_of("RUN cat <<A > /f\nx\nA\n"), {}) == [
         "/bin/sh", "-c", "cat <<A > /f\nx\nA"]
+    assert buildconfig.heredoc_script(run_of("RUN <<EOF\necho a\nEOF\n")) is None
+
+
+def test_heredoc_scripts_with_an_interpreter() -> None:
+    """BuildKit: ``RUN <<EOF`` alone whose body starts with ``#!`` is written to a file
+    and run as a program (its ``#!`` line picks the interpreter), under SHELL still."""
+    ins = run_of("RUN <<EOF\n#!/bin/awk -f\nBEGIN { print 1 }\nEOF\n")
+    assert buildconfig.heredoc_script(ins) == ("EOF", "#!/bin/awk -f\nBEGIN { print 1 }\n")
+    assert buildconfig.run_argv(ins, {}) == ["/bin/sh", "-c", "/dev/pipes/EOF"]
+    assert buildconfig.run_argv(ins, {"Shell": ["/bin/ash", "-eo", "pipefail", "-c"]}) == [
+        "/bin/ash", "-eo", "pipefail", "-c", "/dev/pipes/EOF"]
+    assert buildconfig.created_by(ins, {}) == "/bin/sh -c /dev/pipes/EOF"
+    # <<- strips the tabs first; a quoted name is the same file name
+    chomped = run_of("RUN <<-'SCRIPT'\n\t#!/bin/sh\n\techo $0\nSCRIPT\n")
+    assert buildconfig.heredoc_script(chomped) == ("SCRIPT", "#!/bin/sh\necho $0\n")
+    # not alone, not first, or not at the very start: the shell runs it as before
+    for text in ("RUN cat <<EOF\n#!/bin/sh\nEOF\n", "RUN <<A <<B\n#!/bin/sh\nA\nb\nB\n",
+                 "RUN <<EOF\n #!/bin/sh\nEOF\n", "RUN <<EOF\necho '#!'\nEOF\n"):
+        assert buildconfig.heredoc_script(run_of(text)) is None, text
+        assert buildconfig.run_argv(run_of(text), {})[-1] != "/dev/pipes/EOF"
 
 
 def test_cache_keys() -> None:
