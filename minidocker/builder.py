@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 
     from minidocker.buildcontext import Context
     from minidocker.buildfiles import Source
+    from minidocker.config import Mount
     from minidocker.layers import Stack
-    from minidocker.mounts import Mount
     from minidocker.state import Layout
     from minidocker.store import Image, Layer
 
@@ -389,7 +389,7 @@ class Builder:
         ``/dev/pipes``, on the container's /dev tmpfs: never in a layer."""
         import tempfile
 
-        from minidocker.mounts import Mount
+        from minidocker.config import Mount
 
         script = buildconfig.heredoc_script(ins)
         if script is None:
