@@ -22,9 +22,9 @@ image, instruction as expanded, content hash of copied files) is looked up in
 ``images/.build-cache.json``; a hit reuses the image and starts nothing. ``--no-cache``
 skips lookups. Intermediate images are untagged images in the store; ``images`` hides them.
 
-**Failures**: the Dockerfile is parsed, and every COPY source checked, before anything runs; a
-failing RUN reports ``The command '/bin/sh -c X' returned a non-zero code: N``; tags move only
-when every step succeeded.
+**Failures**: the Dockerfile is parsed, every COPY source and ``--chmod`` checked, before
+anything runs; a failing RUN reports ``The command '/bin/sh -c X' returned a non-zero code:
+N``; tags move only when every step succeeded.
 
 Notebook: ``07_dockerfiles``.
 """
