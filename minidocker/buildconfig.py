@@ -38,13 +38,15 @@ import json
 import posixpath
 
 from minidocker import dockerfile as df
-from minidocker.errors import UsageError
+from minidocker.errors import DockerfileError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
     from typing import Any
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+PIPES = "/dev/pipes"  # where a RUN's heredoc script is mounted (BuildKit's path)
 NOP = "/bin/sh -c #(nop) "  # how the classic builder's history marks a step that ran nothing
 CONFIG_ONLY = (df.Cmd, df.Entrypoint, df.Env, df.Label, df.Maintainer, df.User, df.Expose,
                df.Volume, df.Shell, df.StopSignal, df.Healthcheck, df.Onbuild, df.Arg)
@@ -79,16 +81,38 @@ def command(ins: df.Cmd | df.Run, config: dict[str, Any]) -> list[str]:
 
 def run_argv(ins: df.Run, config: dict[str, Any]) -> list[str]:
     """RUN's argv. With heredocs (BuildKit's rules): ``RUN <<EOF`` alone runs the heredoc as
-    the script; otherwise the line and its heredocs go to the shell together, as written."""
+    the script, or, when it starts with ``#!``, as a file of its own that the shell starts, so
+    that the kernel runs its ``#!`` interpreter (:func:`heredoc_script`); otherwise the line
+    and its heredocs go to the shell together, as written."""
     if not ins.heredocs or not ins.shell_form:
         return command(ins, config)
-    text = ins.command[0].strip()
+    doc = _heredoc_alone(ins)
+    if doc is None:
+        return shell(config) + [
+            ins.command[0] + "".join(f"\n{d.content}{d.name}" for d in ins.heredocs)]
+    script = heredoc_script(ins)
+    return shell(config) + [f"{PIPES}/{script[0]}" if script else _body(doc)]
+
+
+def heredoc_script(ins: df.Run) -> tuple[str, str] | None:
+    """``RUN <<EOF`` alone, its body starting with ``#!``: the file (name, content) BuildKit
+    writes, mode 0755, into a read-only mount at :data:`PIPES`, for the RUN to exec."""
+    doc = _heredoc_alone(ins)
+    if doc is None or not _body(doc).startswith("#!"):
+        return None
+    return doc.name.replace("/", "_"), _body(doc)
+
+
+def _heredoc_alone(ins: df.Run) -> df.Heredoc | None:
+    if len(ins.heredocs) != 1 or not ins.shell_form:
+        return None
     doc = ins.heredocs[0]
     alone = {f"<<{dash}{q}{doc.name}{q}" for dash in ("", "-") for q in ("", '"', "'")}
-    if len(ins.heredocs) == 1 and text in alone:
-        return shell(config) + [df.chomp(doc.content) if doc.chomp else doc.content]
-    script = ins.command[0] + "".join(f"\n{d.content}{d.name}" for d in ins.heredocs)
-    return shell(config) + [script]
+    return doc if ins.command[0].strip() in alone else None
+
+
+def _body(doc: df.Heredoc) -> str:
+    return df.chomp(doc.content) if doc.chomp else doc.content
 
 
 def apply(ins: df.Instruction, config: dict[str, Any], *, cmd_set: bool) -> dict[str, Any]:
@@ -198,3 +222,46 @@ def needed_stages(parsed: df.Dockerfile, stages: list[df.Stage],
 
     need(last)
     return [s for s in stages if s.index in needed]
+
+
+def preflight_steps(parsed: df.Dockerfile, stages: list[df.Stage], build_args: Mapping[str, str],
+                    local_config: Callable[[str], dict[str, Any] | None]
+                    ) -> Iterator[tuple[df.Stage, df.Instruction, df.Instruction | None, bool]]:
+    """Each instruction the build will run, before it runs: ``(stage, ins, expanded, known)``.
+
+    The instructions of each stage come after its base's ONBUILD triggers, as they will run,
+    and are expanded with the variables they will see: the ``Env`` the stage starts with is its
+    base stage's at that stage's end (as this walk found it), or a local base image's
+    (``local_config(base)``: its config, None if the image is not here). ``known`` is False
+    when that ``Env`` cannot be known yet (the base image will be pulled): a word with a
+    ``$`` in it may then expand otherwise at its step, and ``expanded`` is None when it did
+    not expand at all. With ``known``, an expansion error is raised here, naming the line.
+    """
+    meta = df.meta_args(parsed, build_args)
+    ends: dict[str, dict[str, Any] | None] = {}  # a stage's Env and OnBuild at its end
+    for spec in stages:
+        base = spec.base.lower()
+        start = {} if base == "scratch" else ends[base] if base in ends else \
+            local_config(spec.base)
+        known = start is not None
+        image_env = list((start or {}).get("Env") or [])
+        env = df.StageEnv(image_env, meta, build_args, parsed.escape)
+        triggers = [df.parse_one(t, parsed.escape) for t in (start or {}).get("OnBuild") or []]
+        onbuild = []
+        for ins in [*triggers, *spec.instructions]:
+            try:
+                done: df.Instruction | None = env.step(ins)
+            except DockerfileError:
+                if known:
+                    raise
+                done = None  # it needs the base image's Env: checked when it runs
+            if isinstance(done, df.Env) and not isinstance(done, df.Label):
+                image_env = merge_env(image_env, [f"{k}={v}" for k, v in done.pairs])
+            if isinstance(ins, df.Onbuild):
+                onbuild.append(ins.expression)
+            yield spec, ins, done, known
+        # triggers ran: a child of this stage runs only the stage's own ONBUILDs
+        end = {"Env": image_env, "OnBuild": onbuild} if known else None
+        ends[str(spec.index)] = end
+        if spec.name:
+            ends[spec.name.lower()] = end

@@ -22,9 +22,9 @@ image, instruction as expanded, content hash of copied files) is looked up in
 ``images/.build-cache.json``; a hit reuses the image and starts nothing. ``--no-cache``
 skips lookups. Intermediate images are untagged images in the store; ``images`` hides them.
 
-**Failures**: the Dockerfile is parsed, and every COPY source checked, before anything runs; a
-failing RUN reports ``The command '/bin/sh -c X' returned a non-zero code: N``; tags move only
-when every step succeeded.
+**Failures**: the Dockerfile is parsed, every COPY source and ``--chmod`` checked, before
+anything runs; a failing RUN reports ``The command '/bin/sh -c X' returned a non-zero code:
+N``; tags move only when every step succeeded.
 
 Notebook: ``07_dockerfiles``.
 """
@@ -36,7 +36,7 @@ import os
 import sys
 import time
 
-from minidocker import buildcache, buildconfig, buildflags, dockerfile
+from minidocker import buildcache, buildconfig, buildfiles, buildflags, buildmounts, dockerfile
 from minidocker import dockerfile as df
 from minidocker.errors import ImageNotFound, MinidockerError, UsageError
 from minidocker.record import Record
@@ -167,25 +167,37 @@ class Builder:
 
     def preflight(self, parsed: df.Dockerfile, stages: list[df.Stage]) -> None:
         """Before anything runs: every COPY/ADD source from the context is there, every
-        ``--from`` names something. Errors name the line."""
+        ``--chmod`` parses, every ``--from`` names something. Errors name the line. Words
+        are expanded with the ENV each stage inherits (:func:`buildconfig.preflight_steps`);
+        where it is not known yet (a base image to pull), a word with a ``$`` waits."""
+        from minidocker.buildfiles import CopyError, parse_chmod
+
         names = {s.name for s in stages if s.name} | {str(s.index) for s in stages}
-        for spec in stages:
-            env = df.StageEnv([], df.meta_args(parsed, self.options.build_args),
-                              self.options.build_args, parsed.escape)
-            for ins in spec.instructions:
-                try:
-                    done = env.step(ins)
-                except MinidockerError:
-                    continue  # it needs the base image's Env: checked when it runs
-                if not isinstance(done, df.Copy | df.Add):
-                    continue
-                if isinstance(done, df.Copy) and done.from_stage:
-                    if done.from_stage in names and done.from_stage in (spec.name,
-                                                                         str(spec.index)):
-                        raise df.error(ins.line, f"circular dependency detected on stage: "
-                                                 f"{done.from_stage}", ins.NAME)
-                    continue
-                self.check_sources(done)
+        for spec, ins, done, known in buildconfig.preflight_steps(
+                parsed, stages, self.options.build_args, self.local_config):
+            if not isinstance(done, df.Copy | df.Add):
+                continue
+            assert isinstance(ins, df.Copy | df.Add)
+            try:
+                parse_chmod(done.chmod if known or "$" not in (ins.chmod or "") else None)
+            except CopyError as exc:
+                raise df.error(ins.line, str(exc), ins.NAME) from None
+            if not known and any("$" in s for s in ins.sources):
+                continue
+            if isinstance(done, df.Copy) and done.from_stage:
+                if done.from_stage in names and done.from_stage in (spec.name,
+                                                                     str(spec.index)):
+                    raise df.error(ins.line, f"circular dependency detected on stage: "
+                                             f"{done.from_stage}", ins.NAME)
+                continue
+            self.check_sources(done)
+
+    def local_config(self, base: str) -> dict[str, Any] | None:
+        """The config of the image ``base`` if it is here (nothing made, not even busybox)."""
+        try:
+            return dict(self.store.lookup(base).config.get("config") or {})
+        except ImageNotFound:
+            return None  # pulled at its FROM
 
     def check_sources(self, ins: df.Copy | df.Add) -> None:
         from minidocker.buildcontext import BuildContextError, is_url
@@ -361,7 +373,8 @@ class Builder:
             cfg = ContainerConfig(image=stage.image.id,
                                   process=Process(args=argv, entrypoint="",
                                                   env=[f"{k}={v}" for k, v in args.items()]),
-                                  network=NetworkConfig(name=network), mounts=taken.mounts)
+                                  network=NetworkConfig(name=network), mounts=[
+                                      *taken.mounts, *buildmounts.script_mounts(ins, self.tmpdir)])
             try:
                 code = engine.run(cfg, self.layout, cid=cid, stdio=stdio, say=self.warn)
                 if code != 0:
@@ -395,6 +408,16 @@ class Builder:
         """A stage by name or index, else an image (``--from``, ``--mount from=``)."""
         stage = self.stages.get(where.lower())
         return stage.image if stage is not None else self.base_image(where)
+
+    def tmpdir(self) -> str:
+        """The build's own temp dir in the store's ``tmp/``, removed by :meth:`close`."""
+        if not hasattr(self, "_tmp"):
+            import tempfile
+
+            self.store._ensure_layout()
+            self._tmp = tempfile.TemporaryDirectory(prefix=f"build-{os.getpid()}-",
+                                                    dir=self.store.tmp_dir)
+        return self._tmp.name
 
     @contextlib.contextmanager
     def output(self) -> Any:
@@ -435,7 +458,7 @@ class Builder:
         rel = resolve_in(stack, path.lstrip("/"))
         if not rel or stack.lookup(rel) is not None:
             return None
-        return self.layer(stage, lambda out: _mkdirs(out, stack, rel), f"WORKDIR {path}")
+        return self.layer(stage, lambda out: buildfiles.mkdirs(out, stack, rel), f"WORKDIR {path}")
 
     def layer(self, stage: _Stage, write: Callable[[Any], object], label: str) -> Layer:
         """A layer written by ``write(out)`` into the store's ``tmp/``, then published."""
@@ -499,11 +522,7 @@ class Builder:
         from minidocker.buildcontext import fetch_url
         from minidocker.buildfiles import Source
 
-        self.store._ensure_layout()
-        if not hasattr(self, "_tmp"):
-            self._tmp = tempfile.TemporaryDirectory(prefix=f"build-{os.getpid()}-",
-                                                    dir=self.store.tmp_dir)
-        where = tempfile.mkdtemp(dir=self._tmp.name)
+        where = tempfile.mkdtemp(dir=self.tmpdir())
         path = fetch_url(url, where, ins.checksum)
         return Source(os.path.basename(path), [("", path, os.lstat(path))], False, (0, 0))
 
@@ -562,22 +581,6 @@ def _fd(stream: TextIO, default: int) -> int:
         return stream.fileno()
     except (OSError, ValueError, AttributeError):
         return default
-
-
-def _mkdirs(out: Any, stack: Stack, rel: str) -> None:
-    from minidocker.diff import LayerWriter
-
-    writer = LayerWriter(out)
-    parts = rel.split("/")
-    now = int(time.time())
-    for i in range(1, len(parts) + 1):
-        here = "/".join(parts[:i])
-        node = stack.lookup(here)
-        if node is None:
-            writer.made(here, None, 0o755, (0, 0), now)
-        else:
-            writer.add(here, node.path, node.st)
-    writer.close()
 
 
 def build(text: str, options: BuildOptions, layout: Layout | None = None,

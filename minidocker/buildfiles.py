@@ -11,9 +11,10 @@ by :class:`minidocker.layers.Stack`) and what to add, so it writes the new layer
    in the image, else it *is* the destination; symlinks in the image's path are followed
    inside the image (never out of it);
 3. **metadata**: files from the context belong to 0:0 (``--chown`` says otherwise), from
-   another stage or an archive they keep their owners; ``--chmod`` sets every mode; missing
-   directories on the way are made (0755); directories already in the image are written with
-   their own metadata, as the diff of a container would show them.
+   another stage or an archive they keep their owners; ``--chmod`` sets every mode (octal)
+   or changes each one (symbolic, ``u+x``: :class:`Chmod`); missing directories on the way
+   are made (0755); directories already in the image are written with their own metadata,
+   as the diff of a container would show them.
 
 The layer is an ordinary OCI layer tar (:class:`minidocker.diff.LayerWriter`).
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
+import time
 
 from minidocker.errors import UsageError
 
@@ -139,7 +141,7 @@ def resolve_in(stack: Stack, rel: str, follow_last: bool = True) -> str:
 
 
 def write_layer(out: BinaryIO, stack: Stack, sources: Iterable[Source], dest: str,
-                workdir: str, *, owner: tuple[int, int] | None, mode: int | None,
+                workdir: str, *, owner: tuple[int, int] | None, mode: Chmod | None,
                 mtime: int, what: str = "COPY") -> int:
     """The layer that copies ``sources`` to ``dest``; its entry count."""
     from minidocker.diff import LayerWriter
@@ -155,13 +157,15 @@ def write_layer(out: BinaryIO, stack: Stack, sources: Iterable[Source], dest: st
     writer = LayerWriter(out)
     emitted: set[str] = set()
 
-    def directory(rel: str, made_owner: tuple[int, int]) -> None:
+    def directory(rel: str, made_owner: tuple[int, int], made_mode: int | None = None) -> None:
         if not rel or rel in emitted:
             return
         directory(posixpath.dirname(rel), (0, 0))
         found = stack.lookup(rel)
         if found is None:
-            writer.made(rel, None, 0o755 if mode is None else mode, made_owner, mtime)
+            if made_mode is None:
+                made_mode = 0o755 if mode is None else mode.made_dir()
+            writer.made(rel, None, made_mode, made_owner, mtime)
         elif found.is_dir:
             writer.add(rel, found.path, found.st)
         else:
@@ -170,11 +174,15 @@ def write_layer(out: BinaryIO, stack: Stack, sources: Iterable[Source], dest: st
 
     for source in sources:
         if source.is_dir:
-            directory(dest_rel, owner or (0, 0))
+            # BuildKit makes the parents of ``dest`` first; ``dest`` itself, unless written
+            # ``dest/``, is the copied directory: --chmod applies to the source's mode
+            made = None if mode is None or dest.endswith("/") else \
+                _mode(source.entries[0][2], mode)
+            directory(dest_rel, owner or (0, 0), made)
             for below, path, st in source.entries[1:]:
                 rel = f"{dest_rel}/{below}" if dest_rel else below
                 writer.add(rel, path, st, owner=owner or source.owner,
-                           mode=None if mode is None else _mode(st, mode))
+                           mode=_mode(st, mode))
                 if stat.S_ISDIR(st.st_mode):
                     emitted.add(rel)
             continue
@@ -187,33 +195,154 @@ def write_layer(out: BinaryIO, stack: Stack, sources: Iterable[Source], dest: st
         if not target:
             raise CopyError(f"{what} failed: cannot copy a file to /")
         if source.data is not None:
-            writer.made(target, source.data, 0o644 if mode is None else mode,
+            writer.made(target, source.data, 0o644 if mode is None else mode.apply(0o644, False),
                         owner or (0, 0), mtime)
         else:
             _, path, st = source.entries[0]
             writer.add(target, path, st, owner=owner or source.owner,
-                       mode=None if mode is None else _mode(st, mode))
+                       mode=_mode(st, mode))
     writer.close()
     return writer.count
 
 
-def _mode(st: os.stat_result, mode: int) -> int | None:
+def _mode(st: os.stat_result, mode: Chmod | None) -> int | None:
     """``--chmod`` applies to files and directories, not to symlinks (their mode is fixed)."""
-    return None if stat.S_ISLNK(st.st_mode) else mode
-
-
-def parse_chmod(text: str | None) -> int | None:
-    """``--chmod=755`` (octal; BuildKit also takes symbolic modes: not here)."""
-    if text is None:
+    if mode is None or stat.S_ISLNK(st.st_mode):
         return None
-    try:
-        value = int(text, 8)
-    except ValueError:
-        raise CopyError(f"invalid chmod parameter {text!r}: an octal mode such as 0755 "
-                        "(symbolic modes are not supported yet)") from None
-    if not 0 <= value <= 0o7777:
-        raise CopyError(f"invalid chmod parameter {text!r}: out of range")
-    return value
+    return mode.apply(stat.S_IMODE(st.st_mode), stat.S_ISDIR(st.st_mode))
+
+
+# chmod(1)'s letters: who (its set-id bit with it), the permissions, a class's rwx position
+_WHO = {"u": 0o4700, "g": 0o2070, "o": 0o0007, "a": 0o6777}
+_PERM = {"r": 0o444, "w": 0o222, "x": 0o111}
+_SHIFT = {"u": 6, "g": 3, "o": 0}
+_BAD_OCTAL = "invalid chmod parameter: '{}'. it should be octal string and between 0 and 07777"
+
+
+class Chmod:
+    """A ``--chmod``: octal (``0755``: every copied file and directory gets that mode), or
+    symbolic as chmod(1) writes it (``u+x``, ``go-w``, ``a=rX``, ``u=rwx,go=u-w``), applied
+    to each file's own mode. BuildKit takes symbolic modes since Dockerfile 1.10 and reads
+    them by BSD's ``setmode(3)`` with a umask of 0:
+
+    - a clause is ``[ugoa]*`` (none: all) then actions, each ``+``, ``-`` or ``=`` and the
+      letters ``rwxXst``, or a class to copy (``g=u``, ``o+g``); clauses are joined by ``,``;
+    - ``X`` is ``x`` if the file is a directory or had an ``x`` bit *before* the mode;
+      ``-X`` is ``-x``; ``s`` and ``t`` are ignored for ``o`` alone;
+    - ``=`` first clears what ``who`` names (the sticky bit only with ``t``).
+
+    The clauses become commands (``-`` bits, ``+`` bits, ``X`` bits, or a copy of a class)
+    that :meth:`apply` runs in order. A directory the copy has to make gets the octal mode,
+    or 0755 with a symbolic one, as BuildKit's copier does.
+    """
+
+    __slots__ = ("text", "octal", "commands")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.octal: int | None = None
+        self.commands: list[tuple[str, int, str]] = []  # (op, bits or who, class copied)
+        if text[:1].isdigit():  # BuildKit: a number is octal, up to 07777, or an error
+            if text.strip("01234567") or int(text, 8) > 0o7777:
+                raise CopyError(_BAD_OCTAL.format(text))
+            self.octal = int(text, 8)
+            return
+        for clause in text.split(","):
+            self._clause(clause)
+
+    def _bad(self) -> CopyError:
+        return CopyError(f"invalid chmod parameter: '{self.text}': invalid syntax (an octal "
+                         "mode, or chmod(1)'s symbolic one: u+x, go-w, a=rX)")
+
+    def _clause(self, clause: str) -> None:
+        rest = clause.lstrip("ugoa")
+        who = 0
+        for letter in clause[:len(clause) - len(rest)]:
+            who |= _WHO[letter]
+        if not rest:
+            raise self._bad()
+        cleared = False  # an "=" clears once, even when a class copy follows
+        while rest:
+            op, rest = rest[0], rest[1:]
+            if op not in "+-=":
+                raise self._bad()
+            cleared = cleared and op != "="
+            letters = rest[:len(rest) - len(rest.lstrip("rwxXstugo"))]
+            rest = rest[len(letters):]
+            cleared = self._action(who, op, letters, cleared)
+
+    def _action(self, who: int, op: str, letters: str, cleared: bool) -> bool:
+        perm = x_if = 0
+        for letter in letters:
+            if letter in _PERM:
+                perm |= _PERM[letter]
+            elif letter == "X":
+                if op == "-":
+                    perm |= 0o111
+                else:
+                    x_if = 0o111
+            elif letter in "st":
+                if who == 0 or who & ~0o007:  # not for "other" alone
+                    perm |= 0o6000 if letter == "s" else 0o1000
+                    who |= 0o1000 if letter == "t" else 0
+            else:  # u, g, o: copy that class's bits
+                if perm:
+                    self._add(op, who, perm)
+                    perm = 0
+                cleared = cleared or op == "="
+                if x_if:
+                    self._add("X", who, x_if)
+                    x_if = 0
+                self.commands.append((op, who, letter))
+        if perm or (op == "=" and not cleared):
+            cleared = cleared or op == "="
+            self._add(op, who, perm)
+        if x_if:
+            self._add("X", who, x_if)
+        return cleared
+
+    def _add(self, op: str, who: int, perm: int) -> None:
+        if op == "=":
+            self.commands.append(("-", who or 0o6777, ""))
+            op = "+"
+        self.commands.append((op, (who & perm) if who else perm, ""))
+
+    def apply(self, mode: int, is_dir: bool) -> int:
+        """The mode that a file (or directory) whose mode is ``mode`` gets."""
+        if self.octal is not None:
+            return self.octal
+        before = mode
+        for op, bits, source in self.commands:
+            if source:
+                mode = _copy_class(mode, op, bits, source)
+            elif op == "-":
+                mode &= ~bits
+            elif op == "+" or before & 0o111 or is_dir:  # X: only if "executable" before
+                mode |= bits
+        return mode & 0o7777
+
+    def made_dir(self) -> int:
+        """The mode of a directory the copy makes on the way to its destination."""
+        return 0o755 if self.octal is None else self.octal
+
+
+def _copy_class(mode: int, op: str, who: int, source: str) -> int:
+    """``g=u``, ``o+g``, ``u-o``: the rwx bits of class ``source`` applied to the classes
+    ``who`` names (all if none)."""
+    value = (mode >> _SHIFT[source]) & 0o7
+    for name, shift in _SHIFT.items():
+        if who and not who & _WHO[name] & 0o777:
+            continue
+        if op == "=":
+            mode &= ~(0o7 << shift)
+        mode = mode & ~(value << shift) if op == "-" else mode | (value << shift)
+    return mode
+
+
+def parse_chmod(text: str | None) -> Chmod | None:
+    """``--chmod=0755`` or ``--chmod=u+x,go-w``: a :class:`Chmod`, or a :class:`CopyError`
+    in BuildKit's words."""
+    return None if text is None else Chmod(text)
 
 
 def parse_chown(text: str | None, stack: Stack) -> tuple[int, int] | None:
@@ -231,3 +360,20 @@ def parse_chown(text: str | None, stack: Stack) -> tuple[int, int] | None:
     found = users.lookup(text, passwd.path if passwd else "/nonexistent",
                          groups.path if groups else "/nonexistent")
     return found.uid, (found.gid if group is not None else found.uid)
+
+
+def mkdirs(out: BinaryIO, stack: Stack, rel: str) -> None:
+    """A layer holding ``rel``'s directories: the image's own where it has them (WORKDIR)."""
+    from minidocker.diff import LayerWriter
+
+    writer = LayerWriter(out)
+    parts = rel.split("/")
+    now = int(time.time())
+    for i in range(1, len(parts) + 1):
+        here = "/".join(parts[:i])
+        node = stack.lookup(here)
+        if node is None:
+            writer.made(here, None, 0o755, (0, 0), now)
+        else:
+            writer.add(here, node.path, node.st)
+    writer.close()

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from minidocker.buildcontext import Context
+    from minidocker.dockerfile import Run
     from minidocker.layers import Stack
     from minidocker.mounts import Mount
 
@@ -385,3 +386,22 @@ def copy_tree(entries: list[tuple[str, str, os.stat_result]], dest: str) -> None
         os.lchown(path, st.st_uid, st.st_gid)
         if not stat.S_ISLNK(mode):
             os.chmod(path, stat.S_IMODE(mode))
+
+
+def script_mounts(ins: Run, tmpdir: Callable[[], str]) -> list[Mount]:
+    """``RUN <<EOF`` whose body starts with ``#!``: that file (0755) mounted read-only at
+    ``/dev/pipes``, on the container's /dev tmpfs: never in a layer (as BuildKit)."""
+    import tempfile
+
+    from minidocker import buildconfig
+    from minidocker.mounts import Mount
+
+    script = buildconfig.heredoc_script(ins)
+    if script is None:
+        return []
+    pipes = tempfile.mkdtemp(dir=tmpdir())
+    os.chmod(pipes, 0o755)  # a RUN as USER nobody goes through it too
+    with open(os.path.join(pipes, script[0]), "x") as f:
+        f.write(script[1])
+    os.chmod(f.name, 0o755)
+    return [Mount(pipes, buildconfig.PIPES, readonly=True)]

@@ -2,9 +2,11 @@
 
 Multi-stage builds and ``--target``, ONBUILD across two builds, the cache (a touched file hits,
 a changed one misses, a rebuild starts no container), ADD's archives and URLs, VOLUME, WORKDIR,
-USER, heredocs, a Dockerfile from STDIN, ``.dockerignore``, and the failures: nothing tagged,
-no container left (the session's leak check covers mounts, cgroups and processes). Every
-image built here passes skopeo and umoci.
+USER, heredocs (a ``#!`` one run by its interpreter), symbolic ``--chmod``, COPY sources that
+use a base stage's ENV, a Dockerfile from STDIN or outside the context (``-f``), RUN's exec
+form, a RUN that deletes (OCI whiteouts), the history's ``empty_layer`` entries,
+``.dockerignore``, and the failures: nothing tagged, no container left (the session's leak
+check covers mounts, cgroups and processes). Every image built here passes skopeo and umoci.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -337,3 +340,139 @@ def test_copy_heredocs(cli: CLI) -> None:
     cli("build", "-t", "heredocs", "-", input=dockerfile, check=True)
     assert run(cli, "heredocs", "cat", "/etc/motd", "/multi/RAW", "/multi/B") == \
         "hello builder\n$WHO\nb\n"  # a quoted delimiter: no expansion
+
+
+# -- the ENV a stage inherits, symbolic --chmod, #! heredocs ----------------------------------
+
+def test_copy_sources_see_the_env_a_stage_inherits(cli: CLI, tmp_path: Path) -> None:
+    """The pre-build check expands COPY sources with the base stage's ENV, as docker build
+    does (it used to refuse this with "stat /x")."""
+    cli("run", "--rm", "--network", "none", "busybox", "true", check=True)  # busybox is here
+    files: dict[str, str | bytes] = {
+        "Dockerfile": "FROM busybox AS base\nENV APPDIR=appdir\nFROM base\nCOPY $APPDIR/x /y\n",
+        "appdir/x": "from appdir\n"}
+    build(cli, write(tmp_path / "ctx", files), "-t", "inherits")
+    assert run(cli, "inherits", "cat", "/y") == "from appdir\n"
+    files["Dockerfile"] = ("FROM busybox AS base\nENV APPDIR=appdir\nRUN touch /ran\n"
+                           "FROM base\nCOPY $APPDIR/nothere /y\n")
+    result = build(cli, write(tmp_path / "bad", files), check=False)
+    assert_one_line_error(result, 125, "Dockerfile:5", "appdir/nothere")
+    assert result.stdout == "" and containers(cli) == []  # refused before the RUN
+
+
+def test_symbolic_chmod(cli: CLI, tmp_path: Path) -> None:
+    ctx = write(tmp_path / "ctx", {"Dockerfile": (
+        "FROM busybox\nCOPY --chmod=u+x,go-w tool /bin/tool\n"
+        "COPY --chmod=a=rX dir /dir\nCOPY --chmod=0640 tool /octal\n"),
+        "tool": "#!/bin/sh\necho tool ran\n", "dir/sub/f": "f\n"})
+    os.chmod(ctx / "tool", 0o666)
+    os.chmod(ctx / "dir" / "sub" / "f", 0o600)
+    build(cli, ctx, "-t", "chmods")
+    assert run(cli, "chmods", "tool") == "tool ran\n"
+    assert run(cli, "chmods", "stat", "-c", "%a %n", "/bin/tool", "/dir", "/dir/sub",
+               "/dir/sub/f", "/octal") == \
+        "744 /bin/tool\n555 /dir\n555 /dir/sub\n444 /dir/sub/f\n640 /octal\n"
+    rootfs = oci_check(cli, "chmods", tmp_path)
+    assert oct((rootfs / "bin" / "tool").stat().st_mode & 0o7777) == "0o744"
+    bad = write(tmp_path / "bad", {"Dockerfile": "FROM busybox\nRUN touch /ran\n"
+                                                 "COPY --chmod=u+q tool /t\n", "tool": "t"})
+    result = build(cli, bad, check=False)
+    assert_one_line_error(result, 125, "Dockerfile:3", "invalid chmod parameter: 'u+q'")
+    assert result.stdout == "" and containers(cli) == []
+
+
+def test_heredoc_with_an_interpreter_runs_as_a_file(cli: CLI, tmp_path: Path) -> None:
+    """BuildKit writes ``RUN <<EOF`` starting with ``#!`` to a file and execs it: ``$0`` is
+    the file, and a non-shell interpreter (busybox's awk) runs it. The file is mounted on
+    /dev (a tmpfs), so no layer has it."""
+    dockerfile = ("FROM busybox\n"
+                  "RUN <<EOF\n#!/bin/sh\necho \"$0\" > /sh-zero\nEOF\n"
+                  "RUN <<-AWK\n\t#!/usr/bin/awk -f\n\tBEGIN { print \"awk ran\" > \"/awk-out\" }\n"
+                  "\tAWK\n"
+                  "RUN <<EOF\necho \"$0\" > /plain-zero\nEOF\n"
+                  "USER nobody\n"
+                  "RUN <<EOF\n#!/bin/sh\nid -un > /tmp/as-nobody\nEOF\n")
+    cli("build", "-t", "shebang", "-", input=dockerfile, check=True)
+    assert run(cli, "shebang", "cat", "/sh-zero", "/awk-out", "/plain-zero",
+               "/tmp/as-nobody") == "/dev/pipes/EOF\nawk ran\n/bin/sh\nnobody\n"
+    rootfs = oci_check(cli, "shebang", tmp_path)
+    assert not (rootfs / "dev" / "pipes").exists()
+    history = image_config(cli, "shebang")["history"]
+    assert history[-4]["created_by"] == "/bin/sh -c /dev/pipes/AWK"
+    assert os.listdir(cli.root / "tmp") == []  # the script's dir is gone
+
+
+# -- -f, RUN's exec form, deletions, history --------------------------------------------------
+
+def image_config(cli: CLI, ref: str) -> dict[str, Any]:
+    return json.loads(blob(cli, manifest(cli, ref)["config"]["digest"]))
+
+
+def manifest(cli: CLI, ref: str) -> dict[str, Any]:
+    index = json.loads((cli.root / "images" / "index.json").read_text())
+    ref = ref if ":" in ref else f"{ref}:latest"
+    entry = next(m for m in index["manifests"]
+                 if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref)
+    return json.loads(blob(cli, entry["digest"]))
+
+
+def blob(cli: CLI, digest: str) -> bytes:
+    return (cli.root / "images" / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+
+
+def test_dockerfile_outside_the_context_and_from_stdin_with_one(cli: CLI,
+                                                                 tmp_path: Path) -> None:
+    ctx = write(tmp_path / "ctx", {"data.txt": "in the context\n"})
+    outside = write(tmp_path / "elsewhere", {"build.Dockerfile": (
+        "FROM busybox\nCOPY data.txt /data.txt\nCOPY . /ctx/\n")}) / "build.Dockerfile"
+    build(cli, ctx, "-f", str(outside), "-t", "outside")
+    assert run(cli, "outside", "cat", "/data.txt") == "in the context\n"
+    assert run(cli, "outside", "ls", "-A", "/ctx") == "data.txt\n"  # no Dockerfile in it
+    cli("build", "-f", "-", "-t", "stdin-ctx", str(ctx), input="FROM busybox\nCOPY data.txt /d\n",
+        check=True)
+    assert run(cli, "stdin-ctx", "cat", "/d") == "in the context\n"
+    missing = build(cli, ctx, "-f", str(tmp_path / "nothere"), check=False)
+    assert_one_line_error(missing, 125, "cannot read Dockerfile", "nothere")
+
+
+def test_run_exec_form(cli: CLI, tmp_path: Path) -> None:
+    """The exec form runs its argv as it is: no shell splits or expands it."""
+    dockerfile = ('FROM busybox\nENV WHO=builder\nRUN ["/bin/mkdir", "/two words"]\n'
+                  'RUN ["/bin/sh", "-c", "echo \\"$0 $WHO\\" > \'/two words/f\'", "$WHO"]\n')
+    cli("build", "-t", "execform", "-", input=dockerfile, check=True)
+    assert run(cli, "execform", "cat", "/two words/f") == "$WHO builder\n"
+    history = image_config(cli, "execform")["history"]
+    assert history[-2]["created_by"] == "/bin/mkdir /two words"
+    assert (oci_check(cli, "execform", tmp_path) / "two words" / "f").exists()
+
+
+def test_run_that_deletes_writes_whiteouts(cli: CLI, tmp_path: Path) -> None:
+    cli("build", "-t", "deleted", "-", input="FROM busybox\nRUN rm /etc/group && rm -r /home\n",
+        check=True)
+    last = manifest(cli, "deleted")["layers"][-1]["digest"]
+    with tarfile.open(fileobj=io.BytesIO(blob(cli, last))) as tar:
+        names = sorted(m.name.rstrip("/") for m in tar.getmembers())
+    assert names == [".wh.home", "etc", "etc/.wh.group"]
+    assert run(cli, "deleted", "sh", "-c", "ls /etc/group /home 2>&1; echo $?") == \
+        "ls: /etc/group: No such file or directory\nls: /home: No such file or directory\n1\n"
+    rootfs = oci_check(cli, "deleted", tmp_path)
+    assert (rootfs / "etc" / "passwd").exists()
+    assert not (rootfs / "etc" / "group").exists() and not (rootfs / "home").exists()
+
+
+def test_history_marks_config_only_steps_empty(cli: CLI, tmp_path: Path) -> None:
+    dockerfile = ("FROM busybox\nENV A=1\nLABEL l=v\nRUN touch /f\nEXPOSE 80\nWORKDIR /tmp\n"
+                  "WORKDIR /made\nCOPY <<EOF /made/g\ng\nEOF\nCMD [\"sh\"]\nUSER nobody\n")
+    cli("build", "-t", "hist", "-", input=dockerfile, check=True)
+    config = image_config(cli, "hist")
+    base = len(image_config(cli, "busybox")["history"])
+    steps = [(h["created_by"].split("#(nop) ")[-1].strip(), h.get("empty_layer", False))
+             for h in config["history"][base:]]
+    assert steps == [("ENV A=1", True), ("LABEL l=v", True), ("/bin/sh -c touch /f", False),
+                     ("EXPOSE 80", True), ("WORKDIR /tmp", True), ("WORKDIR /made", False),
+                     (steps[6][0], False), ('CMD ["sh"]', True), ("USER nobody", True)]
+    assert steps[6][0].startswith("COPY multi:")
+    # one layer per step that changed files, in order: the image-spec's rule
+    assert len(config["rootfs"]["diff_ids"]) == \
+        len([h for h in config["history"] if not h.get("empty_layer")])
+    oci_check(cli, "hist", tmp_path)

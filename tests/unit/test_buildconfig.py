@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,26 @@ def test_run_argv_and_heredocs() -> None:
     # with a command, the shell gets the line and its heredoc as written
     assert buildconfig.run_argv(run_of("RUN cat <<A > /f\nx\nA\n"), {}) == [
         "/bin/sh", "-c", "cat <<A > /f\nx\nA"]
+    assert buildconfig.heredoc_script(run_of("RUN <<EOF\necho a\nEOF\n")) is None
+
+
+def test_heredoc_scripts_with_an_interpreter() -> None:
+    """BuildKit: ``RUN <<EOF`` alone whose body starts with ``#!`` is written to a file
+    and run as a program (its ``#!`` line picks the interpreter), under SHELL still."""
+    ins = run_of("RUN <<EOF\n#!/bin/awk -f\nBEGIN { print 1 }\nEOF\n")
+    assert buildconfig.heredoc_script(ins) == ("EOF", "#!/bin/awk -f\nBEGIN { print 1 }\n")
+    assert buildconfig.run_argv(ins, {}) == ["/bin/sh", "-c", "/dev/pipes/EOF"]
+    assert buildconfig.run_argv(ins, {"Shell": ["/bin/ash", "-eo", "pipefail", "-c"]}) == [
+        "/bin/ash", "-eo", "pipefail", "-c", "/dev/pipes/EOF"]
+    assert buildconfig.created_by(ins, {}) == "/bin/sh -c /dev/pipes/EOF"
+    # <<- strips the tabs first; a quoted name is the same file name
+    chomped = run_of("RUN <<-'SCRIPT'\n\t#!/bin/sh\n\techo $0\nSCRIPT\n")
+    assert buildconfig.heredoc_script(chomped) == ("SCRIPT", "#!/bin/sh\necho $0\n")
+    # not alone, not first, or not at the very start: the shell runs it as before
+    for text in ("RUN cat <<EOF\n#!/bin/sh\nEOF\n", "RUN <<A <<B\n#!/bin/sh\nA\nb\nB\n",
+                 "RUN <<EOF\n #!/bin/sh\nEOF\n", "RUN <<EOF\necho '#!'\nEOF\n"):
+        assert buildconfig.heredoc_script(run_of(text)) is None, text
+        assert buildconfig.run_argv(run_of(text), {})[-1] != "/dev/pipes/EOF"
 
 
 def test_cache_keys() -> None:
@@ -190,8 +211,24 @@ def test_copy_follows_the_images_symlinks(trees: tuple[Path, Path]) -> None:
 
 
 def test_copy_chown_chmod(trees: tuple[Path, Path]) -> None:
-    got = layer_of(*trees, ["dir"], "/dst", owner=(7, 8), mode=0o700)
+    got = layer_of(*trees, ["dir"], "/dst", owner=(7, 8), mode=buildfiles.Chmod("700"))
     assert all((m.uid, m.gid, m.mode) == (7, 8, 0o700) for m in got.values())
+
+
+def test_copy_symbolic_chmod(trees: tuple[Path, Path]) -> None:
+    """A symbolic --chmod changes each file's own mode; directories the copy makes on the
+    way get 0755, the copied directory itself its own mode changed (BuildKit's copier)."""
+    image, context = trees
+    os.chmod(context / "dir", 0o750)
+    os.chmod(context / "dir" / "sub" / "f", 0o600)
+    got = layer_of(image, context, ["dir"], "/made/dst", mode=buildfiles.Chmod("go+rX"))
+    assert {name: oct(m.mode) for name, m in got.items()} == {
+        "made": "0o755", "made/dst": "0o755", "made/dst/sub": "0o755",
+        "made/dst/sub/f": "0o644"}
+    got = layer_of(image, context, ["dir"], "/dst/", mode=buildfiles.Chmod("u-w"))
+    assert got["dst"].mode == 0o755 and got["dst/sub/f"].mode == 0o400  # dst/: made first
+    got = layer_of(image, context, ["one.txt", "two.txt"], "/d/", mode=buildfiles.Chmod("a+x"))
+    assert (got["d/one.txt"].mode, got["d/two.txt"].mode) == (0o751, 0o755)  # 640, 644 before
 
 
 def test_several_sources_need_a_directory(trees: tuple[Path, Path]) -> None:
@@ -211,6 +248,61 @@ def test_chmod_and_chown_parsing(trees: tuple[Path, Path]) -> None:
     assert buildfiles.parse_chown("5", stack) == (5, 5)
     with pytest.raises(UsageError):
         buildfiles.parse_chown("nobody", stack)
-    assert buildfiles.parse_chmod("0755") == 0o755
-    with pytest.raises(buildfiles.CopyError):
-        buildfiles.parse_chmod("u+x")
+    chmod = buildfiles.parse_chmod("0755")
+    assert chmod is not None and chmod.apply(0o600, False) == 0o755 and chmod.made_dir() == 0o755
+    assert buildfiles.parse_chmod(None) is None
+
+
+# (mode, before, is a directory, after): BSD setmode(3) with umask 0, as BuildKit applies it.
+# Where GNU chmod differs, the comment says how: X looks at the mode *before* the whole
+# --chmod, "=" keeps the sticky bit unless it names t, "o+t" and "o+s" do nothing.
+SYMBOLIC = [
+    ("u+x", 0o644, False, 0o744),
+    ("go-w", 0o666, False, 0o644),
+    ("a=rX", 0o644, False, 0o444),
+    ("a=rX", 0o700, False, 0o555),
+    ("a=rX", 0o600, True, 0o555),  # a directory always gets X
+    ("=rw,+X", 0o755, False, 0o777),  # GNU: 0666 (its X sees the "=rw" before it)
+    ("+X", 0o644, False, 0o644),
+    ("-X", 0o755, False, 0o644),  # -X is -x
+    ("u=rwx,go=rx", 0o4600, False, 0o755),  # u= clears the setuid bit too
+    ("u=rwx,go=u-w", 0o600, False, 0o755),
+    ("go=", 0o777, False, 0o700),
+    ("g=u", 0o640, False, 0o660),
+    ("o+g", 0o650, False, 0o655),
+    ("u-o", 0o777, False, 0o077),
+    ("g=u", 0o2750, False, 0o2770),  # GNU: 0770 (a class copy leaves set-id bits alone)
+    ("ug+s", 0o755, False, 0o6755),
+    ("o+s", 0o755, False, 0o755),
+    ("o+t", 0o755, False, 0o755),  # GNU: 1755
+    ("+t", 0o755, False, 0o1755),
+    ("a=", 0o1777, False, 0o1000),  # GNU: 0 ("=" keeps the sticky bit here)
+    ("a=t", 0o1777, False, 0o1000),
+    ("u+x-w", 0o644, False, 0o544),
+    ("u=r,g=w,o=x", 0o777, False, 0o421),
+    ("u+rw,g-w,o=", 0o666, False, 0o640),
+    ("g-s", 0o2755, False, 0o755),
+    ("+", 0o640, False, 0o640),
+]
+
+
+@pytest.mark.parametrize(("text", "before", "is_dir", "after"), SYMBOLIC,
+                         ids=[f"{t}-{b:o}{'d' if d else ''}" for t, b, d, _ in SYMBOLIC])
+def test_symbolic_chmod(text: str, before: int, is_dir: bool, after: int) -> None:
+    chmod = buildfiles.parse_chmod(text)
+    assert chmod is not None and chmod.made_dir() == 0o755
+    assert oct(chmod.apply(before, is_dir)) == oct(after)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("", "invalid syntax"), ("u", "invalid syntax"), ("u+q", "invalid syntax"),
+    ("u+x,", "invalid syntax"), (",u+x", "invalid syntax"), ("z+x", "invalid syntax"),
+    ("u+x,755", "invalid syntax"), ("a+r w", "invalid syntax"),
+    ("9", "it should be octal string and between 0 and 07777"),
+    ("10000", "between 0 and 07777"), ("0o755", "between 0 and 07777"),
+    ("755a", "between 0 and 07777"), ("7_55", "between 0 and 07777"),
+])
+def test_bad_chmod_is_refused(text: str, words: str) -> None:
+    expected = re.escape(f"invalid chmod parameter: '{text}'") + ".*" + words
+    with pytest.raises(buildfiles.CopyError, match=expected):
+        buildfiles.parse_chmod(text)
