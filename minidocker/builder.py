@@ -374,7 +374,9 @@ class Builder:
                                   process=Process(args=argv, entrypoint="",
                                                   env=[f"{k}={v}" for k, v in args.items()]),
                                   network=NetworkConfig(name=network), mounts=[
-                                      *taken.mounts, *buildmounts.script_mounts(ins, self.tmpdir)])
+                                      *taken.mounts, *buildmounts.script_mounts(
+                                          buildconfig.heredoc_script(ins), buildconfig.PIPES,
+                                          self.tmpdir)])
             try:
                 code = engine.run(cfg, self.layout, cid=cid, stdio=stdio, say=self.warn)
                 if code != 0:

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from minidocker.buildcontext import Context
-    from minidocker.dockerfile import Run
     from minidocker.layers import Stack
     from minidocker.mounts import Mount
 
@@ -388,15 +387,15 @@ def copy_tree(entries: list[tuple[str, str, os.stat_result]], dest: str) -> None
             os.chmod(path, stat.S_IMODE(mode))
 
 
-def script_mounts(ins: Run, tmpdir: Callable[[], str]) -> list[Mount]:
-    """``RUN <<EOF`` whose body starts with ``#!``: that file (0755) mounted read-only at
-    ``/dev/pipes``, on the container's /dev tmpfs: never in a layer (as BuildKit)."""
+def script_mounts(script: tuple[str, str] | None, target: str,
+                  tmpdir: Callable[[], str]) -> list[Mount]:
+    """``RUN <<EOF`` whose body starts with ``#!`` (``script``: its name and text): that file
+    (0755) in a directory mounted read-only at ``target`` (``/dev/pipes``, on the container's
+    /dev tmpfs): never in a layer, as BuildKit does."""
     import tempfile
 
-    from minidocker import buildconfig
     from minidocker.mounts import Mount
 
-    script = buildconfig.heredoc_script(ins)
     if script is None:
         return []
     pipes = tempfile.mkdtemp(dir=tmpdir())
@@ -404,4 +403,4 @@ def script_mounts(ins: Run, tmpdir: Callable[[], str]) -> list[Mount]:
     with open(os.path.join(pipes, script[0]), "x") as f:
         f.write(script[1])
     os.chmod(f.name, 0o755)
-    return [Mount(pipes, buildconfig.PIPES, readonly=True)]
+    return [Mount(pipes, target, readonly=True)]
