@@ -165,6 +165,8 @@ def use_volumes(s: Start) -> None:
         mounts.Mount(r["source"], r["target"], type="bind",
                      create_source=bool(r.get("create_source")))
         for r in records if r["type"] == "bind" and not r.get("name")])
+    mounts.check_propagation([(r["source"], r.get("propagation") or "") for r in records
+                              if r["type"] == "bind" and not r.get("name")])
     root = _root(s.cdir)
     for r in records:
         name = r.get("name")

@@ -175,7 +175,7 @@ def mount_rootfs(c: Child) -> None:
         ocicontainer.mount_rootfs(c.spec.oci, c.merged, c.cgroup, c.sources)
         return
     trace.step("rootfs", "overlay, kernel filesystems, pivot_root")
-    rootfs.make_mounts_private()
+    rootfs.set_root_propagation(root_propagation(c), c.merged)
     from minidocker import graphdriver
 
     if security.attach_userns_rootfs(c.spec, c.merged, c.channel.rootfs):
@@ -256,7 +256,13 @@ def pivot(c: Child) -> None:
             wait_for_host(c.channel, "hooks")
         c.hook_state = ocicontainer.create_container_hooks(c.spec.oci)
         c.fifo = ocicontainer.open_fifo(c.cdir)
-    rootfs.pivot_into(c.merged)
+    rootfs.pivot_into(c.merged, peers=root_propagation(c) != "rprivate")
+
+
+def root_propagation(c: Child) -> str:
+    """``/``'s propagation in the container's mount namespace, by its binds' (see rootfs)."""
+    return rootfs.root_propagation(m.get("propagation") or "" for m in c.spec.mounts
+                                   if m["type"] == "bind")
 
 
 def mask_paths(c: Child) -> None:

@@ -413,6 +413,27 @@ def plan(mounts: Sequence[Mount], volume_paths: Mapping[str, str]) -> list[Mount
     return sorted(planned, key=lambda p: p.target.rstrip("/").count("/"))
 
 
+def check_propagation(binds: Sequence[tuple[str, str]]) -> None:
+    """Docker's rule for ``(source, propagation)`` pairs, on the host at start: a bind that
+    asks for shared propagation needs a source on a shared mount, slave a shared or slave one
+    (else there is no peer group to take part in); one line if not."""
+    asked = [(source, p.removeprefix("r")) for source, p in binds
+             if p.removeprefix("r") in ("shared", "slave")]
+    if not asked:
+        return
+    from minidocker import mountinfo
+
+    with open("/proc/self/mountinfo") as f:
+        table = mountinfo.parse_mountinfo(f.read())
+    for source, kind in asked:
+        entry = mountinfo.mount_containing(os.path.realpath(source), table)
+        has = mountinfo.propagation(entry) if entry else "private"
+        if kind not in has and "shared" not in has:
+            wanted = "a shared mount" if kind == "shared" else "a shared or slave mount"
+            where = entry.mount_point if entry else "/"
+            raise UsageError(f"path {source} is mounted on {where} but it is not {wanted}")
+
+
 def prepare_bind_sources(mounts: Sequence[Mount]) -> None:
     """On the host, before the child: make the missing sources ``-v`` asked for (directories,
     as Docker makes them); a ``--mount`` source that vanished since ``create`` is refused."""

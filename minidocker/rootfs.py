@@ -39,6 +39,10 @@ from minidocker import syscalls, trace
 from minidocker.errors import RootfsError
 from minidocker.syscalls import MNT, MS
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 _NOSUID_NODEV_NOEXEC = MS.NOSUID | MS.NODEV | MS.NOEXEC
 
 # (target, fstype, source, flags, data) -- mounted in this order, over the new root.
@@ -169,6 +173,36 @@ def make_mounts_private() -> None:
     syscalls.mount(None, "/", None, MS.REC | MS.PRIVATE)
 
 
+ROOT_PROPAGATION = {"rprivate": MS.REC | MS.PRIVATE, "rslave": MS.REC | MS.SLAVE,
+                    "rshared": MS.REC | MS.SHARED}
+
+
+def root_propagation(binds: Iterable[str]) -> str:
+    """What ``/`` of the container's mount namespace gets, from its binds' propagations (as
+    Docker sets runc's ``rootfsPropagation``): ``rshared`` if one asks for shared propagation,
+    ``rslave`` if one asks for slave, else ``rprivate``. A bind can only share its source's
+    peer group if the namespace's copy of the source still belongs to it."""
+    kinds = {p.removeprefix("r") for p in binds}
+    return "rshared" if "shared" in kinds else "rslave" if "slave" in kinds else "rprivate"
+
+
+def set_root_propagation(propagation: str, rootfs: str) -> None:
+    """:func:`make_mounts_private`, unless a bind needs the host's peer groups kept. Then the
+    mount holding ``rootfs`` becomes a slave (runc's ``rootfsParentMountPrivate``): what we
+    mount under it (the overlay, /proc...) does not reach the host, and pivot_root(2), which
+    refuses a shared parent, accepts it."""
+    if propagation == "rprivate":
+        make_mounts_private()
+        return
+    from minidocker import mountinfo
+
+    syscalls.mount(None, "/", None, ROOT_PROPAGATION[propagation])
+    with open("/proc/self/mountinfo") as f:
+        parent = mountinfo.mount_containing(os.path.realpath(rootfs),
+                                            mountinfo.parse_mountinfo(f.read()))
+    syscalls.mount(None, parent.mount_point if parent else "/", None, MS.SLAVE)
+
+
 def _mkdirs(path: str) -> None:
     os.makedirs(path, mode=0o755, exist_ok=True)
 
@@ -227,8 +261,11 @@ def bind_files(root: str, files: list[tuple[str, str]]) -> None:
         syscalls.mount(source, where, None, MS.BIND)
 
 
-def pivot_into(root: str) -> None:
-    """Make ``root`` (a mount point) this namespace's ``/``, and detach the old root."""
+def pivot_into(root: str, peers: bool = False) -> None:
+    """Make ``root`` (a mount point) this namespace's ``/``, and detach the old root.
+    ``peers``: the old root's mounts may still share peer groups with the host's (a shared or
+    slave bind asked for them, :func:`set_root_propagation`)."""
+    old = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if peers else -1
     syscalls.chdir(root)
     try:
         # new_root and put_old may be the same directory: the old root is then stacked on top
@@ -241,6 +278,12 @@ def pivot_into(root: str) -> None:
                 "(mount --make-rprivate /), as make_mounts_private() does"
             ) from exc
         raise
+    if peers:  # from the old root's own directory, "." is its mount (not the new root's):
+        try:   # as slaves, its mounts unmount here alone, never the host's (as runc does)
+            syscalls.fchdir(old)
+            syscalls.mount(None, ".", None, MS.REC | MS.SLAVE)
+        finally:
+            os.close(old)
     syscalls.umount2(".", MNT.DETACH)
     syscalls.chdir("/")
 

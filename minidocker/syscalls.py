@@ -251,6 +251,10 @@ def chdir(path: str) -> None:
     _timed_os("chdir", [_q(path)], os.chdir, path)
 
 
+def fchdir(fd: int) -> None:
+    _timed_os("fchdir", [str(fd)], os.fchdir, fd)
+
+
 def setgroups(groups: list[int]) -> None:
     _timed_os("setgroups", [str(len(groups)), str(groups)], os.setgroups, groups)
 

@@ -36,19 +36,72 @@ def _peer_group(entry_optional: tuple[str, ...] | list[str]) -> str:
     return tags[0]
 
 
-def test_rshared_on_a_shared_source_is_shared_inside(cli: CLI, shared_source: Path) -> None:
+def _host_mounts_under(where: Path) -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {e.mount_point for e in mountinfo.parse_mountinfo(f.read())
+                if e.mount_point.startswith(f"{where}/")}
+
+
+@pytest.mark.parametrize("mode", ["rshared", "rslave", "rprivate"])
+def test_bind_propagation_crosses_as_asked(cli: CLI, shared_source: Path, state_root: Path,
+                                           mode: str, request: pytest.FixtureRequest) -> None:
+    """The kernel's propagation, both ways, for a bind of a shared host mount: a mount the
+    host makes under the source shows in the container unless rprivate; one the container
+    makes shows on the host only with rshared (and the bind is in the host's peer group).
+    The container's own mounts (overlay, /proc...) never reach the host."""
     with open("/proc/self/mountinfo") as f:
         host = [e for e in mountinfo.parse_mountinfo(f.read())
                 if e.mount_point == str(shared_source)]
-    assert len(host) == 1 and _peer_group(host[0].optional)  # the source is shared
-    out = run(cli, "-v", f"{shared_source}:/x:rshared", "-v", f"{shared_source}:/p",
-              "busybox", "cat", "/proc/self/mountinfo")
-    fields = mountinfo_line(out, "/x")
-    assert _peer_group(fields[6:fields.index("-")])  # the shared: tag, as asked
-    # (Its peer group is a new one, not the host's: the child made every mount private
-    # before binding, where Docker would make the root rshared first. Not asserted here.)
-    private = mountinfo_line(out, "/p")  # the default, rprivate: no tag at all
-    assert private[6] == "-"
+    group = _peer_group(host[0].optional)
+    # The state root on a shared mount too (systemd makes / shared; this host's / may not be):
+    # the container's overlay and /proc would show on the host if the child let them.
+    subprocess.run(["mount", "--bind", str(state_root), str(state_root)], check=True)
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(state_root)], check=True))
+    subprocess.run(["mount", "--make-shared", str(state_root)], check=True)
+    (shared_source / "from-host").mkdir()
+    (shared_source / "from-container").mkdir()
+    started = cli("run", "-d", "--privileged", "--name", f"prop-{mode}",
+                  "-v", f"{shared_source}:/x:{mode}", "busybox", "sleep", "60")
+    assert started.returncode == 0, started.stderr
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "host-made", str(shared_source / "from-host")],
+                       check=True)
+        inside = cli("exec", f"prop-{mode}", "cat", "/proc/self/mountinfo").stdout
+        made = cli("exec", f"prop-{mode}", "mount", "-t", "tmpfs", "ctr-made",
+                   "/x/from-container")
+        assert made.returncode == 0, made.stderr
+        on_host = _host_mounts_under(shared_source)
+        assert _host_mounts_under(state_root) == set(), "the container's mounts reached the host"
+    finally:
+        assert cli("rm", "-f", f"prop-{mode}").returncode == 0
+    bind = mountinfo_line(inside, "/x")
+    tags = bind[6:bind.index("-")]
+    if mode == "rshared":
+        assert f"{group}" in tags, (group, tags)  # the host's own peer group
+    elif mode == "rslave":
+        assert f"master:{group.split(':')[1]}" in tags, (group, tags)
+    else:
+        assert tags == [], tags
+    seen_inside = any(line.split()[4:5] == ["/x/from-host"] for line in inside.splitlines())
+    assert seen_inside == (mode != "rprivate"), inside
+    assert (str(shared_source / "from-container") in on_host) == (mode == "rshared"), on_host
+
+
+def test_shared_propagation_needs_a_shared_source(cli: CLI, tmp_path: Path) -> None:
+    """Docker's rule: nothing to share with a private source; one line, nothing made."""
+    with open("/proc/self/mountinfo") as f:
+        entry = mountinfo.mount_containing(str(tmp_path),
+                                           mountinfo.parse_mountinfo(f.read()))
+    if entry is not None and mountinfo.propagation(entry) != "private":
+        pytest.skip(f"{tmp_path} is on a {mountinfo.propagation(entry)} mount here: "
+                    "no private source to refuse")
+    for mode, wanted in (("rshared", "a shared mount"), ("slave", "a shared or slave mount")):
+        result = cli("run", "--rm", "-v", f"{tmp_path}:/x:{mode}", "busybox", "true")
+        assert result.returncode == 125, result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"minidocker: path {tmp_path} is mounted on {entry.mount_point if entry else '/'} "
+            f"but it is not {wanted}"], result.stderr
+    assert cli("ps", "-aq").stdout == ""
 
 
 def test_mount_volume_readonly_nocopy(cli: CLI, state_root: Path) -> None:

@@ -233,3 +233,14 @@ def test_run_flags_become_mounts(tmp_path: Path) -> None:
     assert cfg.read_only and cfg.process.args == ["ls", "-v"]  # -v after the image is ls's
     plain = cli.config_from_flags(flags.parse(cli._run_flags(), ["busybox"], "run"), {}, "/")
     assert plain.mounts == [] and not plain.read_only
+
+
+@pytest.mark.parametrize(("binds", "root"), [
+    ([], "rprivate"), (["rprivate", "private"], "rprivate"), (["rslave"], "rslave"),
+    (["slave", "rprivate"], "rslave"), (["rslave", "shared"], "rshared"), (["rshared"], "rshared"),
+])
+def test_the_roots_propagation_follows_the_binds(binds: list[str], root: str) -> None:
+    """Docker's rule for runc's rootfsPropagation: shared wins, then slave."""
+    from minidocker import rootfs
+
+    assert rootfs.root_propagation(binds) == root
