@@ -171,3 +171,49 @@ def test_the_check_finds_state_that_was_removed():
     layout = references(state[child]["state"]["layout"])[0]
     del state[layout]
     assert missing_widget_models(partial) == [layout]
+
+
+def fallback_disagreements(nb: dict[str, Any]) -> list[str]:
+    """Numbers (a slider's ``value``, a dropdown's ``index``) on which a displayed widget's
+    text fallback and its saved state differ: the state is the widget when it was saved, the
+    fallback its repr when it was displayed, so a cell that moves a widget after displaying it
+    saves two different pictures of it."""
+    saved = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    found = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
+            data = out.get("data", {})
+            if WIDGET_VIEW not in data:
+                continue
+            text = "".join(data.get("text/plain", ""))
+            todo, seen = [data[WIDGET_VIEW]["model_id"]], set()
+            while todo:
+                model = todo.pop()
+                if model in seen or model not in saved:
+                    continue
+                seen.add(model)
+                state = saved[model].get("state", {})
+                todo.extend(references(state))
+                name = saved[model].get("model_name", "").removesuffix("Model")
+                at = text.find(f"{name}(")
+                for key in ("value", "index"):
+                    number = state.get(key)
+                    if at < 0 or not isinstance(number, int) or isinstance(number, bool):
+                        continue
+                    shown = re.search(rf"\b{key}=(-?\d+)\b", text[at:])
+                    if shown and int(shown.group(1)) != number:
+                        found.append(f"{name}.{key}: text {shown.group(1)}, state {number}")
+    return found
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_a_widgets_text_fallback_agrees_with_its_saved_state(lesson: Path):
+    assert fallback_disagreements(load(lesson)) == []
+
+
+def test_a_slider_moved_after_display_is_caught():
+    nb = load(NOTEBOOKS / "02_cgroups.ipynb")
+    state = nb["metadata"]["widgets"][WIDGET_STATE]["state"]
+    slider = next(m for m in state.values() if m["model_name"] == "IntSliderModel")
+    slider["state"]["value"] += 8
+    assert len(fallback_disagreements(nb)) == 1
