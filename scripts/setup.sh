@@ -174,7 +174,7 @@ write_launcher "$LINK" minidocker.cli
 write_launcher "$RUNTIME_LINK" minidocker.ociruntime
 
 if [[ ${SETUP_SKIP_DEMO:-0} == 1 ]]; then
-    say "ready (demo skipped)"
+    say "ready (demo skipped): open the lessons with 'sudo minidocker lab' (it prints the URL)"
     exit 0
 fi
 
@@ -187,4 +187,4 @@ fi
 say "minidocker run --rm busybox echo hello"
 "$LINK" run --rm busybox echo hello
 
-say "ready: try 'minidocker run -it busybox sh' (as root), or open the notebooks in notebooks/"
+say "ready: try 'minidocker run -it busybox sh' (as root); open the lessons with 'sudo minidocker lab' (it prints the URL)"

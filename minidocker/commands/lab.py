@@ -11,6 +11,13 @@ and handed over through ``JUPYTER_TOKEN_FILE``, never on the command line, where
 show it to every user. The same token survives restarts of the service, so the URL that
 ``minidocker lab url`` prints stays valid.
 
+The lessons as shipped are *trusted* before the server starts (signed with this user's Jupyter
+notebook secret, as ``jupyter trust`` does): JupyterLab renders an untrusted notebook's saved
+widgets as their text fallback (``VBox(children=...)``), because a widget's renderer is not
+"safe", so without it a lesson opened without running it shows no widget. Only the repository's
+own lessons are signed, by their content: a copy with the same bytes is trusted too, a notebook
+from elsewhere in ``--notebook-dir`` is not.
+
 ``minidocker lab reset`` (or ``--reset``) removes what lessons made and did not clean up -- a
 kernel killed mid-lesson never runs its clean-up cell. Every lesson keeps its containers,
 images, volumes and networks in a state root of its own, a temporary directory
@@ -83,6 +90,7 @@ def cmd_lab(argv: list[str]) -> int:
         print(" ".join(argv_lab))
         return 0
     _require_jupyterlab()
+    trust_lessons(lesson_files())
     token = ensure_token(token_file)
     if not loopback:
         print(f"minidocker lab: warning: listening on {args.ip}, not only on this machine: "
@@ -116,6 +124,39 @@ def default_notebook_dir() -> str:
     """``notebooks/`` beside the package, in the repository ``setup.sh`` installed from."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return os.path.join(os.path.dirname(package), "notebooks")
+
+
+def lesson_files() -> list[str]:
+    """The repository's lessons, as shipped."""
+    lessons = default_notebook_dir()
+    return sorted(os.path.join(lessons, name) for name in os.listdir(lessons)
+                  if name.endswith(".ipynb")) if os.path.isdir(lessons) else []
+
+
+# Signs in the server's own interpreter and environment (the launcher runs with -I -S, without
+# the venv's site-packages), so the signatures land in the notary database the server reads.
+_TRUST = """
+import sys
+import nbformat
+from nbformat.sign import NotebookNotary
+notary = NotebookNotary()
+for path in sys.argv[1:]:
+    notary.sign(nbformat.read(path, as_version=4))
+"""
+
+
+def trust_lessons(paths: list[str]) -> None:
+    """Sign ``paths`` as trusted, as ``jupyter trust`` does, so their saved widgets render."""
+    import subprocess
+
+    if not paths:
+        return
+    done = subprocess.run([sys.executable, "-c", _TRUST, *paths], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit {done.returncode}"]
+        print(f"minidocker lab: warning: could not mark the lessons trusted ({lines[-1]}): "
+              "their saved widgets show as text until each lesson runs", file=sys.stderr)
 
 
 def default_token_file() -> str:

@@ -3,9 +3,12 @@
 # Exercise 05b.1
 import requests
 
-current = requests.head(f"http://{DOMAIN}/v2/lesson/busybox/manifests/1",
-                        headers={"Accept": client.ACCEPT}, timeout=10
-                        ).headers["Docker-Content-Digest"]
+
+def tag_digest(tag):
+    answer = requests.head(f"http://{DOMAIN}/v2/lesson/busybox/manifests/{tag}",
+                           headers={"Accept": client.ACCEPT}, timeout=10)
+    answer.raise_for_status()
+    return answer.headers["Docker-Content-Digest"]
 
 # Exercise 05b.2
 import requests

@@ -78,14 +78,15 @@ def lab_env(home: Path) -> dict[str, str]:
     return env
 
 
-def start_lab(home: Path, notebooks: Path, timeout: float = 90) -> RunningLab:
-    """``minidocker lab`` on a free port, waited for until /api/status answers 200."""
+def start_lab(home: Path, notebooks: Path | None, timeout: float = 90) -> RunningLab:
+    """``minidocker lab`` on a free port, waited for until /api/status answers 200; on the
+    repository's own lessons (its default) when ``notebooks`` is None."""
     port = free_port()
     log = home / "lab.log"
+    where = [] if notebooks is None else ["--notebook-dir", str(notebooks)]
     with log.open("w") as out:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "minidocker", "lab", "--port", str(port),
-             "--notebook-dir", str(notebooks)],
+            [sys.executable, "-m", "minidocker", "lab", "--port", str(port), *where],
             env=lab_env(home), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             text=True)
     token_file = home / ".config/minidocker/lab-token"
@@ -95,7 +96,8 @@ def start_lab(home: Path, notebooks: Path, timeout: float = 90) -> RunningLab:
         if popen.poll() is not None:
             raise AssertionError(f"minidocker lab exited {popen.returncode}: {log.read_text()}")
         if token_file.exists() and running is None:
-            running = RunningLab(popen, port, token_file.read_text(), home, notebooks, log)
+            running = RunningLab(popen, port, token_file.read_text(), home,
+                                 notebooks or NOTEBOOKS, log)
         if running is not None:
             try:
                 status, _ = running.api("/api/status")

@@ -36,6 +36,11 @@ def test_post_build_installs_the_package_itself():
     assert "pip install --no-cache-dir -e ." in post_build.read_text()
 
 
+def test_post_build_trusts_the_lessons_so_their_saved_widgets_draw():
+    lines = requirement_lines((BINDER / "postBuild").read_text())
+    assert "jupyter trust notebooks/*.ipynb" in lines
+
+
 def test_apt_packages_are_the_ones_the_lessons_read():
     assert set(requirement_lines((BINDER / "apt.txt").read_text())) == {"busybox-static",
                                                                       "libseccomp2"}

@@ -1,6 +1,8 @@
 """A real browser: JupyterLab, started by ``minidocker lab``, opens lesson 02 in headless
 Chromium (Debian's, driven by Playwright), runs all its cells, and shows no error, with its
-widget (the memory-limit slider) rendered and a screenshot kept in the test's directory.
+widget (the memory-limit slider) rendered and a screenshot kept in the test's directory. And
+lessons 03, 04 and 06 as shipped, run by nobody: their widgets are drawn from the state saved in
+the notebook, as a learner sees them on opening a lesson, not as the text ``VBox(...)``.
 
 Lesson 02 is the one with a widget and plots. Run as root, its cells are live: they start
 containers in the lesson's own state root, under the test's temporary directory, and its last
@@ -37,11 +39,11 @@ LESSON = "02_cgroups.ipynb"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 RUN_ALL_TIMEOUT = 600  # seconds; lesson 02 live takes well under a minute on the CI host
 
-pytestmark = [
-    needs_root,  # lesson 02's widget is shown only when its cells run live
-    pytest.mark.kernel,
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=NO_CHROMIUM),
-]
+pytestmark = [pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=NO_CHROMIUM)]
+# Each lesson shipped with a widget, and the class its widget draws (ipywidgets' own CSS).
+SHIPPED_WIDGETS = {"03_capabilities.ipynb": ".widget-select-multiple",
+                   "04_overlayfs.ipynb": ".widget-dropdown",
+                   "06_networking.ipynb": ".widget-button"}
 playwright = pytest.importorskip("playwright.sync_api",
                                  reason="needs playwright (the test extra: setup.sh)")
 
@@ -158,6 +160,8 @@ def render_every_cell(jupyterlab: RunningLab) -> None:
         assert r.status == 204
 
 
+@needs_root  # lesson 02's widget is shown only when its cells run live
+@pytest.mark.kernel
 def test_lesson_02_runs_in_a_real_browser(jupyterlab: RunningLab, tmp_path):
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     lesson = jupyterlab.notebooks / LESSON
@@ -200,3 +204,41 @@ def test_lesson_02_runs_in_a_real_browser(jupyterlab: RunningLab, tmp_path):
                for out in c.get("outputs", [])), "no plot"
     assert widget_visible, "the memory-limit slider did not render"
     assert screenshot.stat().st_size > 10_000  # a page, not a blank
+
+
+def test_shipped_lessons_draw_their_saved_widgets(jupyterlab: RunningLab, tmp_path):
+    """Opened, not run: no cell executes (their prompts stay as saved), so every widget on
+    the page comes from the notebook's saved ``metadata.widgets``."""
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    render_every_cell(jupyterlab)
+    seen = {}
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS,
+                                    headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            for lesson, drawn in SHIPPED_WIDGETS.items():
+                saved = json.loads((jupyterlab.notebooks / lesson).read_text())
+                prompts = [c.get("execution_count") for c in code_cells(saved)]
+                # a workspace of its own: only this lesson open, so every cell on the page is its
+                page.goto(f"http://127.0.0.1:{jupyterlab.port}/lab/workspaces/"
+                          f"{lesson.split('_')[0]}/tree/{lesson}?token={jupyterlab.token}",
+                          timeout=120_000)
+                page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
+                widget = page.locator(f".jp-OutputArea-output .jupyter-widgets{drawn}").first
+                try:
+                    widget.wait_for(state="attached", timeout=60_000)
+                    widget.scroll_into_view_if_needed(timeout=30_000)
+                    visible = widget.is_visible()
+                except playwright.Error:
+                    visible = False
+                fallback = page.locator(".jp-OutputArea-output:not(:has(.jupyter-widgets))",
+                                        has_text="children=(").count()
+                page.screenshot(path=str(tmp_path / lesson.replace(".ipynb", ".png")))
+                after = json.loads((jupyterlab.notebooks / lesson).read_text())
+                seen[lesson] = (visible, fallback,
+                                [c.get("execution_count") for c in code_cells(after)] == prompts)
+        finally:
+            browser.close()
+    assert seen == {lesson: (True, 0, True) for lesson in SHIPPED_WIDGETS}, \
+        f"(widget drawn, text fallbacks shown, nothing ran): {seen}; screenshots in {tmp_path}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from minidocker import lab, overlaylab
 from minidocker.commands import lab as labcmd
 from tests.conftest import TEST_ROOT_MARK, needs_root
-from tests.course.conftest import REPO, free_port, lab_env, start_lab, stop_lab
+from tests.course.conftest import REPO, free_port, get, lab_env, start_lab, stop_lab
 
 
 def minidocker(*args: str, env: dict[str, str] | None = None,
@@ -230,3 +231,63 @@ def test_reset_removes_an_overlay_lessons_root(tmp_path_factory):
     root = done.stdout.strip()
     out = minidocker("lab", "reset", env=env).stdout
     assert out == f"removed {root} (an overlay lesson's state root)\n"
+
+
+# -- the README's way in, on a bare host ----------------------------------------------------------
+
+def readme_bare_host_lines() -> list[str]:
+    """The commands of the README's "Linux ... on the machine itself" block, comments cut."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("**Linux (Debian 12 or Ubuntu 24.04), on the machine itself.**", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_goes_from_clone_to_lab_in_three_lines():
+    clone, setup, lab_line = readme_bare_host_lines()
+    assert clone == "git clone <URL of this repository> minidocker && cd minidocker"
+    assert "<URL of this repository>" in (REPO / "README.md").read_text().split(clone, 1)[1]
+    assert setup == "sudo bash scripts/setup.sh" and (REPO / "scripts/setup.sh").is_file()
+    assert lab_line == "sudo minidocker lab"
+
+
+def test_setup_ends_by_naming_the_lab():
+    """Both ways out of setup.sh (the demo run, and SETUP_SKIP_DEMO=1) end with a line that
+    names the README's last command."""
+    script = (REPO / "scripts" / "setup.sh").read_text()
+    readies = [line for line in script.splitlines() if line.strip().startswith('say "ready')]
+    assert len(readies) == 2, readies
+    lab_line = readme_bare_host_lines()[-1]
+    assert all(f"'{lab_line}'" in line for line in readies), readies
+    assert script.rstrip().splitlines()[-1] == readies[-1]
+
+
+def test_the_readmes_lab_line_opens_lesson_01(lab_home):
+    """``minidocker lab`` as the README's last line starts it (the repository's own lessons,
+    no --notebook-dir; only --port added, for a free one, and a home of the test's own), then
+    lesson 01 fetched through the Jupyter API with the token from the URL it printed."""
+    words = readme_bare_host_lines()[-1].split()
+    assert words[:2] == ["sudo", "minidocker"]  # the test runs as root: sudo adds nothing
+    assert words[2:] == ["lab"]
+    running = start_lab(lab_home, None)
+    try:
+        printed = re.search(rf"http://127\.0\.0\.1:{running.port}/lab\?token=(\w+)",
+                            running.output())
+        assert printed, running.output()
+        assert printed.group(1) == running.token
+        status, body = get(f"http://127.0.0.1:{running.port}/api/contents/01_namespaces.ipynb"
+                           f"?token={printed.group(1)}")
+        assert status == 200, body[:300]
+        model = json.loads(body)
+        assert model["type"] == "notebook" and model["name"] == "01_namespaces.ipynb"
+        first = "".join(model["content"]["cells"][0]["source"])
+        assert first.startswith("# 01"), first[:80]
+        saved = json.loads((REPO / "notebooks" / "01_namespaces.ipynb").read_text())
+        assert len(model["content"]["cells"]) == len(saved["cells"])
+        # the lessons as shipped are trusted, so their saved widgets draw (test_browser.py)
+        assert model["content"]["metadata"].get("widgets") == saved["metadata"].get("widgets")
+        trusted = [c.get("metadata", {}).get("trusted") for c in model["content"]["cells"]
+                   if c["cell_type"] == "code"]
+        assert trusted and all(trusted), trusted
+    finally:
+        stop_lab(running.popen)

@@ -25,7 +25,7 @@ def _cgroup2_mount() -> str | None:
 
 
 ROOT = _cgroup2_mount()
-pytestmark = [needs_root,
+pytestmark = [needs_root, pytest.mark.nb02,
               pytest.mark.skipif(ROOT is None, reason="no cgroup2 mount on this host")]
 
 

@@ -42,7 +42,7 @@ from tests.kernel.cgroupfacts import (
     weight_file_for_parent,
 )
 
-pytestmark = [needs_root]
+pytestmark = [needs_root, pytest.mark.nb02]
 
 _n = count()
 DOCKERS_WARNING = ("WARNING: Your kernel does not support Block I/O weight or the cgroup is not "

@@ -49,3 +49,29 @@ def test_the_solutions_pass_every_check(lesson: Path, monkeypatch: pytest.Monkey
         text = "".join(o.get("text", "") for o in nb.cells[index].get("outputs", []))
         assert text.startswith(labcheck.OK), f"exercise {ident}: the check printed {text!r}"
     assert os.environ[labcheck.STRICT_ENV] == "1"
+
+
+# Answers a learner could copy from what the lesson printed, without doing the exercise: each
+# must leave its check at "not yet" (the rest of the lesson runs with the solutions).
+COPIED = {
+    ("05b_registries", "05b.1"): "def tag_digest(tag):\n    return MOVED  # printed above\n",
+}
+
+
+@pytest.mark.parametrize("lesson, ident, copied", [(*k, v) for k, v in COPIED.items()],
+                         ids=[ident for _, ident in COPIED])
+def test_an_answer_copied_from_the_lesson_does_not_pass(lesson: str, ident: str,
+                                                        copied: str) -> None:
+    nbformat = pytest.importorskip("nbformat", reason="comes with the notebooks extra")
+    nbclient = pytest.importorskip("nbclient", reason="comes with the notebooks extra")
+    path = labcheck.NOTEBOOKS / f"{lesson}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    solved = labcheck.solutions(labcheck.NOTEBOOKS / "solutions" / f"{lesson}.py")
+    found = dict((i, index) for index, i in labcheck.exercises(nb))
+    for other, index in found.items():
+        nb.cells[index].source = copied if other == ident else solved[other]
+    client = nbclient.NotebookClient(nb, timeout=600, allow_errors=True,
+                                     resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    text = "".join(o.get("text", "") for o in nb.cells[found[ident] + 1].get("outputs", []))
+    assert text.startswith(labcheck.NOT_YET), f"exercise {ident}: the copy passed: {text!r}"

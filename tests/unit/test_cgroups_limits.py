@@ -9,6 +9,8 @@ from minidocker.cgroups import CgroupLimits
 from minidocker.commands.resources import binary_size, decimal_size, merge_update
 from minidocker.errors import UsageError
 
+pytestmark = pytest.mark.nb02
+
 
 class Args:
     def __init__(self, **kw: str) -> None:

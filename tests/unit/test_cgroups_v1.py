@@ -11,6 +11,8 @@ from minidocker import cgroups, trace
 from minidocker.cgroups import CgroupLimits, v1
 from tests.unit.fake_cgroupfs import FakeCgroupfs, install
 
+pytestmark = pytest.mark.nb02
+
 CID = "c0ffee"
 G = "minidocker/" + CID  # the container's group under each hierarchy
 PARENTS_ONLY = sorted([*v1.CONTROLLERS, *(f"{c}/minidocker" for c in v1.CONTROLLERS)])

@@ -11,6 +11,8 @@ from minidocker import cgroups, trace
 from minidocker.cgroups import CgroupLimits
 from tests.unit.fake_cgroupfs import FakeCgroupfs, install
 
+pytestmark = pytest.mark.nb02
+
 CID = "c0ffee"
 G = "minidocker/" + CID
 

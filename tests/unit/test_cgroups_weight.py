@@ -14,6 +14,8 @@ from minidocker.cgroups import CgroupLimits
 from minidocker.commands.resources import apply_update
 from tests.unit.fake_cgroupfs import FakeCgroupfs, install
 
+pytestmark = pytest.mark.nb02
+
 CID = "c0ffee"
 G = "minidocker/" + CID
 DOCKERS_WARNING = ("Your kernel does not support Block I/O weight or the cgroup is not mounted. "
