@@ -437,6 +437,7 @@ def _run_foreground(spec: Spec, lowers: list[str], cdir: str, layout: Layout,
             os.close(started.pidfd)
             if started.master is not None:
                 os.close(started.master)
+            trace.step("cgroup", "release: kill what is left, wait until empty, rmdir")
             cgroup.destroy()
             release_network(cdir, spec.id)
     finally:
@@ -515,7 +516,9 @@ def teardown(layout: Layout, cid: str, name: str | None = None, *, pid: int = 0,
             links = []
         for link in links:
             layout.release_name(link, cid)
+    trace.step("delete", "its directory: the upper dir, logs and records")
     state.remove_tree(tomb)
+    trace.note("deleted")  # so the delete's time ends here, not at its start
 
 
 def release_cgroup(cdir: str, cid: str) -> None:
@@ -534,7 +537,7 @@ def release_cgroup(cdir: str, cid: str) -> None:
     cgroup = cgroups.find(name if isinstance(name, str) and name else cid,
                           parent if isinstance(parent, str) else "")
     if cgroup is not None:
-        trace.step("release", f"cgroup {cgroup}: kill what is left, wait until empty, rmdir")
+        trace.step("cgroup", f"release {cgroup}: kill what is left, wait until empty, rmdir")
         cgroup.destroy()
 
 

@@ -47,7 +47,7 @@ MECHANISM = {
                      "userns"), "namespaces"),                                    # 01
     **dict.fromkeys(("cgroup", "reclaim", "devices cgroup", "device filter"), "cgroups"),  # 02
     **dict.fromkeys(("prepare", "rootfs", "mounts", "devices", "masks", "read-only", "seed",
-                     "volumes", "detached mounts", "idmapped rootfs", "unlist"),
+                     "volumes", "detached mounts", "idmapped rootfs", "unlist", "delete"),
                     "rootfs/overlay"),                                            # 04, 08
     **dict.fromkeys(("ports", "host", "bridge", "address", "veth", "inside", "publish",
                      "network", "release"), "network"),                           # 06

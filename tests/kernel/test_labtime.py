@@ -48,3 +48,15 @@ def test_a_runtime_that_fails_says_so(tmp_path: Path) -> None:
         labtime.start_times({"runc": labtime.oci_run("runc", str(tmp_path / "no-bundle"),
                                                      str(tmp_path / "state"))},
                             dict(os.environ), rounds=1, warmup=0)
+
+
+def test_a_traced_run_times_each_mechanisms_teardown(tmp_path: Path) -> None:
+    """The capstone's chart: after the command, the cgroup's removal counts for cgroups and the
+    container's directory for rootfs/overlay (neither was traced as a step of its own once)."""
+    with lab.Lab() as bench:
+        traced = bench.run("--rm", "busybox", "true").check()
+    found = labtime.spans(traced.events)
+    teardown = labtime.totals(found, "teardown")
+    assert teardown["cgroups"] > 0, [(s.name, s.ms) for s in found if s.phase == "teardown"]
+    assert teardown["rootfs/overlay"] > 0, [(s.name, s.ms) for s in found]
+    assert found[-1].name == "delete" and found[-1].ms > 0
