@@ -62,7 +62,7 @@ def plan_mounts(root: str, asked: Sequence[Mount], image_volumes: Sequence[str] 
         records[m.target] = {**point.to_dict(), "name": names.get(m.target, ""),
                              "anonymous": m.type == "volume" and not m.source,
                              "nocopy": m.nocopy, "labels": dict(m.labels),
-                             "create_source": m.create_source, "mode": m.relabel}
+                             "create_source": m.create_source, "mode": m.mode}
     return sorted(records.values(), key=lambda r: r["target"].rstrip("/").count("/"))
 
 

@@ -47,15 +47,17 @@ class Mount(Record):
     ``create_source``: a missing bind source is made as a directory at start (``-v`` does
     that; ``--mount`` refuses instead). ``relabel``: ``z``/``Z``, kept but not applied (no
     SELinux labels in minidocker). ``labels``: ``volume-label``s for a volume it creates.
+    ``mode``: what ``inspect`` shows as ``Mode``: ``-v``'s mode field as typed, ``z`` for a
+    ``-v`` volume typed without one (Docker's Linux default), "" for ``--mount``.
     """
 
     __slots__ = ("source", "target", "readonly", "type", "propagation", "nocopy",
-                 "tmpfs_options", "create_source", "relabel", "labels")
+                 "tmpfs_options", "create_source", "relabel", "labels", "mode")
 
     def __init__(self, source: str, target: str, readonly: bool = False,
                  type: str = "bind", propagation: str = "", nocopy: bool = False,
                  tmpfs_options: str = "", create_source: bool = False, relabel: str = "",
-                 labels: Mapping[str, str] | None = None) -> None:
+                 labels: Mapping[str, str] | None = None, mode: str = "") -> None:
         self.source = source
         self.target = target
         self.readonly = readonly
@@ -66,6 +68,7 @@ class Mount(Record):
         self.create_source = create_source
         self.relabel = relabel
         self.labels = dict(labels or {})
+        self.mode = mode
 
 
 TYPE_CHECKING = False
@@ -187,7 +190,8 @@ def parse_volume(spec: str, cwd: str) -> Mount:
                  readonly="ro" in options, type=kind,
                  propagation=(propagation or DEFAULT_PROPAGATION) if kind == "bind" else "",
                  nocopy="nocopy" in options, create_source=kind == "bind",
-                 relabel=next((o for o in options if o in LABEL_MODES), ""))
+                 relabel=next((o for o in options if o in LABEL_MODES), ""),
+                 mode=mode or ("z" if kind == "volume" else ""))
 
 
 def parse_mount(spec: str, cwd: str, exists: Callable[[str], bool] = os.path.exists) -> Mount:

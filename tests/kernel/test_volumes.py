@@ -71,8 +71,9 @@ def test_inspect_shows_the_mounts(cli: CLI, state_root: Path, tmp_path: Path) ->
     mounts = {m["Destination"]: m for m in shown["Mounts"]}
     assert mounts["/data"]["Type"] == "volume" and mounts["/data"]["Name"] == "db"
     assert mounts["/data"]["Driver"] == "local" and mounts["/data"]["RW"] is True
+    assert mounts["/data"]["Mode"] == "z"  # Docker's default mode of a -v volume on Linux
     assert mounts["/h"] == {"Type": "bind", "Source": str(tmp_path), "Destination": "/h",
-                            "Mode": "", "RW": False, "Propagation": "rprivate"}
+                            "Mode": "ro", "RW": False, "Propagation": "rprivate"}
     assert mounts["/run"]["Type"] == "tmpfs"
     cli("rm", cid, check=True)
 

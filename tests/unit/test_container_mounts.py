@@ -55,8 +55,8 @@ def test_inspect_shows_mounts_as_docker_does(tmp_path: Path) -> None:
                                                                         _asked()))
     assert shown[0] == {"Type": "volume", "Name": "db",
                         "Source": str(tmp_path / "volumes" / "db" / "_data"),
-                        "Destination": "/data", "Driver": "local", "Mode": "", "RW": True,
-                        "Propagation": ""}
-    assert shown[1] == {"Type": "bind", "Source": "/srv", "Destination": "/srv", "Mode": "",
+                        "Destination": "/data", "Driver": "local", "Mode": "z", "RW": True,
+                        "Propagation": ""}  # -v's mode as typed; "z" for a volume without one
+    assert shown[1] == {"Type": "bind", "Source": "/srv", "Destination": "/srv", "Mode": "ro",
                         "RW": False, "Propagation": "rprivate"}
     assert shown[2]["Type"] == "tmpfs" and shown[2]["Propagation"] == ""

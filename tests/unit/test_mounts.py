@@ -16,20 +16,20 @@ CWD = "/home/me/project"
 
 
 @pytest.mark.parametrize("spec, expected", [
-    ("/data", config.Mount("", "/data", type="volume")),
-    ("/data/", config.Mount("", "/data", type="volume")),
-    ("db:/var/lib/db", config.Mount("db", "/var/lib/db", type="volume")),
+    ("/data", config.Mount("", "/data", type="volume", mode="z")),
+    ("/data/", config.Mount("", "/data", type="volume", mode="z")),
+    ("db:/var/lib/db", config.Mount("db", "/var/lib/db", type="volume", mode="z")),
     ("db:/var/lib/db:ro,nocopy", config.Mount("db", "/var/lib/db", True, "volume",
-                                              nocopy=True)),
+                                              nocopy=True, mode="ro,nocopy")),
     ("/srv:/www", config.Mount("/srv", "/www", propagation="rprivate", create_source=True)),
     ("/srv/:/www:ro", config.Mount("/srv", "/www", True, propagation="rprivate",
-                                   create_source=True)),
+                                   create_source=True, mode="ro")),
     ("/srv:/www:rw,rshared", config.Mount("/srv", "/www", propagation="rshared",
-                                          create_source=True)),
+                                          create_source=True, mode="rw,rshared")),
     ("/srv:/www:slave,Z", config.Mount("/srv", "/www", propagation="slave",
-                                       create_source=True, relabel="Z")),
+                                       create_source=True, relabel="Z", mode="slave,Z")),
     ("./site:/www:cached", config.Mount(CWD + "/site", "/www", propagation="rprivate",
-                                        create_source=True)),
+                                        create_source=True, mode="cached")),
     ("../site:/www", config.Mount("/home/me/site", "/www", propagation="rprivate",
                                   create_source=True)),
 ])
