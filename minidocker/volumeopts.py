@@ -82,7 +82,7 @@ def check(options: Mapping[str, str]) -> dict[str, str]:
     """The options ``volume create`` stores, or UsageError with Docker's words."""
     for key in options:
         if key not in VALID_KEYS:
-            raise UsageError(f'invalid option key: "{key}"')
+            raise UsageError(f'invalid option: "{key}"')
     kind = options.get("type", "")
     if kind in NETWORK_TYPES:
         raise UsageError(f"--opt type={kind}: network filesystems are not supported "

@@ -143,7 +143,7 @@ def test_volume_rm_unmounts_what_a_crash_left_mounted(cli: CLI, state_root: Path
 
 
 def test_bad_options_are_refused_at_create(cli: CLI, state_root: Path) -> None:
-    for args, said in [(["--opt", "colour=red"], 'invalid option key: "colour"'),
+    for args, said in [(["--opt", "colour=red"], 'invalid option: "colour"'),
                        (["--opt", "type=tmpfs"], 'missing required option: "device"'),
                        (["-o", "o=bind", "-o", "device=/srv"], 'missing required option: "type"'),
                        (["--opt", "size=1g"], "quota size requested but no quota support")]:

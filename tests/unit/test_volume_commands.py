@@ -75,7 +75,7 @@ def test_rm_in_use_and_prune(run, tmp_path: Path) -> None:  # type: ignore[no-un
 def test_bad_input_is_refused_in_one_line(run) -> None:  # type: ignore[no-untyped-def]
     assert run("create", "a/b")[0] == 125
     assert run("create", "-o", "colour=red", "v") == (
-        125, "", 'minidocker: invalid option key: "colour"\n')
+        125, "", 'minidocker: invalid option: "colour"\n')
     assert run("create", "-o", "type=tmpfs", "v") == (
         125, "", 'minidocker: missing required option: "device"\n')
     assert run("create", "--opt", "o=size=1m", "--opt", "type=tmpfs", "v") == (

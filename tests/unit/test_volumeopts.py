@@ -13,8 +13,8 @@ pytestmark = pytest.mark.nb08
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"colour": "red"}, 'invalid option key: "colour"'),
-    ({"type": "tmpfs", "mode": "1777"}, 'invalid option key: "mode"'),
+    ({"colour": "red"}, 'invalid option: "colour"'),
+    ({"type": "tmpfs", "mode": "1777"}, 'invalid option: "mode"'),
     ({"type": "tmpfs"}, 'missing required option: "device"'),
     ({"device": "tmpfs"}, 'missing required option: "type"'),
     ({"o": "size=1m"}, 'missing required option: "device"'),

@@ -45,7 +45,7 @@ def test_create_named_and_anonymous(root: str) -> None:
 def test_bad_names_and_options(root: str) -> None:
     with pytest.raises(UsageError, match='^"a b" includes invalid characters'):
         volumes.create(root, "a b")
-    with pytest.raises(UsageError, match='^invalid option key: "colour"$'):
+    with pytest.raises(UsageError, match='^invalid option: "colour"$'):
         volumes.create(root, "v", options={"colour": "red"})
     with pytest.raises(UsageError, match='^missing required option: "device"$'):
         volumes.create(root, "v", options={"type": "tmpfs"})
