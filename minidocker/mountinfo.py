@@ -7,14 +7,16 @@ answered from it: which filesystem a path lives on (the storage driver's choice)
 propagates (``doctor``), which cgroup version a host mounts, and what a container's mount table
 looks like from inside (notebook 01).
 
-This module reads text it is given and imports nothing of minidocker's, so both the storage
-driver (a mechanism) and ``minidocker doctor`` (a report at the top) can use it.
+This module reads text it is given (only :func:`mount_of` reads this process's own table) and
+imports nothing of minidocker's, so both the storage driver (a mechanism) and
+``minidocker doctor`` (a report at the top) can use it.
 
 Notebooks: ``01_namespaces``, ``04_overlayfs``. See proc(5), mount_namespaces(7).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -71,6 +73,12 @@ def mount_containing(path: str, mounts: list[MountEntry]) -> MountEntry | None:
                 best is None or len(m.mount_point) >= len(best.mount_point)):
             best = m
     return best
+
+
+def mount_of(path: str) -> MountEntry | None:
+    """The mount ``path`` (symlinks resolved) lives on, as this process sees it now."""
+    with open("/proc/self/mountinfo") as f:
+        return mount_containing(os.path.realpath(path), parse_mountinfo(f.read()))
 
 
 def propagation(entry: MountEntry) -> str:

@@ -197,9 +197,7 @@ def set_root_propagation(propagation: str, rootfs: str) -> None:
     from minidocker import mountinfo
 
     syscalls.mount(None, "/", None, ROOT_PROPAGATION[propagation])
-    with open("/proc/self/mountinfo") as f:
-        parent = mountinfo.mount_containing(os.path.realpath(rootfs),
-                                            mountinfo.parse_mountinfo(f.read()))
+    parent = mountinfo.mount_of(rootfs)
     syscalls.mount(None, parent.mount_point if parent else "/", None, MS.SLAVE)
 
 

@@ -390,10 +390,9 @@ def idmapped(path: str, userns_fd: int) -> int:
 
 def filesystem_type(path: str) -> str:
     """The type of the filesystem mounted at or above ``path`` (``/proc/self/mountinfo``)."""
-    from minidocker.mountinfo import mount_containing, parse_mountinfo  # only to explain a failure
+    from minidocker.mountinfo import mount_of  # only to explain a failure
 
-    with open("/proc/self/mountinfo") as f:
-        found = mount_containing(os.path.realpath(path), parse_mountinfo(f.read()))
+    found = mount_of(path)
     return found.fstype if found is not None else "unknown"
 
 
